@@ -1,0 +1,50 @@
+/* keel — private helpers shared by the library's parts. Not installed. */
+#ifndef KEEL_INTERNAL_H
+#define KEEL_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "keel/ctx.h"
+
+/* An allocator as kept by objects that outlive their context. */
+typedef struct keeli_heap {
+  keel_alloc_fn fn;
+  void *ud;
+} keeli_heap;
+
+/* Blocks from a heap carry their size in a header, so frees need no size. */
+void *keeli_heap_alloc(const keeli_heap *h, size_t n);
+void *keeli_heap_realloc(const keeli_heap *h, void *p, size_t n);
+void keeli_heap_free(const keeli_heap *h, void *p);
+
+/* The context's heap (copy it into objects that must free later). */
+const keeli_heap *keeli_ctx_heap(const keel_ctx *ctx);
+
+/* Allocation through the context: on failure the error is set to
+ * KEEL_ENOMEM and NULL returned. keeli_alloc_array checks n * size for
+ * overflow; keeli_calloc also zeroes. */
+void *keeli_alloc(keel_ctx *ctx, size_t n);
+void *keeli_alloc_array(keel_ctx *ctx, size_t n, size_t size);
+void *keeli_calloc(keel_ctx *ctx, size_t n, size_t size);
+void *keeli_realloc_array(keel_ctx *ctx, void *p, size_t n, size_t size);
+void keeli_free(keel_ctx *ctx, void *p);
+char *keeli_strdup(keel_ctx *ctx, const char *s);
+
+/* Sets the context's error and returns code. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+keel_status keeli_error(keel_ctx *ctx, keel_status code, const char *fmt, ...);
+keel_status keeli_verror(keel_ctx *ctx, keel_status code, const char *fmt, va_list ap);
+
+/* Growable arrays: *cap is in elements; grows geometrically. Returns 0, or
+ * -1 with KEEL_ENOMEM set on ctx. */
+int keeli_reserve(keel_ctx *ctx, void **p, size_t *cap, size_t need, size_t elem);
+
+/* 64-bit FNV-1a, chainable: h = keeli_fnv1a(h, data, n), start with
+ * KEEL_FNV_OFFSET. */
+#define KEEL_FNV_OFFSET 0xcbf29ce484222325ULL
+unsigned long long keeli_fnv1a(unsigned long long h, const void *data, size_t n);
+
+#endif

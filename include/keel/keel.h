@@ -1,0 +1,15 @@
+/* keel — portfolio strategy and rebalancing. Includes every public header. */
+#ifndef KEEL_H
+#define KEEL_H
+
+#include "keel/version.h"
+#include "keel/status.h"
+#include "keel/ctx.h"
+#include "keel/date.h"
+#include "keel/panel.h"
+#include "keel/trade.h"
+#include "keel/metrics.h"
+#include "keel/backtest.h"
+#include "keel/store.h"
+
+#endif

@@ -1,0 +1,125 @@
+/* keel tests — shared helpers. */
+#include "keel_test.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void keel_test_assert_close(double a, double b, double rtol, double atol, const char *ea,
+                            const char *eb, const char *file, int line) {
+  if (isnan(a) && isnan(b)) return;
+  if (isnan(a) || isnan(b) || fabs(a - b) > atol + rtol * fabs(b) ||
+      (isinf(a) && a != b)) {
+    print_error("%s:%d: assert_close(%s, %s): %.17g vs %.17g (diff %.3g, rtol %g, atol %g)\n",
+                   file, line, ea, eb, a, b, fabs(a - b), rtol, atol);
+    _fail(file, line);
+  }
+}
+
+void keel_test_assert_errmsg(const keel_ctx *ctx, const char *needle, const char *file, int line) {
+  const char *m = keel_errmsg(ctx);
+  if (!strstr(m, needle)) {
+    print_error("%s:%d: error message \"%s\" does not contain \"%s\"\n", file, line, m, needle);
+    _fail(file, line);
+  }
+}
+
+void *keel_test_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize) {
+  keel_test_alloc *a = ud;
+  if (nsize == 0) {
+    if (ptr) {
+      a->live_blocks--;
+      a->live_bytes -= (long long)osize;
+    }
+    free(ptr);
+    return NULL;
+  }
+  long n = a->calls++;
+  if (a->fail_at >= 0 && (n == a->fail_at || (a->persistent && n > a->fail_at))) {
+    a->failures++;
+    return NULL;
+  }
+  void *q = realloc(ptr, nsize);
+  if (!q) return NULL;
+  if (ptr) {
+    a->live_bytes += (long long)nsize - (long long)osize;
+  } else {
+    a->live_blocks++;
+    a->live_bytes += (long long)nsize;
+  }
+  return q;
+}
+
+keel_ctx *keel_test_ctx(keel_test_alloc *a) {
+  memset(a, 0, sizeof *a);
+  a->fail_at = -1;
+  keel_config cfg;
+  keel_config_default(&cfg);
+  cfg.alloc = keel_test_alloc_fn;
+  cfg.alloc_ud = a;
+  keel_ctx *ctx = NULL;
+  if (keel_ctx_new(&cfg, &ctx) != KEEL_OK) fail_msg("cannot make a test context");
+  return ctx;
+}
+
+long keel_test_oom_loop(keel_test_oom_body body, void *arg) {
+  for (long n = 0; n < 10000000; n++) {
+    keel_test_alloc a;
+    keel_ctx *ctx = keel_test_ctx(&a);
+    long base_blocks = a.live_blocks;
+    a.calls = 0;
+    a.fail_at = n;
+    keel_status st = body(ctx, arg);
+    if (a.live_blocks != base_blocks)
+      fail_msg("allocation %ld failing: %ld block(s) leaked (status %d: %s)", n, a.live_blocks - base_blocks,
+               (int)st, keel_errmsg(ctx));
+    if (a.failures == 0) {
+      if (st != KEEL_OK) fail_msg("OOM loop: run without failure returned %d: %s", (int)st, keel_errmsg(ctx));
+      keel_ctx_free(ctx);
+      return a.calls;
+    }
+    if (st != KEEL_ENOMEM)
+      fail_msg("allocation %ld failing: expected KEEL_ENOMEM, got %d (%s)", n, (int)st, keel_errmsg(ctx));
+    keel_ctx_free(ctx);
+  }
+  fail_msg("OOM loop did not finish");
+  return -1;
+}
+
+const char *keel_test_shared_data(const char *name) {
+  static char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s/%s", KEEL_SHARED_DATA, name) >= (int)sizeof buf) return NULL;
+  struct stat st;
+  if (stat(buf, &st) != 0) return NULL;
+  return buf;
+}
+
+const char *keel_test_source_path(const char *rel) {
+  static char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s/%s", KEEL_SOURCE_DIR, rel) >= (int)sizeof buf) fail_msg("path too long");
+  return buf;
+}
+
+const char *keel_test_tmp_path(const char *name) {
+  static char dir[4096];
+  static char buf[8192];
+  if (!dir[0]) {
+    const char *t = getenv("TMPDIR");
+    if (snprintf(dir, sizeof dir, "%s/keel-test-XXXXXX", t && *t ? t : "/tmp") >= (int)sizeof dir)
+      fail_msg("TMPDIR too long");
+    if (!mkdtemp(dir)) fail_msg("mkdtemp failed");
+  }
+  if (snprintf(buf, sizeof buf, "%s/%s", dir, name) >= (int)sizeof buf) fail_msg("path too long");
+  return buf;
+}
+
+int keel_test_write_file(const char *path, const char *data, size_t len) {
+  FILE *f = fopen(path, "wb");
+  if (!f) return -1;
+  size_t w = fwrite(data, 1, len, f);
+  int rc = fclose(f);
+  return w == len && rc == 0 ? 0 : -1;
+}

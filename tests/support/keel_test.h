@@ -1,0 +1,73 @@
+/* keel tests — shared helpers for the cmocka suites.
+ *
+ * cmocka 1.1.5 (Debian 12) compares doubles as floats in assert_float_equal,
+ * so use assert_close, which compares in double precision:
+ *   |a - b| <= atol + rtol * |b|, and NaN only equals NaN.
+ */
+#ifndef KEEL_TEST_H
+#define KEEL_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "keel/keel.h"
+
+void keel_test_assert_close(double a, double b, double rtol, double atol, const char *ea,
+                            const char *eb, const char *file, int line);
+#define assert_close(a, b, rtol, atol) \
+  keel_test_assert_close((a), (b), (rtol), (atol), #a, #b, __FILE__, __LINE__)
+
+/* Asserts that a call returned st; on mismatch prints keel_errmsg(ctx). */
+#define assert_status(ctx, call, st)                                                   \
+  do {                                                                                 \
+    keel_status st_got_ = (call);                                                      \
+    if (st_got_ != (st))                                                               \
+      fail_msg("%s returned %d (%s), expected %d; errmsg: %s", #call, (int)st_got_,    \
+               keel_strerror(st_got_), (int)(st), keel_errmsg(ctx));                   \
+  } while (0)
+#define assert_ok(ctx, call) assert_status(ctx, call, KEEL_OK)
+
+/* Asserts that the context's message contains needle. */
+void keel_test_assert_errmsg(const keel_ctx *ctx, const char *needle, const char *file, int line);
+#define assert_errmsg(ctx, needle) keel_test_assert_errmsg((ctx), (needle), __FILE__, __LINE__)
+
+/* A counting allocator that can be told to fail: the allocation numbered
+ * fail_at (0-based, counting every non-free call) and, if persistent, every
+ * one after it. Tracks live bytes so tests can check nothing leaks. */
+typedef struct keel_test_alloc {
+  long calls;
+  long fail_at; /* -1: never fail */
+  int persistent;
+  long live_blocks;
+  long long live_bytes;
+  long failures;
+} keel_test_alloc;
+
+void *keel_test_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize);
+/* Makes a context on a fresh counting allocator (fail_at = -1). */
+keel_ctx *keel_test_ctx(keel_test_alloc *a);
+
+/* Runs body(ctx, arg) with allocation N failing, N = 0, 1, 2, ... until body
+ * returns KEEL_OK without any failure. Each failing run must return
+ * KEEL_ENOMEM (or, if allowed_other is not KEEL_OK, that status) and leave no
+ * live allocation once body's own cleanup ran. Returns the number of
+ * allocations the successful run made. */
+typedef keel_status (*keel_test_oom_body)(keel_ctx *ctx, void *arg);
+long keel_test_oom_loop(keel_test_oom_body body, void *arg);
+
+/* Path of a file in the shared data folder (KEEL_SHARED_DATA, set by CMake
+ * from ../shared/data next to the source tree), or NULL if it does not
+ * exist; tests that need it call skip() then. Static buffer. */
+const char *keel_test_shared_data(const char *name);
+/* Path of a file in the source tree (KEEL_SOURCE_DIR). Static buffer. */
+const char *keel_test_source_path(const char *rel);
+/* A fresh path in a per-test temporary directory. Static buffer. */
+const char *keel_test_tmp_path(const char *name);
+/* Writes len bytes to path; returns 0 on success. */
+int keel_test_write_file(const char *path, const char *data, size_t len);
+
+#endif
