@@ -50,6 +50,7 @@ void *keel_test_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize) {
     a->live_blocks++;
     a->live_bytes += (long long)nsize;
   }
+  if (a->live_bytes > a->peak_bytes) a->peak_bytes = a->live_bytes;
   return q;
 }
 

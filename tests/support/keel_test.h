@@ -44,6 +44,7 @@ typedef struct keel_test_alloc {
   int persistent;
   long live_blocks;
   long long live_bytes;
+  long long peak_bytes; /* highest live_bytes seen */
   long failures;
 } keel_test_alloc;
 
