@@ -1,0 +1,531 @@
+/* keel — the SQLite store: imported price series and run results.
+ *
+ * One connection per keel_store, opened with SQLITE_OPEN_NOMUTEX: a store
+ * handle is used by one thread at a time, like a keel_ctx. SQLite
+ * allocates with its own allocator (its hook is process-global, so keel
+ * leaves it alone). Schema and guarantees: docs/store.md. */
+#include <jansson.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "keel/store.h"
+#include "keel/version.h"
+
+struct keel_store {
+  keeli_heap heap;
+  sqlite3 *db;
+  char *path;
+  int version;
+};
+
+/* Migrations: migration k takes the schema from version k to k + 1. Each
+ * runs in its own transaction together with the user_version bump. */
+static const char *const MIGRATIONS[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE keel_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);\n"
+    "CREATE TABLE datasets (\n"
+    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, hash TEXT NOT NULL,\n"
+    "  nrows INTEGER NOT NULL, ncols INTEGER NOT NULL,\n"
+    "  first_date TEXT NOT NULL, last_date TEXT NOT NULL,\n"
+    "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')));\n"
+    "CREATE TABLE dataset_assets (\n"
+    "  dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,\n"
+    "  idx INTEGER NOT NULL, symbol TEXT NOT NULL, currency TEXT NOT NULL DEFAULT '',\n"
+    "  lot REAL NOT NULL DEFAULT 0, min_trade REAL NOT NULL DEFAULT 0,\n"
+    "  PRIMARY KEY (dataset_id, idx), UNIQUE (dataset_id, symbol)) WITHOUT ROWID;\n"
+    "CREATE TABLE prices (\n"
+    "  dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,\n"
+    "  asset_idx INTEGER NOT NULL, date TEXT NOT NULL, price REAL NOT NULL,\n"
+    "  PRIMARY KEY (dataset_id, asset_idx, date)) WITHOUT ROWID;\n"
+    "CREATE TABLE runs (\n"
+    "  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, strategy TEXT NOT NULL,\n"
+    "  params TEXT NOT NULL CHECK (json_valid(params)), dataset TEXT NOT NULL,\n"
+    "  dataset_hash TEXT NOT NULL, seed INTEGER NOT NULL, keel_version TEXT NOT NULL,\n"
+    "  start_date TEXT NOT NULL, end_date TEXT NOT NULL, status TEXT NOT NULL,\n"
+    "  npoints INTEGER NOT NULL, ntrades INTEGER NOT NULL,\n"
+    "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')));\n"
+    "CREATE TABLE metrics (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  name TEXT NOT NULL, value REAL, PRIMARY KEY (run_id, name)) WITHOUT ROWID;\n"
+    "CREATE TABLE equity (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  date TEXT NOT NULL, value REAL NOT NULL, cash REAL,\n"
+    "  PRIMARY KEY (run_id, date)) WITHOUT ROWID;\n"
+    "CREATE TABLE trades (\n"
+    "  id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  date TEXT NOT NULL, symbol TEXT NOT NULL, reason TEXT NOT NULL,\n"
+    "  shares REAL NOT NULL, price REAL NOT NULL, notional REAL NOT NULL, cost REAL NOT NULL);\n"
+    "CREATE INDEX trades_run ON trades(run_id, date);\n",
+};
+#define NMIGRATIONS (sizeof MIGRATIONS / sizeof MIGRATIONS[0])
+_Static_assert(NMIGRATIONS == KEEL_STORE_SCHEMA_VERSION, "one migration per schema version");
+
+static keel_status db_error(keel_ctx *ctx, const keel_store *s, const char *doing) {
+  return keeli_error(ctx, KEEL_EIO, "%s: %s: %s", s->path, doing, sqlite3_errmsg(s->db));
+}
+
+static int exec(keel_store *s, const char *sql) { return sqlite3_exec(s->db, sql, NULL, NULL, NULL); }
+
+static void rollback(keel_store *s) {
+  if (!sqlite3_get_autocommit(s->db)) exec(s, "ROLLBACK");
+}
+
+/* Reads one integer from a query; returns an SQLite code. */
+static int query_int(keel_store *s, const char *sql, long long *out) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+  if (rc != SQLITE_OK) return rc;
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *out = sqlite3_column_int64(st, 0);
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+void keel_store_close(keel_store *s) {
+  if (!s) return;
+  keeli_heap h = s->heap;
+  sqlite3_close_v2(s->db);
+  keeli_heap_free(&h, s->path);
+  keeli_heap_free(&h, s);
+}
+
+int keel_store_schema_version(const keel_store *s) { return s->version; }
+
+static keel_status migrate(keel_ctx *ctx, keel_store *s) {
+  long long v = 0, ntables = 0;
+  if (query_int(s, "PRAGMA user_version", &v) != SQLITE_OK) {
+    int code = sqlite3_extended_errcode(s->db) & 0xff;
+    if (code == SQLITE_NOTADB)
+      return keeli_error(ctx, KEEL_EIO, "%s: not a keel database (not an SQLite file)", s->path);
+    return db_error(ctx, s, "reading the schema version");
+  }
+  if (v > KEEL_STORE_SCHEMA_VERSION)
+    return keeli_error(ctx, KEEL_EINVAL,
+                       "%s: schema version %lld was made by a newer keel (this one knows up to %d)", s->path, v,
+                       KEEL_STORE_SCHEMA_VERSION);
+  if (v == 0) {
+    if (query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'", &ntables) != SQLITE_OK)
+      return db_error(ctx, s, "reading the schema");
+    if (ntables > 0)
+      return keeli_error(ctx, KEEL_EINVAL, "%s: an SQLite database that is not keel's (it has %lld other objects)",
+                         s->path, ntables);
+  }
+  for (long long k = v; k < KEEL_STORE_SCHEMA_VERSION; k++) {
+    char bump[64];
+    snprintf(bump, sizeof bump, "PRAGMA user_version = %lld", k + 1);
+    if (exec(s, "BEGIN IMMEDIATE") != SQLITE_OK) return db_error(ctx, s, "starting a migration");
+    if (exec(s, MIGRATIONS[k]) != SQLITE_OK || exec(s, bump) != SQLITE_OK) {
+      keel_status st = db_error(ctx, s, "migrating the schema");
+      rollback(s);
+      return st;
+    }
+    if (k == 0) {
+      char sql[256];
+      snprintf(sql, sizeof sql, "INSERT INTO keel_meta VALUES ('created_by', 'keel %s')", KEEL_VERSION);
+      if (exec(s, sql) != SQLITE_OK) {
+        keel_status st = db_error(ctx, s, "migrating the schema");
+        rollback(s);
+        return st;
+      }
+    }
+    if (exec(s, "COMMIT") != SQLITE_OK) {
+      keel_status st = db_error(ctx, s, "committing a migration");
+      rollback(s);
+      return st;
+    }
+  }
+  s->version = KEEL_STORE_SCHEMA_VERSION;
+  return KEEL_OK;
+}
+
+keel_status keel_store_open(keel_ctx *ctx, const char *path, keel_store **out) {
+  if (!out) return keeli_error(ctx, KEEL_EINVAL, "keel_store_open: out is NULL");
+  *out = NULL;
+  if (!path || !*path) return keeli_error(ctx, KEEL_EINVAL, "keel_store_open: no path");
+  keel_store *s = keeli_calloc(ctx, 1, sizeof *s);
+  if (!s) return KEEL_ENOMEM;
+  s->heap = *keeli_ctx_heap(ctx);
+  s->path = keeli_strdup(ctx, path);
+  if (!s->path) {
+    keel_store_close(s);
+    return KEEL_ENOMEM;
+  }
+  int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  keel_status st = KEEL_OK;
+  if (rc != SQLITE_OK) {
+    st = s->db ? db_error(ctx, s, "cannot open") : keeli_error(ctx, KEEL_ENOMEM, "%s: out of memory", path);
+    keel_store_close(s);
+    return st;
+  }
+  sqlite3_extended_result_codes(s->db, 1);
+  sqlite3_busy_timeout(s->db, 5000);
+  st = migrate(ctx, s);
+  if (st == KEEL_OK) {
+    char *jm = NULL;
+    sqlite3_stmt *q;
+    /* WAL: readers don't block the writer; several processes may share a results file */
+    if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &q, NULL) == SQLITE_OK) {
+      if (sqlite3_step(q) == SQLITE_ROW) jm = (char *)sqlite3_column_text(q, 0);
+      int wal = jm && strcmp(jm, "wal") == 0;
+      sqlite3_finalize(q);
+      if (!wal) st = keeli_error(ctx, KEEL_EIO, "%s: cannot switch the database to WAL mode", path);
+    } else {
+      st = db_error(ctx, s, "setting WAL mode");
+    }
+    if (st == KEEL_OK && (exec(s, "PRAGMA foreign_keys=ON") != SQLITE_OK || exec(s, "PRAGMA synchronous=NORMAL")))
+      st = db_error(ctx, s, "setting pragmas");
+  }
+  if (st != KEEL_OK) {
+    keel_store_close(s);
+    return st;
+  }
+  *out = s;
+  return KEEL_OK;
+}
+
+/* ---- datasets ----------------------------------------------------------- */
+
+static int bind_date(sqlite3_stmt *q, int col, keel_date d) {
+  char b[KEEL_DATE_BUFSIZE];
+  keel_date_format(d, b);
+  return sqlite3_bind_text(q, col, b, -1, SQLITE_TRANSIENT);
+}
+
+keel_status keel_store_put_dataset(keel_ctx *ctx, keel_store *s, const char *name, const keel_panel *p) {
+  if (!s || !name || !*name || !p) return keeli_error(ctx, KEEL_EINVAL, "keel_store_put_dataset: bad argument");
+  const size_t nd = keel_panel_ndates(p), na = keel_panel_nassets(p);
+  const keel_date *dates = keel_panel_dates(p);
+  const double *px = keel_panel_prices(p);
+  char hash[KEEL_PANEL_HASH_BUFSIZE];
+  keel_panel_hash(p, hash);
+  sqlite3_stmt *qd = NULL, *qa = NULL, *qp = NULL, *qdel = NULL;
+  keel_status st = KEEL_OK;
+  const char *doing = "starting a transaction";
+  if (exec(s, "BEGIN IMMEDIATE") != SQLITE_OK) goto fail;
+  doing = "replacing the dataset";
+  if (sqlite3_prepare_v2(s->db, "DELETE FROM datasets WHERE name = ?1", -1, &qdel, NULL) != SQLITE_OK) goto fail;
+  sqlite3_bind_text(qdel, 1, name, -1, SQLITE_STATIC);
+  if (sqlite3_step(qdel) != SQLITE_DONE) goto fail;
+  doing = "inserting the dataset";
+  if (sqlite3_prepare_v2(s->db,
+                         "INSERT INTO datasets(name, hash, nrows, ncols, first_date, last_date) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                         -1, &qd, NULL) != SQLITE_OK)
+    goto fail;
+  sqlite3_bind_text(qd, 1, name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(qd, 2, hash, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(qd, 3, (sqlite3_int64)nd);
+  sqlite3_bind_int64(qd, 4, (sqlite3_int64)na);
+  bind_date(qd, 5, dates[0]);
+  bind_date(qd, 6, dates[nd - 1]);
+  if (sqlite3_step(qd) != SQLITE_DONE) goto fail;
+  sqlite3_int64 id = sqlite3_last_insert_rowid(s->db);
+  if (sqlite3_prepare_v2(s->db, "INSERT INTO dataset_assets VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, &qa, NULL) !=
+          SQLITE_OK ||
+      sqlite3_prepare_v2(s->db, "INSERT INTO prices VALUES (?1, ?2, ?3, ?4)", -1, &qp, NULL) != SQLITE_OK)
+    goto fail;
+  for (size_t j = 0; j < na; j++) {
+    const keel_asset_meta *m = keel_panel_meta(p, j);
+    sqlite3_reset(qa);
+    sqlite3_bind_int64(qa, 1, id);
+    sqlite3_bind_int64(qa, 2, (sqlite3_int64)j);
+    sqlite3_bind_text(qa, 3, keel_panel_symbol(p, j), -1, SQLITE_STATIC);
+    sqlite3_bind_text(qa, 4, m->currency, -1, SQLITE_STATIC);
+    sqlite3_bind_double(qa, 5, m->lot);
+    sqlite3_bind_double(qa, 6, m->min_trade);
+    if (sqlite3_step(qa) != SQLITE_DONE) goto fail;
+  }
+  doing = "inserting prices";
+  sqlite3_bind_int64(qp, 1, id);
+  for (size_t j = 0; j < na; j++) {
+    for (size_t i = 0; i < nd; i++) {
+      double v = px[i * na + j];
+      if (isnan(v)) continue;
+      sqlite3_reset(qp); /* binding needs a reset statement */
+      sqlite3_bind_int64(qp, 2, (sqlite3_int64)j);
+      bind_date(qp, 3, dates[i]);
+      sqlite3_bind_double(qp, 4, v);
+      if (sqlite3_step(qp) != SQLITE_DONE) goto fail;
+    }
+  }
+  doing = "committing the dataset";
+  if (exec(s, "COMMIT") != SQLITE_OK) goto fail;
+  goto done;
+fail:
+  st = db_error(ctx, s, doing);
+  rollback(s);
+done:
+  sqlite3_finalize(qd);
+  sqlite3_finalize(qa);
+  sqlite3_finalize(qp);
+  sqlite3_finalize(qdel);
+  return st;
+}
+
+static int cmp_date(const void *a, const void *b) {
+  keel_date x = *(const keel_date *)a, y = *(const keel_date *)b;
+  return (x > y) - (x < y);
+}
+
+static int read_date(sqlite3_stmt *q, int col, keel_date *out) {
+  const char *t = (const char *)sqlite3_column_text(q, col);
+  return t ? keel_date_parse(t, strlen(t), out) : -1;
+}
+
+keel_status keel_store_get_dataset(keel_ctx *ctx, keel_store *s, const char *name, keel_panel **out) {
+  if (!out) return keeli_error(ctx, KEEL_EINVAL, "keel_store_get_dataset: out is NULL");
+  *out = NULL;
+  if (!s || !name) return keeli_error(ctx, KEEL_EINVAL, "keel_store_get_dataset: bad argument");
+  sqlite3_stmt *q = NULL;
+  keel_status st = KEEL_OK;
+  char **syms = NULL;
+  keel_asset_meta *meta = NULL;
+  keel_date *dates = NULL;
+  double *px = NULL;
+  size_t na = 0, nd = 0;
+  sqlite3_int64 id;
+  const char *doing = "reading the dataset";
+  if (exec(s, "BEGIN") != SQLITE_OK) goto fail;
+  if (sqlite3_prepare_v2(s->db, "SELECT id, nrows, ncols FROM datasets WHERE name = ?1", -1, &q, NULL) != SQLITE_OK)
+    goto fail;
+  sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(q);
+  if (rc == SQLITE_DONE) {
+    st = keeli_error(ctx, KEEL_EINVAL, "%s: no dataset named '%s'", s->path, name);
+    goto done;
+  }
+  if (rc != SQLITE_ROW) goto fail;
+  id = sqlite3_column_int64(q, 0);
+  nd = (size_t)sqlite3_column_int64(q, 1);
+  na = (size_t)sqlite3_column_int64(q, 2);
+  sqlite3_finalize(q);
+  q = NULL;
+  if (nd == 0 || na == 0) {
+    st = keeli_error(ctx, KEEL_EIO, "%s: dataset '%s' is empty or damaged", s->path, name);
+    goto done;
+  }
+  syms = keeli_calloc(ctx, na, sizeof *syms);
+  meta = keeli_calloc(ctx, na, sizeof *meta);
+  dates = keeli_alloc_array(ctx, nd, sizeof *dates);
+  px = keeli_alloc_array(ctx, nd, na * sizeof *px);
+  if (!syms || !meta || !dates || !px) {
+    st = KEEL_ENOMEM;
+    goto done;
+  }
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT idx, symbol, currency, lot, min_trade FROM dataset_assets "
+                         "WHERE dataset_id = ?1 ORDER BY idx",
+                         -1, &q, NULL) != SQLITE_OK)
+    goto fail;
+  sqlite3_bind_int64(q, 1, id);
+  size_t k = 0;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    if (k >= na || (size_t)sqlite3_column_int64(q, 0) != k) break;
+    syms[k] = keeli_strdup(ctx, (const char *)sqlite3_column_text(q, 1));
+    if (!syms[k]) {
+      st = KEEL_ENOMEM;
+      goto done;
+    }
+    const char *cur = (const char *)sqlite3_column_text(q, 2);
+    snprintf(meta[k].currency, sizeof meta[k].currency, "%s", cur ? cur : "");
+    meta[k].lot = sqlite3_column_double(q, 3);
+    meta[k].min_trade = sqlite3_column_double(q, 4);
+    k++;
+  }
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) goto fail;
+  if (k != na) {
+    st = keeli_error(ctx, KEEL_EIO, "%s: dataset '%s' is damaged (asset list)", s->path, name);
+    goto done;
+  }
+  sqlite3_finalize(q);
+  q = NULL;
+  /* the dates: every date with a price of any asset */
+  if (sqlite3_prepare_v2(s->db, "SELECT DISTINCT date FROM prices WHERE dataset_id = ?1 ORDER BY date", -1, &q,
+                         NULL) != SQLITE_OK)
+    goto fail;
+  sqlite3_bind_int64(q, 1, id);
+  size_t i = 0;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    if (i >= nd || read_date(q, 0, &dates[i]) != 0) break;
+    i++;
+  }
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) goto fail;
+  if (i != nd) {
+    st = keeli_error(ctx, KEEL_EIO, "%s: dataset '%s' is damaged (dates)", s->path, name);
+    goto done;
+  }
+  sqlite3_finalize(q);
+  q = NULL;
+  for (size_t c = 0; c < nd * na; c++) px[c] = NAN;
+  if (sqlite3_prepare_v2(s->db, "SELECT asset_idx, date, price FROM prices WHERE dataset_id = ?1", -1, &q, NULL) !=
+      SQLITE_OK)
+    goto fail;
+  sqlite3_bind_int64(q, 1, id);
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    sqlite3_int64 j = sqlite3_column_int64(q, 0);
+    keel_date d;
+    const keel_date *at = NULL;
+    if (j >= 0 && (size_t)j < na && read_date(q, 1, &d) == 0) at = bsearch(&d, dates, nd, sizeof d, cmp_date);
+    if (!at) {
+      st = keeli_error(ctx, KEEL_EIO, "%s: dataset '%s' is damaged (prices)", s->path, name);
+      goto done;
+    }
+    px[(size_t)(at - dates) * na + (size_t)j] = sqlite3_column_double(q, 2);
+  }
+  if (rc != SQLITE_DONE) goto fail;
+  exec(s, "COMMIT");
+  st = keel_panel_new(ctx, nd, na, dates, (const char *const *)syms, px, out);
+  for (size_t j = 0; st == KEEL_OK && j < na; j++) st = keel_panel_set_meta(ctx, *out, j, &meta[j]);
+  if (st != KEEL_OK) {
+    keel_panel_free(*out);
+    *out = NULL;
+  }
+  goto done;
+fail:
+  st = db_error(ctx, s, doing);
+done:
+  sqlite3_finalize(q);
+  rollback(s);
+  for (size_t j = 0; syms && j < na; j++) keeli_free(ctx, syms[j]);
+  keeli_free(ctx, syms);
+  keeli_free(ctx, meta);
+  keeli_free(ctx, dates);
+  keeli_free(ctx, px);
+  return st;
+}
+
+/* ---- runs --------------------------------------------------------------- */
+
+static keel_status check_record(keel_ctx *ctx, const keel_run_record *r) {
+  if (!r->kind || !r->strategy || !r->params_json || !r->dataset || !r->dataset_hash || !r->status)
+    return keeli_error(ctx, KEEL_EINVAL, "run record: kind, strategy, params_json, dataset, dataset_hash and "
+                                         "status are required");
+  json_error_t je;
+  json_t *j = json_loads(r->params_json, JSON_REJECT_DUPLICATES, &je);
+  if (!j)
+    return keeli_error(ctx, KEEL_EINVAL, "run record: params_json:%d:%d: %s", je.line, je.column, je.text);
+  int obj = json_is_object(j);
+  json_decref(j);
+  if (!obj) return keeli_error(ctx, KEEL_EINVAL, "run record: params_json is not a JSON object");
+  if (r->nmetrics && (!r->metric_names || !r->metric_values))
+    return keeli_error(ctx, KEEL_EINVAL, "run record: metric arrays missing");
+  for (size_t k = 0; k < r->nmetrics; k++)
+    if (!r->metric_names[k] || !r->metric_names[k][0])
+      return keeli_error(ctx, KEEL_EINVAL, "run record: metric %zu has no name", k);
+  if (r->npoints && (!r->dates || !r->values)) return keeli_error(ctx, KEEL_EINVAL, "run record: equity arrays missing");
+  for (size_t i = 0; i < r->npoints; i++) {
+    if (!isfinite(r->values[i])) return keeli_error(ctx, KEEL_EINVAL, "run record: equity value %zu is not finite", i);
+    if (i && r->dates[i] <= r->dates[i - 1])
+      return keeli_error(ctx, KEEL_EINVAL, "run record: equity dates must increase (point %zu)", i);
+  }
+  if (r->ntrades && (!r->trades || !r->asset_symbols))
+    return keeli_error(ctx, KEEL_EINVAL, "run record: trade arrays or asset symbols missing");
+  for (size_t t = 0; t < r->ntrades; t++)
+    if (r->trades[t].asset >= r->nassets || !r->asset_symbols[r->trades[t].asset])
+      return keeli_error(ctx, KEEL_EINVAL, "run record: trade %zu names asset %u of %zu", t,
+                         (unsigned)r->trades[t].asset, r->nassets);
+  return KEEL_OK;
+}
+
+static void bind_real_or_null(sqlite3_stmt *q, int col, double v) {
+  if (isfinite(v))
+    sqlite3_bind_double(q, col, v);
+  else
+    sqlite3_bind_null(q, col);
+}
+
+keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s, const keel_run_record *rec, int64_t *run_id) {
+  if (!s || !rec) return keeli_error(ctx, KEEL_EINVAL, "keel_store_save_run: bad argument");
+  keel_status st = check_record(ctx, rec);
+  if (st) return st;
+  sqlite3_stmt *q = NULL;
+  const char *doing = "starting a transaction";
+  if (exec(s, "BEGIN IMMEDIATE") != SQLITE_OK) goto fail;
+  doing = "inserting the run";
+  if (sqlite3_prepare_v2(s->db,
+                         "INSERT INTO runs(kind, strategy, params, dataset, dataset_hash, seed, keel_version, "
+                         "start_date, end_date, status, npoints, ntrades) "
+                         "VALUES (?1, ?2, json(?3), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                         -1, &q, NULL) != SQLITE_OK)
+    goto fail;
+  sqlite3_bind_text(q, 1, rec->kind, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 2, rec->strategy, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 3, rec->params_json, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 4, rec->dataset, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 5, rec->dataset_hash, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 6, (sqlite3_int64)rec->seed);
+  sqlite3_bind_text(q, 7, KEEL_VERSION, -1, SQLITE_STATIC);
+  bind_date(q, 8, rec->start);
+  bind_date(q, 9, rec->end);
+  sqlite3_bind_text(q, 10, rec->status, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 11, (sqlite3_int64)rec->npoints);
+  sqlite3_bind_int64(q, 12, (sqlite3_int64)rec->ntrades);
+  if (sqlite3_step(q) != SQLITE_DONE) goto fail;
+  sqlite3_int64 id = sqlite3_last_insert_rowid(s->db);
+  sqlite3_finalize(q);
+  q = NULL;
+
+  doing = "inserting metrics";
+  if (sqlite3_prepare_v2(s->db, "INSERT INTO metrics VALUES (?1, ?2, ?3)", -1, &q, NULL) != SQLITE_OK) goto fail;
+  for (size_t k = 0; k < rec->nmetrics; k++) {
+    sqlite3_reset(q);
+    sqlite3_bind_int64(q, 1, id);
+    sqlite3_bind_text(q, 2, rec->metric_names[k], -1, SQLITE_STATIC);
+    bind_real_or_null(q, 3, rec->metric_values[k]);
+    if (sqlite3_step(q) != SQLITE_DONE) goto fail;
+  }
+  sqlite3_finalize(q);
+  q = NULL;
+
+  doing = "inserting the equity curve";
+  if (sqlite3_prepare_v2(s->db, "INSERT INTO equity VALUES (?1, ?2, ?3, ?4)", -1, &q, NULL) != SQLITE_OK) goto fail;
+  for (size_t i = 0; i < rec->npoints; i++) {
+    sqlite3_reset(q);
+    sqlite3_bind_int64(q, 1, id);
+    bind_date(q, 2, rec->dates[i]);
+    sqlite3_bind_double(q, 3, rec->values[i]);
+    if (rec->cash)
+      bind_real_or_null(q, 4, rec->cash[i]);
+    else
+      sqlite3_bind_null(q, 4);
+    if (sqlite3_step(q) != SQLITE_DONE) goto fail;
+  }
+  sqlite3_finalize(q);
+  q = NULL;
+
+  doing = "inserting trades";
+  if (sqlite3_prepare_v2(s->db,
+                         "INSERT INTO trades(run_id, date, symbol, reason, shares, price, notional, cost) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         -1, &q, NULL) != SQLITE_OK)
+    goto fail;
+  for (size_t t = 0; t < rec->ntrades; t++) {
+    const keel_trade *tr = &rec->trades[t];
+    sqlite3_reset(q);
+    sqlite3_bind_int64(q, 1, id);
+    bind_date(q, 2, tr->date);
+    sqlite3_bind_text(q, 3, rec->asset_symbols[tr->asset], -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, keel_trade_reason_name(tr->reason), -1, SQLITE_STATIC);
+    sqlite3_bind_double(q, 5, tr->shares);
+    sqlite3_bind_double(q, 6, tr->price);
+    sqlite3_bind_double(q, 7, tr->notional);
+    sqlite3_bind_double(q, 8, tr->cost);
+    if (sqlite3_step(q) != SQLITE_DONE) goto fail;
+  }
+  sqlite3_finalize(q);
+  q = NULL;
+  doing = "committing the run";
+  if (exec(s, "COMMIT") != SQLITE_OK) goto fail;
+  if (run_id) *run_id = id;
+  return KEEL_OK;
+fail:
+  st = db_error(ctx, s, doing);
+  sqlite3_finalize(q);
+  rollback(s);
+  return st;
+}
