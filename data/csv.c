@@ -778,12 +778,18 @@ static int put_field(FILE *f, const char *s) {
 
 keel_status keel_panel_write_csv(keel_ctx *ctx, const keel_panel *p, const char *path) {
   if (!p || !path) return keeli_error(ctx, KEEL_EINVAL, "keel_panel_write_csv: panel or path is NULL");
+  /* A temporary name beside the target, created with O_EXCL and mode 0666
+   * so that the umask applies as for any new file (mkstemp would force
+   * 0600). */
   size_t plen = strlen(path);
-  char *tmp = keeli_alloc(ctx, plen + 16);
+  char *tmp = keeli_alloc(ctx, plen + 48);
   if (!tmp) return KEEL_ENOMEM;
-  memcpy(tmp, path, plen);
-  memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-  int fd = mkstemp(tmp);
+  int fd = -1;
+  for (unsigned k = 0; k < 100 && fd < 0; k++) {
+    snprintf(tmp, plen + 48, "%s.tmp.%ld.%u.%lx", path, (long)getpid(), k, (unsigned long)(uintptr_t)tmp >> 4);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) {
     keel_status st = keeli_error(ctx, KEEL_EIO, "%s: cannot create a temporary file: %s", path, strerror(errno));
     keeli_free(ctx, tmp);

@@ -11,5 +11,6 @@
 #include "keel/metrics.h"
 #include "keel/backtest.h"
 #include "keel/store.h"
+#include "keel/sample.h"
 
 #endif

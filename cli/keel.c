@@ -1,0 +1,535 @@
+/* keel — the command-line tool.
+ *
+ * Usage errors print one line and exit with status 2; failures while
+ * running (bad input files, I/O, infeasible settings) print keel's message
+ * and exit with status 1. */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keel/keel.h"
+
+#define EXIT_USAGE 2
+
+static const char *cmd_name = "keel";
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "keel: ");
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, " (see '%s --help')\n", cmd_name);
+  return EXIT_USAGE;
+}
+
+static int fail(keel_ctx *ctx) {
+  fprintf(stderr, "keel: %s\n", keel_errmsg(ctx));
+  return 1;
+}
+
+static const char MAIN_HELP[] =
+    "keel - portfolio strategy and rebalancing\n"
+    "\n"
+    "Usage: keel <command> [options]\n"
+    "\n"
+    "Commands:\n"
+    "  backtest   run a fixed-weight basket over price history and print its metrics\n"
+    "  import     load a price CSV into a keel database as a named dataset\n"
+    "  sample     write the bundled sample price history (seeded generator)\n"
+    "  help       show help for a command: keel help backtest\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help     this help\n"
+    "  -V, --version  print keel's version\n"
+    "\n"
+    "Each command has --help. Exit status: 0 success, 1 failure while running\n"
+    "(bad input, I/O), 2 bad usage.\n";
+
+static const char BACKTEST_HELP[] =
+    "Usage: keel backtest (--prices FILE | --db FILE --dataset NAME) --weights SYM=W,...\n"
+    "                     [options]\n"
+    "\n"
+    "Runs one account holding a fixed-weight basket over the price history:\n"
+    "the capital is invested at the first close, rebalanced back to the\n"
+    "weights at the first close of each calendar period, and marked to market\n"
+    "every day. Prints the metrics; with --db the run is stored.\n"
+    "\n"
+    "Prices:\n"
+    "  --prices FILE      price CSV (wide: date,A,B,... or long: date,symbol,price)\n"
+    "  --dataset NAME     read the prices from dataset NAME of the --db database\n"
+    "                     (see 'keel import')\n"
+    "  --start DATE       first date to use (yyyy-mm-dd; default: the first)\n"
+    "  --end DATE         last date to use (default: the last)\n"
+    "\n"
+    "Basket and policy:\n"
+    "  --weights LIST     target weights, e.g. EQUITY=0.6,BOND=0.4; each >= 0,\n"
+    "                     summing to at most 1 (the rest stays in cash)\n"
+    "  --rebalance WHEN   daily, weekly, monthly, quarterly, yearly or never\n"
+    "                     (default monthly)\n"
+    "  --cost-bps BPS     proportional cost per trade in basis points (default 0)\n"
+    "  --fee AMOUNT       fixed fee per trade (default 0)\n"
+    "  --capital AMOUNT   starting cash (default 100000)\n"
+    "  --risk-free RATE   annual risk-free rate for Sharpe and Sortino (default 0)\n"
+    "\n"
+    "Output:\n"
+    "  --db FILE          store the run (metrics, equity curve, trades) in this\n"
+    "                     SQLite database, created if needed\n"
+    "  -q, --quiet        print nothing but errors\n"
+    "  -h, --help         this help\n"
+    "\n"
+    "Assets without a price yet hold nothing; their weight waits in cash until\n"
+    "the first rebalance at which they have one (docs/backtest.md).\n";
+
+static const char IMPORT_HELP[] =
+    "Usage: keel import FILE --db DB [--name NAME]\n"
+    "\n"
+    "Loads a price CSV and stores it in the SQLite database DB (created if\n"
+    "needed) as dataset NAME, replacing a dataset of that name.\n"
+    "\n"
+    "  --db DB        the keel database\n"
+    "  --name NAME    dataset name (default: the file name without .csv)\n"
+    "  -h, --help     this help\n";
+
+static const char SAMPLE_HELP[] =
+    "Usage: keel sample --out FILE [--seed N] [--years Y] [--start DATE]\n"
+    "\n"
+    "Writes a realistic multi-asset daily price history made by keel's seeded\n"
+    "generator (equity, emerging equity, bonds, gold, a crypto-like asset and\n"
+    "cash; fat tails, volatility clustering, a crash; see docs/sample-data.md).\n"
+    "The same seed gives the same file.\n"
+    "\n"
+    "  --out FILE     where to write the CSV\n"
+    "  --seed N       generator seed (default 2)\n"
+    "  --years Y      length in years of 260 business days (default about 12)\n"
+    "  --start DATE   first date, yyyy-mm-dd (default 2012-01-02)\n"
+    "  -h, --help     this help\n";
+
+static int parse_number(const char *s, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || *end || errno || !isfinite(v)) return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_date_arg(const char *s, keel_date *out) { return keel_date_parse(s, strlen(s), out); }
+
+/* ---- backtest ----------------------------------------------------------- */
+
+typedef struct bt_opts {
+  const char *prices, *db, *dataset, *weights, *rebalance, *start, *end;
+  double cost_bps, fee, capital, risk_free;
+  int quiet;
+} bt_opts;
+
+/* Parses "A=0.5,B=0.3" against the panel into w (zeroed, nassets long).
+ * Returns 0, or prints a usage error and returns 2. */
+static int parse_weights(const char *spec, const keel_panel *p, double *w) {
+  size_t na = keel_panel_nassets(p);
+  char *copy = strdup(spec);
+  if (!copy) return usage_error("out of memory");
+  int rc = 0, any = 0;
+  unsigned char *seen = calloc(na, 1);
+  for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(tok, '=');
+    if (!eq || eq == tok) {
+      rc = usage_error("--weights: '%s' is not SYMBOL=WEIGHT", tok);
+      break;
+    }
+    *eq = '\0';
+    size_t j;
+    if (!keel_panel_find(p, tok, &j)) {
+      char avail[256] = "";
+      size_t o = 0;
+      for (size_t k = 0; k < na && k < 8 && o < sizeof avail - 40; k++)
+        o += (size_t)snprintf(avail + o, sizeof avail - o, "%s%s", k ? ", " : "", keel_panel_symbol(p, k));
+      rc = usage_error("--weights: no asset '%s' in the prices (they have %s%s)", tok, avail, na > 8 ? ", ..." : "");
+      break;
+    }
+    double v;
+    if (parse_number(eq + 1, &v) || v < 0) {
+      rc = usage_error("--weights: weight of %s '%s' is not a number >= 0", tok, eq + 1);
+      break;
+    }
+    if (seen[j]) {
+      rc = usage_error("--weights: %s is given twice", tok);
+      break;
+    }
+    seen[j] = 1;
+    w[j] = v;
+    any = 1;
+  }
+  if (!rc && !any) rc = usage_error("--weights: no weights given");
+  free(seen);
+  free(copy);
+  return rc;
+}
+
+static void print_pct(const char *label, double v) {
+  if (isnan(v))
+    printf("  %-22s %14s\n", label, "n/a");
+  else
+    printf("  %-22s %13.2f%%\n", label, 100 * v);
+}
+
+static void print_num(const char *label, double v, int decimals) {
+  if (isnan(v))
+    printf("  %-22s %14s\n", label, "n/a");
+  else
+    printf("  %-22s %14.*f\n", label, decimals, v);
+}
+
+static void print_report(const keel_panel *p, const keel_backtest_config *cfg, const keel_backtest_result *r,
+                         const char *source) {
+  const keel_metrics *m = keel_backtest_metrics(r);
+  size_t n = keel_backtest_npoints(r);
+  char d0[KEEL_DATE_BUFSIZE], d1[KEEL_DATE_BUFSIZE], a[KEEL_DATE_BUFSIZE], b[KEEL_DATE_BUFSIZE],
+      c[KEEL_DATE_BUFSIZE];
+  keel_date_format(keel_backtest_dates(r)[0], d0);
+  keel_date_format(keel_backtest_dates(r)[n - 1], d1);
+  printf("backtest of %s: %s .. %s (%zu days), %s rebalancing, %g bps + %g per trade\n", source, d0, d1, n,
+         keel_calendar_name(cfg->rebalance), cfg->cost_bps, cfg->fee);
+  printf("  basket:");
+  for (size_t j = 0; j < keel_panel_nassets(p); j++)
+    if (cfg->weights[j] > 0) printf(" %s %.4g%%", keel_panel_symbol(p, j), 100 * cfg->weights[j]);
+  printf("\n");
+  print_num("capital", keel_backtest_capital(r), 2);
+  print_num("final value", keel_backtest_values(r)[n - 1], 2);
+  print_pct("total return", m->total_return);
+  print_pct("CAGR", m->cagr);
+  print_pct("volatility (annual)", m->volatility);
+  print_num("Sharpe", m->sharpe, 3);
+  print_num("Sortino", m->sortino, 3);
+  print_pct("max drawdown", m->max_drawdown);
+  if (m->max_drawdown > 0) {
+    keel_date_format(m->dd_peak, a);
+    keel_date_format(m->dd_trough, b);
+    if (m->dd_recovery != KEEL_DATE_NONE)
+      keel_date_format(m->dd_recovery, c);
+    else
+      snprintf(c, sizeof c, "%s", "not yet");
+    printf("  %-22s %s -> %s, recovered %s\n", "  peak -> trough", a, b, c);
+  }
+  print_num("Calmar", m->calmar, 3);
+  print_pct("turnover (annual)", m->turnover);
+  print_num("costs paid", m->costs_total, 2);
+  print_pct("costs / average assets", m->cost_ratio);
+  printf("  %-22s %14zu\n", "rebalances", keel_backtest_nrebalances(r));
+  printf("  %-22s %14zu\n", "trades", keel_backtest_ntrades(r));
+}
+
+static char *params_json(const keel_panel *p, const keel_backtest_config *cfg, const char *d0, const char *d1) {
+  json_t *w = json_object();
+  for (size_t j = 0; j < keel_panel_nassets(p); j++)
+    if (cfg->weights[j] > 0) json_object_set_new(w, keel_panel_symbol(p, j), json_real(cfg->weights[j]));
+  json_t *o = json_pack("{s:o, s:s, s:f, s:f, s:f, s:f, s:s, s:s}", "weights", w, "rebalance",
+                        keel_calendar_name(cfg->rebalance), "cost_bps", cfg->cost_bps, "fee", cfg->fee, "capital",
+                        cfg->capital, "risk_free", cfg->risk_free, "start", d0, "end", d1);
+  char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_decref(o);
+  return s;
+}
+
+static int store_run(keel_ctx *ctx, const char *dbpath, const keel_panel *p, const keel_backtest_config *cfg,
+                     const keel_backtest_result *r, const char *dataset, int quiet) {
+  size_t n = keel_backtest_npoints(r), na = keel_panel_nassets(p);
+  char d0[KEEL_DATE_BUFSIZE], d1[KEEL_DATE_BUFSIZE], hash[KEEL_PANEL_HASH_BUFSIZE];
+  keel_date_format(keel_backtest_dates(r)[0], d0);
+  keel_date_format(keel_backtest_dates(r)[n - 1], d1);
+  keel_panel_hash(p, hash);
+  char *params = params_json(p, cfg, d0, d1);
+  const char *names[KEEL_METRICS_COUNT];
+  double values[KEEL_METRICS_COUNT];
+  const char **syms = malloc(na * sizeof *syms);
+  if (!params || !syms) {
+    free(params);
+    free(syms);
+    fprintf(stderr, "keel: out of memory\n");
+    return 1;
+  }
+  for (size_t k = 0; k < KEEL_METRICS_COUNT; k++) {
+    names[k] = keel_metrics_name(k);
+    values[k] = keel_metrics_value(keel_backtest_metrics(r), k);
+  }
+  for (size_t j = 0; j < na; j++) syms[j] = keel_panel_symbol(p, j);
+  keel_run_record rec = {
+      .kind = "backtest", .strategy = "fixed_weights", .params_json = params, .dataset = dataset,
+      .dataset_hash = hash, .status = "ok", .seed = keel_ctx_config(ctx)->seed,
+      .start = keel_backtest_dates(r)[0], .end = keel_backtest_dates(r)[n - 1],
+      .nmetrics = KEEL_METRICS_COUNT, .metric_names = names, .metric_values = values, .npoints = n,
+      .dates = keel_backtest_dates(r), .values = keel_backtest_values(r), .cash = keel_backtest_cash(r),
+      .ntrades = keel_backtest_ntrades(r), .trades = keel_backtest_trades(r), .asset_symbols = syms,
+      .nassets = na};
+  keel_store *s = NULL;
+  int64_t id = 0;
+  int rc = 0;
+  if (keel_store_open(ctx, dbpath, &s) != KEEL_OK || keel_store_save_run(ctx, s, &rec, &id) != KEEL_OK)
+    rc = fail(ctx);
+  else if (!quiet)
+    printf("stored as run %lld in %s\n", (long long)id, dbpath);
+  keel_store_close(s);
+  free(params);
+  free(syms);
+  return rc;
+}
+
+static int cmd_backtest(keel_ctx *ctx, int argc, char **argv) {
+  cmd_name = "keel backtest";
+  bt_opts o = {.capital = 100000, .rebalance = "monthly"};
+  static const struct option longopts[] = {
+      {"prices", required_argument, 0, 'p'},   {"db", required_argument, 0, 'd'},
+      {"dataset", required_argument, 0, 'D'},  {"weights", required_argument, 0, 'w'},
+      {"rebalance", required_argument, 0, 'r'}, {"cost-bps", required_argument, 0, 'c'},
+      {"fee", required_argument, 0, 'f'},      {"capital", required_argument, 0, 'k'},
+      {"risk-free", required_argument, 0, 'R'}, {"start", required_argument, 0, 's'},
+      {"end", required_argument, 0, 'e'},      {"quiet", no_argument, 0, 'q'},
+      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+  int ch;
+  opterr = 0;
+  optind = 1;
+  while ((ch = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
+    double *num = NULL;
+    const char *what = NULL;
+    switch (ch) {
+      case 'p': o.prices = optarg; break;
+      case 'd': o.db = optarg; break;
+      case 'D': o.dataset = optarg; break;
+      case 'w': o.weights = optarg; break;
+      case 'r': o.rebalance = optarg; break;
+      case 's': o.start = optarg; break;
+      case 'e': o.end = optarg; break;
+      case 'q': o.quiet = 1; break;
+      case 'c': num = &o.cost_bps, what = "--cost-bps"; break;
+      case 'f': num = &o.fee, what = "--fee"; break;
+      case 'k': num = &o.capital, what = "--capital"; break;
+      case 'R': num = &o.risk_free, what = "--risk-free"; break;
+      case 'h': fputs(BACKTEST_HELP, stdout); return 0;
+      case ':': return usage_error("option %s needs a value", argv[optind - 1]);
+      default: return usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+    if (num && parse_number(optarg, num)) return usage_error("%s: '%s' is not a number", what, optarg);
+  }
+  if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+  if (!o.prices && !o.dataset) return usage_error("give the prices: --prices FILE or --db FILE --dataset NAME");
+  if (o.prices && o.dataset) return usage_error("--prices and --dataset cannot be used together");
+  if (o.dataset && !o.db) return usage_error("--dataset needs --db FILE");
+  if (!o.weights) return usage_error("--weights is required, e.g. --weights EQUITY=0.6,BOND=0.4");
+  keel_backtest_config cfg;
+  keel_backtest_config_default(&cfg);
+  if (keel_calendar_parse(o.rebalance, &cfg.rebalance) != 0)
+    return usage_error("--rebalance: '%s' is not one of daily, weekly, monthly, quarterly, yearly, never",
+                       o.rebalance);
+  if (o.cost_bps < 0 || o.cost_bps >= 10000) return usage_error("--cost-bps must be in [0, 10000)");
+  if (o.fee < 0) return usage_error("--fee must be >= 0");
+  if (o.capital <= 0) return usage_error("--capital must be > 0");
+  keel_date dstart = 0, dend = 0;
+  if (o.start && parse_date_arg(o.start, &dstart)) return usage_error("--start: '%s' is not a date yyyy-mm-dd", o.start);
+  if (o.end && parse_date_arg(o.end, &dend)) return usage_error("--end: '%s' is not a date yyyy-mm-dd", o.end);
+
+  keel_panel *p = NULL;
+  const char *source;
+  char *base = NULL;
+  if (o.prices) {
+    if (keel_panel_read_csv(ctx, o.prices, NULL, &p) != KEEL_OK) return fail(ctx);
+    base = strdup(o.prices);
+    source = base ? basename(base) : o.prices;
+  } else {
+    keel_store *s = NULL;
+    keel_status st = keel_store_open(ctx, o.db, &s);
+    if (st == KEEL_OK) st = keel_store_get_dataset(ctx, s, o.dataset, &p);
+    keel_store_close(s);
+    if (st != KEEL_OK) return fail(ctx);
+    source = o.dataset;
+  }
+  int rc = 0;
+  double *w = calloc(keel_panel_nassets(p), sizeof *w);
+  keel_backtest_result *r = NULL;
+  if (!w) {
+    rc = usage_error("out of memory");
+    goto out;
+  }
+  if ((rc = parse_weights(o.weights, p, w))) goto out;
+  cfg.weights = w;
+  cfg.nweights = keel_panel_nassets(p);
+  cfg.cost_bps = o.cost_bps;
+  cfg.fee = o.fee;
+  cfg.capital = o.capital;
+  cfg.risk_free = o.risk_free;
+  size_t nd = keel_panel_ndates(p);
+  const keel_date *dates = keel_panel_dates(p);
+  size_t i0 = 0, i1 = nd;
+  if (o.start)
+    while (i0 < nd && dates[i0] < dstart) i0++;
+  if (o.end)
+    while (i1 > 0 && dates[i1 - 1] > dend) i1--;
+  if (i0 >= i1) {
+    rc = usage_error("no prices between --start and --end");
+    goto out;
+  }
+  cfg.start = i0;
+  cfg.end = i1;
+  if (keel_backtest_run(ctx, p, &cfg, &r) != KEEL_OK) {
+    rc = fail(ctx);
+    goto out;
+  }
+  if (!o.quiet) print_report(p, &cfg, r, source);
+  if (o.db) rc = store_run(ctx, o.db, p, &cfg, r, source, o.quiet);
+out:
+  keel_backtest_result_free(r);
+  keel_panel_free(p);
+  free(w);
+  free(base);
+  return rc;
+}
+
+/* ---- import ------------------------------------------------------------- */
+
+static int cmd_import(keel_ctx *ctx, int argc, char **argv) {
+  cmd_name = "keel import";
+  const char *db = NULL, *name = NULL, *file = NULL;
+  static const struct option longopts[] = {{"db", required_argument, 0, 'd'},
+                                           {"name", required_argument, 0, 'n'},
+                                           {"help", no_argument, 0, 'h'},
+                                           {0, 0, 0, 0}};
+  int ch;
+  opterr = 0;
+  optind = 1;
+  while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    switch (ch) {
+      case 'd': db = optarg; break;
+      case 'n': name = optarg; break;
+      case 'h': fputs(IMPORT_HELP, stdout); return 0;
+      case ':': return usage_error("option %s needs a value", argv[optind - 1]);
+      default: return usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind < argc) file = argv[optind++];
+  if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+  if (!file) return usage_error("give the CSV file to import");
+  if (!db) return usage_error("--db is required");
+  char namebuf[256];
+  if (!name) {
+    char *copy = strdup(file);
+    if (!copy) return usage_error("out of memory");
+    snprintf(namebuf, sizeof namebuf, "%s", basename(copy));
+    free(copy);
+    size_t l = strlen(namebuf);
+    if (l > 4 && strcmp(namebuf + l - 4, ".csv") == 0) namebuf[l - 4] = '\0';
+    name = namebuf;
+  }
+  if (!*name) return usage_error("--name must not be empty");
+  keel_panel *p = NULL;
+  if (keel_panel_read_csv(ctx, file, NULL, &p) != KEEL_OK) return fail(ctx);
+  keel_store *s = NULL;
+  int rc = 0;
+  if (keel_store_open(ctx, db, &s) != KEEL_OK || keel_store_put_dataset(ctx, s, name, p) != KEEL_OK) {
+    rc = fail(ctx);
+  } else {
+    char d0[KEEL_DATE_BUFSIZE], d1[KEEL_DATE_BUFSIZE];
+    keel_date_format(keel_panel_dates(p)[0], d0);
+    keel_date_format(keel_panel_dates(p)[keel_panel_ndates(p) - 1], d1);
+    printf("imported %s as dataset '%s' into %s: %zu dates x %zu assets, %s .. %s\n", file, name, db,
+           keel_panel_ndates(p), keel_panel_nassets(p), d0, d1);
+  }
+  keel_store_close(s);
+  keel_panel_free(p);
+  return rc;
+}
+
+/* ---- sample ------------------------------------------------------------- */
+
+static int cmd_sample(keel_ctx *ctx, int argc, char **argv) {
+  cmd_name = "keel sample";
+  const char *outp = NULL;
+  keel_sample_config cfg;
+  keel_sample_config_default(&cfg);
+  static const struct option longopts[] = {{"out", required_argument, 0, 'o'},
+                                           {"seed", required_argument, 0, 's'},
+                                           {"years", required_argument, 0, 'y'},
+                                           {"start", required_argument, 0, 'S'},
+                                           {"help", no_argument, 0, 'h'},
+                                           {0, 0, 0, 0}};
+  int ch;
+  opterr = 0;
+  optind = 1;
+  while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    double v;
+    switch (ch) {
+      case 'o': outp = optarg; break;
+      case 's':
+        if (parse_number(optarg, &v) || v < 0 || v != floor(v) || v > 1e15)
+          return usage_error("--seed: '%s' is not a whole number >= 0", optarg);
+        cfg.seed = (uint64_t)v;
+        break;
+      case 'y':
+        if (parse_number(optarg, &v) || v < 1 || v > 300) return usage_error("--years: '%s' is not in [1, 300]", optarg);
+        cfg.ndays = (int)(v * 260);
+        if (cfg.crash_day + cfg.crash_days > cfg.ndays) cfg.crash_day = cfg.ndays * 2 / 3;
+        if (cfg.crash_day + cfg.crash_days > cfg.ndays) cfg.crash_day = 0;
+        break;
+      case 'S':
+        if (parse_date_arg(optarg, &cfg.start)) return usage_error("--start: '%s' is not a date yyyy-mm-dd", optarg);
+        break;
+      case 'h': fputs(SAMPLE_HELP, stdout); return 0;
+      case ':': return usage_error("option %s needs a value", argv[optind - 1]);
+      default: return usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+  if (!outp) return usage_error("--out FILE is required");
+  keel_panel *p = NULL;
+  if (keel_sample_generate(ctx, &cfg, &p) != KEEL_OK) return fail(ctx);
+  int rc = keel_panel_write_csv(ctx, p, outp) != KEEL_OK ? fail(ctx) : 0;
+  keel_panel_free(p);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(MAIN_HELP, stderr);
+    return EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+    fputs(MAIN_HELP, stdout);
+    return 0;
+  }
+  if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+    printf("keel %s\n", keel_version());
+    return 0;
+  }
+  if (!strcmp(cmd, "help")) {
+    const char *t = argc > 2 ? argv[2] : NULL;
+    if (!t) fputs(MAIN_HELP, stdout);
+    else if (!strcmp(t, "backtest")) fputs(BACKTEST_HELP, stdout);
+    else if (!strcmp(t, "import")) fputs(IMPORT_HELP, stdout);
+    else if (!strcmp(t, "sample")) fputs(SAMPLE_HELP, stdout);
+    else return usage_error("no command '%s'", t);
+    return 0;
+  }
+  int (*fn)(keel_ctx *, int, char **) = NULL;
+  if (!strcmp(cmd, "backtest")) fn = cmd_backtest;
+  else if (!strcmp(cmd, "import")) fn = cmd_import;
+  else if (!strcmp(cmd, "sample")) fn = cmd_sample;
+  else return usage_error("no command '%s'", cmd);
+  keel_ctx *ctx = NULL;
+  if (keel_ctx_new(NULL, &ctx) != KEEL_OK) {
+    fprintf(stderr, "keel: out of memory\n");
+    return 1;
+  }
+  int rc = fn(ctx, argc - 1, argv + 1);
+  keel_ctx_free(ctx);
+  fflush(stdout);
+  return rc;
+}
