@@ -36,6 +36,9 @@ char *keeli_strdup(keel_ctx *ctx, const char *s);
 __attribute__((format(printf, 3, 4)))
 #endif
 keel_status keeli_error(keel_ctx *ctx, keel_status code, const char *fmt, ...);
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 0)))
+#endif
 keel_status keeli_verror(keel_ctx *ctx, keel_status code, const char *fmt, va_list ap);
 
 /* Growable arrays: *cap is in elements; grows geometrically. Returns 0, or

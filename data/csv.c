@@ -239,14 +239,14 @@ static void trim(const char **s, size_t *n) {
 static int parse_price(parser *P, const char *s, size_t n, const char *sym, double *out) {
   char b[200], what[300];
   trim(&s, &n);
-  if (is_missing(s, n)) {
-    *out = NAN;
-    return 0;
-  }
   double v;
   int rc = keeli_parse_double(s, n, P->cloc, &v);
   if (rc == 0 && v > 0 && v < HUGE_VAL) {
     *out = v;
+    return 0;
+  }
+  if (rc != 0 && is_missing(s, n)) {
+    *out = NAN;
     return 0;
   }
   snprintf(what, sizeof what, "%s '%s'", P->layout == KEEL_CSV_WIDE ? "column" : "price of", sym);
