@@ -21,6 +21,10 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/keelConfig.cmake
         DESTINATION ${KEEL_CMAKE_DIR})
 
 string(JOIN " " KEEL_PC_PRIVATE_LIBS ${KEEL_DEP_LINK_FLAGS})
+# The .pc file finds its prefix from its own location, so an install with
+# --prefix (or DESTDIR, or a moved tree) stays valid.
+file(RELATIVE_PATH KEEL_PC_TO_PREFIX "/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/")
+string(REGEX REPLACE "/$" "" KEEL_PC_TO_PREFIX "${KEEL_PC_TO_PREFIX}")
 configure_file(cmake/keel.pc.in ${CMAKE_CURRENT_BINARY_DIR}/keel.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/keel.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -106,14 +106,16 @@ const char *keel_test_source_path(const char *rel) {
 
 const char *keel_test_tmp_path(const char *name) {
   static char dir[4096];
-  static char buf[8192];
+  static char ring[8][8192]; /* several paths may be alive at once */
+  static unsigned next;
+  char *buf = ring[next++ % 8];
   if (!dir[0]) {
     const char *t = getenv("TMPDIR");
     if (snprintf(dir, sizeof dir, "%s/keel-test-XXXXXX", t && *t ? t : "/tmp") >= (int)sizeof dir)
       fail_msg("TMPDIR too long");
     if (!mkdtemp(dir)) fail_msg("mkdtemp failed");
   }
-  if (snprintf(buf, sizeof buf, "%s/%s", dir, name) >= (int)sizeof buf) fail_msg("path too long");
+  if (snprintf(buf, sizeof ring[0], "%s/%s", dir, name) >= (int)sizeof ring[0]) fail_msg("path too long");
   return buf;
 }
 

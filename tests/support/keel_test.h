@@ -66,7 +66,8 @@ long keel_test_oom_loop(keel_test_oom_body body, void *arg);
 const char *keel_test_shared_data(const char *name);
 /* Path of a file in the source tree (KEEL_SOURCE_DIR). Static buffer. */
 const char *keel_test_source_path(const char *rel);
-/* A fresh path in a per-test temporary directory. Static buffer. */
+/* A path in a per-process temporary directory; the last eight returned
+ * stay valid. */
 const char *keel_test_tmp_path(const char *name);
 /* Writes len bytes to path; returns 0 on success. */
 int keel_test_write_file(const char *path, const char *data, size_t len);

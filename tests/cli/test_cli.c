@@ -1,0 +1,306 @@
+/* End-to-end tests of the keel command. */
+#include <fcntl.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "keel_test.h"
+
+typedef struct out {
+  int status;
+  char *out, *err;
+} out_t;
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return strdup("");
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *b = malloc((size_t)n + 1);
+  b[fread(b, 1, (size_t)n, f)] = '\0';
+  fclose(f);
+  return b;
+}
+
+/* Runs keel with the given arguments (NULL-terminated), no shell. */
+static out_t run(const char *const *args) {
+  static int k;
+  char o[64], e[64];
+  snprintf(o, sizeof o, "out%d.txt", k);
+  snprintf(e, sizeof e, "err%d.txt", k++);
+  char opath[4200], epath[4200];
+  snprintf(opath, sizeof opath, "%s", keel_test_tmp_path(o));
+  snprintf(epath, sizeof epath, "%s", keel_test_tmp_path(e));
+  const char *argv[64];
+  size_t n = 0;
+  argv[n++] = KEEL_CLI_PATH;
+  for (; args[n - 1] && n < 63; n++) argv[n] = args[n - 1];
+  argv[n] = NULL;
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int fo = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0644), fe = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fi = open("/dev/null", O_RDONLY);
+    dup2(fo, 1);
+    dup2(fe, 2);
+    dup2(fi, 0);
+    execv(KEEL_CLI_PATH, (char *const *)argv);
+    _exit(127);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  out_t r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(opath), slurp(epath)};
+  return r;
+}
+
+static void done(out_t *r) {
+  free(r->out);
+  free(r->err);
+}
+
+static int lines(const char *s) {
+  int n = 0;
+  for (; *s; s++) n += *s == '\n';
+  return n;
+}
+
+#define SAMPLE keel_test_source_path("data/samples/multi_asset.csv")
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static void test_help_version(void **state) {
+  (void)state;
+  out_t r = run(ARGS("--version"));
+  assert_int_equal(r.status, 0);
+  char want[64];
+  snprintf(want, sizeof want, "keel %s\n", KEEL_VERSION);
+  assert_string_equal(r.out, want);
+  done(&r);
+  r = run(ARGS("--help"));
+  assert_int_equal(r.status, 0);
+  assert_non_null(strstr(r.out, "backtest"));
+  assert_non_null(strstr(r.out, "import"));
+  done(&r);
+  const char *opts[] = {"--prices", "--dataset", "--weights", "--rebalance", "--cost-bps", "--fee",
+                        "--capital", "--risk-free", "--start", "--end", "--db", "--quiet"};
+  r = run(ARGS("backtest", "--help"));
+  assert_int_equal(r.status, 0);
+  for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+    if (!strstr(r.out, opts[i])) fail_msg("backtest --help does not explain %s", opts[i]);
+  done(&r);
+  out_t h = run(ARGS("help", "backtest"));
+  r = run(ARGS("backtest", "--help"));
+  assert_string_equal(h.out, r.out);
+  done(&h);
+  done(&r);
+  r = run(ARGS("import", "--help"));
+  assert_int_equal(r.status, 0);
+  assert_non_null(strstr(r.out, "--name"));
+  done(&r);
+}
+
+static void test_usage_errors(void **state) {
+  (void)state;
+  const char *const *bad[] = {
+      ARGS("frobnicate"),
+      ARGS("backtest"),
+      ARGS("backtest", "--prices", "x.csv"),
+      ARGS("backtest", "--prices", "x.csv", "--weights", "A=1", "--rebalance", "hourly"),
+      ARGS("backtest", "--prices", "x.csv", "--weights", "A=1", "--cost-bps", "ten"),
+      ARGS("backtest", "--prices", "x.csv", "--weights", "A=1", "--fee", "-1"),
+      ARGS("backtest", "--prices", "x.csv", "--weights", "A=1", "--bogus"),
+      ARGS("backtest", "--prices"),
+      ARGS("backtest", "--prices", "x.csv", "--dataset", "d", "--weights", "A=1"),
+      ARGS("backtest", "--dataset", "d", "--weights", "A=1"),
+      ARGS("backtest", "--prices", "x.csv", "--weights", "A=1", "--start", "2020-13-01"),
+      ARGS("backtest", "--prices", "x.csv", "--weights", "A=1", "extra"),
+      ARGS("import"),
+      ARGS("import", "x.csv"),
+      ARGS("sample"),
+      ARGS("sample", "--out", "x.csv", "--seed", "-3"),
+      ARGS("help", "nothing"),
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    out_t r = run(bad[i]);
+    if (r.status != 2) fail_msg("case %zu (%s ...): exit %d, expected 2; stderr: %s", i, bad[i][0], r.status, r.err);
+    if (lines(r.err) != 1 || strncmp(r.err, "keel: ", 6) != 0) fail_msg("case %zu: stderr is not one line: %s", i, r.err);
+    assert_string_equal(r.out, "");
+    done(&r);
+  }
+  /* weights that do not fit the prices are usage errors too */
+  const char *const *badw[] = {
+      ARGS("backtest", "--prices", SAMPLE, "--weights", "NOPE=1"),
+      ARGS("backtest", "--prices", SAMPLE, "--weights", "EQUITY=x"),
+      ARGS("backtest", "--prices", SAMPLE, "--weights", "EQUITY=0.5,EQUITY=0.2"),
+      ARGS("backtest", "--prices", SAMPLE, "--weights", "EQUITY"),
+  };
+  for (size_t i = 0; i < sizeof badw / sizeof badw[0]; i++) {
+    out_t r = run(badw[i]);
+    if (r.status != 2 || lines(r.err) != 1) fail_msg("weights case %zu: exit %d: %s", i, r.status, r.err);
+    done(&r);
+  }
+  out_t r = run(ARGS("backtest", "--prices", SAMPLE, "--weights", "NOPE=1"));
+  assert_non_null(strstr(r.err, "no asset 'NOPE'"));
+  assert_non_null(strstr(r.err, "EQUITY"));
+  done(&r);
+}
+
+static void test_runtime_errors(void **state) {
+  (void)state;
+  const char *bad = keel_test_tmp_path("bad.csv");
+  const char *t = "date,A,B\n2020-01-02,1,2\n2020-01-03,1,oops\n";
+  assert_int_equal(keel_test_write_file(bad, t, strlen(t)), 0);
+  out_t r = run(ARGS("backtest", "--prices", bad, "--weights", "A=1"));
+  assert_int_equal(r.status, 1);
+  char want[4200];
+  snprintf(want, sizeof want, "keel: %s:3:14: column 'B': 'oops' is not a number\n", bad);
+  assert_string_equal(r.err, want);
+  done(&r);
+  r = run(ARGS("backtest", "--prices", "/nonexistent/p.csv", "--weights", "A=1"));
+  assert_int_equal(r.status, 1);
+  assert_non_null(strstr(r.err, "/nonexistent/p.csv: cannot open"));
+  done(&r);
+  /* weights summing above one are refused by the engine */
+  r = run(ARGS("backtest", "--prices", SAMPLE, "--weights", "EQUITY=0.7,BOND=0.4"));
+  assert_int_equal(r.status, 1);
+  assert_non_null(strstr(r.err, "sum to"));
+  done(&r);
+  /* fees larger than the account */
+  r = run(ARGS("backtest", "--prices", SAMPLE, "--weights", "EQUITY=0.5,BOND=0.5", "--fee", "60000"));
+  assert_int_equal(r.status, 1);
+  assert_non_null(strstr(r.err, "exceed the account's value"));
+  done(&r);
+}
+
+static double db_metric(const char *db, long long run, const char *name) {
+  sqlite3 *h;
+  sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL);
+  sqlite3_stmt *st;
+  sqlite3_prepare_v2(h, "SELECT value FROM metrics WHERE run_id = ?1 AND name = ?2", -1, &st, NULL);
+  sqlite3_bind_int64(st, 1, run);
+  sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+  double v = NAN;
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_double(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return v;
+}
+
+static long long db_int(const char *db, const char *sql) {
+  sqlite3 *h;
+  sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s", sqlite3_errmsg(h));
+  long long v = -1;
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return v;
+}
+
+/* The number printed after a label, e.g. "Sharpe   0.743". */
+static double printed(const char *out, const char *label) {
+  const char *p = strstr(out, label);
+  if (!p) fail_msg("no '%s' in output", label);
+  return strtod(p + strlen(label), NULL);
+}
+
+static void test_backtest_and_store(void **state) {
+  (void)state;
+  const char *db = keel_test_tmp_path("results.db");
+  const char *w = "EQUITY=0.35,EM_EQUITY=0.1,BOND=0.3,GOLD=0.1,CRYPTO=0.05,CASH=0.1";
+  out_t r = run(ARGS("backtest", "--prices", SAMPLE, "--weights", w, "--rebalance", "monthly", "--cost-bps", "10",
+                     "--fee", "1", "--capital", "100000", "--db", db));
+  if (r.status != 0) fail_msg("exit %d: %s", r.status, r.err);
+  assert_non_null(strstr(r.out, "stored as run 1 in"));
+  assert_int_equal(db_int(db, "SELECT count(*) FROM runs"), 1);
+  /* printed figures are the stored ones, at the printed precision */
+  assert_close(printed(r.out, "Sharpe"), db_metric(db, 1, "sharpe"), 0, 0.0005);
+  assert_close(printed(r.out, "CAGR"), 100 * db_metric(db, 1, "cagr"), 0, 0.005);
+  assert_close(printed(r.out, "max drawdown"), 100 * db_metric(db, 1, "max_drawdown"), 0, 0.005);
+  assert_close(printed(r.out, "costs paid"), db_metric(db, 1, "costs_total"), 0, 0.005);
+  assert_close(printed(r.out, "rebalances"), 144, 0, 0);
+  assert_int_equal(db_int(db, "SELECT count(*) FROM equity WHERE run_id = 1"), 3130);
+  assert_int_equal(db_int(db, "SELECT count(*) FROM trades WHERE run_id = 1"), (long long)printed(r.out, "trades"));
+  assert_int_equal(db_int(db, "SELECT json_extract(params, '$.weights.BOND') = 0.3 FROM runs"), 1);
+  assert_int_equal(db_int(db, "SELECT json_extract(params, '$.rebalance') = 'monthly' FROM runs"), 1);
+  /* money: final equity = capital + sum of price moves - costs; checked
+   * from the stored rows: last value over the printed final value */
+  double fin = printed(r.out, "final value");
+  sqlite3 *h;
+  sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL);
+  sqlite3_stmt *st;
+  sqlite3_prepare_v2(h, "SELECT value FROM equity WHERE run_id = 1 ORDER BY date DESC LIMIT 1", -1, &st, NULL);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  assert_close(sqlite3_column_double(st, 0), fin, 0, 0.005);
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  done(&r);
+
+  /* import, then the same backtest from the database gives the same numbers */
+  out_t im = run(ARGS("import", SAMPLE, "--db", db));
+  if (im.status != 0) fail_msg("import: %s", im.err);
+  assert_non_null(strstr(im.out, "as dataset 'multi_asset'"));
+  assert_non_null(strstr(im.out, "3130 dates x 6 assets"));
+  done(&im);
+  out_t r2 = run(ARGS("backtest", "--db", db, "--dataset", "multi_asset", "--weights", w, "--rebalance", "monthly",
+                      "--cost-bps", "10", "--fee", "1", "--capital", "100000"));
+  if (r2.status != 0) fail_msg("exit %d: %s", r2.status, r2.err);
+  assert_non_null(strstr(r2.out, "stored as run 2"));
+  for (size_t k = 0; k < KEEL_METRICS_COUNT; k++) {
+    double a = db_metric(db, 1, keel_metrics_name(k)), b = db_metric(db, 2, keel_metrics_name(k));
+    if (!(a == b || (isnan(a) && isnan(b)))) fail_msg("%s: %.17g vs %.17g", keel_metrics_name(k), a, b);
+  }
+  assert_int_equal(db_int(db, "SELECT count(DISTINCT dataset_hash) FROM runs"), 1);
+  done(&r2);
+
+  /* --start/--end select the rows; --quiet prints nothing */
+  out_t r3 = run(ARGS("backtest", "--prices", SAMPLE, "--weights", "EQUITY=1", "--start", "2015-01-01", "--end",
+                      "2015-12-31", "--quiet"));
+  assert_int_equal(r3.status, 0);
+  assert_string_equal(r3.out, "");
+  done(&r3);
+  out_t r4 = run(ARGS("backtest", "--prices", SAMPLE, "--weights", "EQUITY=1", "--start", "2015-01-01", "--end",
+                      "2015-12-31"));
+  assert_non_null(strstr(r4.out, "2015-01-01 .. 2015-12-31 (261 days)"));
+  done(&r4);
+}
+
+static void test_sample_command(void **state) {
+  (void)state;
+  const char *path = keel_test_tmp_path("s.csv");
+  out_t r = run(ARGS("sample", "--out", path));
+  assert_int_equal(r.status, 0);
+  done(&r);
+  char *a = slurp(path), *b = slurp(SAMPLE);
+  assert_string_equal(a, b);
+  free(a);
+  free(b);
+  r = run(ARGS("sample", "--out", path, "--seed", "9", "--years", "3", "--start", "2001-01-01"));
+  assert_int_equal(r.status, 0);
+  done(&r);
+  keel_ctx *ctx = NULL;
+  keel_ctx_new(NULL, &ctx);
+  keel_panel *p = NULL;
+  assert_ok(ctx, keel_panel_read_csv(ctx, path, NULL, &p));
+  assert_int_equal(keel_panel_ndates(p), 780);
+  char d[KEEL_DATE_BUFSIZE];
+  keel_date_format(keel_panel_dates(p)[0], d);
+  assert_string_equal(d, "2001-01-01");
+  keel_panel_free(p);
+  keel_ctx_free(ctx);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_help_version),       cmocka_unit_test(test_usage_errors),
+      cmocka_unit_test(test_runtime_errors),     cmocka_unit_test(test_backtest_and_store),
+      cmocka_unit_test(test_sample_command),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
