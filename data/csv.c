@@ -390,7 +390,7 @@ static void on_field(void *f, size_t n, void *data) {
         if (d < prev) {
           char pb[KEEL_DATE_BUFSIZE];
           keel_date_format(prev, pb);
-          fail_field(P, KEEL_EPARSE, 0, "date %s comes after %s: dates must be in increasing order",
+          fail_field(P, KEEL_EPARSE, 0, "date %s follows %s: dates must be in increasing order",
                      show(s, n, b), pb);
           return;
         }
@@ -446,7 +446,7 @@ static void on_field(void *f, size_t n, void *data) {
       P->fi = 0; /* report at the date */
       fail_field(P, KEEL_EPARSE, 0,
                  P->cur_date == last ? "duplicate date %s for symbol %s"
-                                     : "date %s for symbol %s comes after %s: each symbol's dates must increase",
+                                     : "date %s for symbol %s follows %s: each symbol's dates must increase",
                  db, P->syms.names[id], lb);
       return;
     }
