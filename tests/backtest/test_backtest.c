@@ -6,18 +6,6 @@
 
 #include "keel_test.h"
 
-static keel_ctx *CTX;
-
-static int setup(void **state) {
-  (void)state;
-  return keel_ctx_new(NULL, &CTX) == KEEL_OK ? 0 : -1;
-}
-static int teardown(void **state) {
-  (void)state;
-  keel_ctx_free(CTX);
-  return 0;
-}
-
 static keel_date D(int y, int m, int d) {
   keel_date x;
   assert_int_equal(keel_date_from_ymd(y, m, d, &x), 0);
@@ -466,5 +454,5 @@ int main(void) {
       cmocka_unit_test(test_oom),
       cmocka_unit_test(test_numpy_reference),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);
 }

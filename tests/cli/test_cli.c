@@ -16,15 +16,8 @@ typedef struct out {
 } out_t;
 
 static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return strdup("");
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  b[fread(b, 1, (size_t)n, f)] = '\0';
-  fclose(f);
-  return b;
+  char *b = keel_test_read_file(path, NULL);
+  return b ? b : strdup("");
 }
 
 /* Runs keel with the given arguments (NULL-terminated), no shell. */
@@ -178,30 +171,12 @@ static void test_runtime_errors(void **state) {
 }
 
 static double db_metric(const char *db, long long run, const char *name) {
-  sqlite3 *h;
-  sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL);
-  sqlite3_stmt *st;
-  sqlite3_prepare_v2(h, "SELECT value FROM metrics WHERE run_id = ?1 AND name = ?2", -1, &st, NULL);
-  sqlite3_bind_int64(st, 1, run);
-  sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-  double v = NAN;
-  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_double(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(h);
-  return v;
+  char q[256];
+  snprintf(q, sizeof q, "SELECT value FROM metrics WHERE run_id = %lld AND name = '%s'", run, name);
+  return keel_test_sql_double(db, q);
 }
 
-static long long db_int(const char *db, const char *sql) {
-  sqlite3 *h;
-  sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL);
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s", sqlite3_errmsg(h));
-  long long v = -1;
-  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(h);
-  return v;
-}
+#define db_int keel_test_sql_int
 
 /* The number printed after a label, e.g. "Sharpe   0.743". */
 static double printed(const char *out, const char *label) {

@@ -6,18 +6,6 @@
 
 #include "keel_test.h"
 
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  *len = fread(b, 1, (size_t)n, f);
-  fclose(f);
-  return b;
-}
-
 /* The shipped sample is exactly what the generator writes for the default
  * seed. */
 static void test_shipped_file(void **state) {
@@ -29,7 +17,7 @@ static void test_shipped_file(void **state) {
   const char *out = keel_test_tmp_path("sample.csv");
   assert_ok(ctx, keel_panel_write_csv(ctx, p, out));
   size_t la, lb;
-  char *a = slurp(out, &la), *b = slurp(keel_test_source_path("data/samples/multi_asset.csv"), &lb);
+  char *a = keel_test_read_file(out, &la), *b = keel_test_read_file(keel_test_source_path("data/samples/multi_asset.csv"), &lb);
   assert_non_null(a);
   assert_non_null(b);
   assert_int_equal(la, lb);

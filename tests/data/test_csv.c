@@ -10,18 +10,6 @@
 #include "data/numparse.h"
 #include "keel_test.h"
 
-static keel_ctx *CTX;
-
-static int setup(void **state) {
-  (void)state;
-  return keel_ctx_new(NULL, &CTX) == KEEL_OK ? 0 : -1;
-}
-static int teardown(void **state) {
-  (void)state;
-  keel_ctx_free(CTX);
-  return 0;
-}
-
 static keel_panel *parse_ok(const char *text) {
   keel_panel *p = NULL;
   keel_status st = keel_panel_parse_csv(CTX, "t.csv", text, strlen(text), NULL, &p);
@@ -415,5 +403,5 @@ int main(void) {
       cmocka_unit_test(test_locale),       cmocka_unit_test(test_roundtrip),
       cmocka_unit_test(test_shared_data),  cmocka_unit_test(test_oom),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);
 }

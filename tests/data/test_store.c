@@ -11,43 +11,6 @@
 
 #include "keel_test.h"
 
-static keel_ctx *CTX;
-
-static int setup(void **state) {
-  (void)state;
-  return keel_ctx_new(NULL, &CTX) == KEEL_OK ? 0 : -1;
-}
-static int teardown(void **state) {
-  (void)state;
-  keel_ctx_free(CTX);
-  return 0;
-}
-
-/* One integer from plain SQL on a separate connection. */
-static long long q1(const char *path, const char *sql) {
-  sqlite3 *db;
-  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) fail_msg("open %s", path);
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-  long long v = -1;
-  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return v;
-}
-
-static double qd(const char *path, const char *sql) {
-  sqlite3 *db;
-  sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-  double v = -1;
-  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_type(st, 0) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return v;
-}
-
 static void sql(const char *path, const char *text) {
   sqlite3 *db;
   sqlite3_open(path, &db);
@@ -74,8 +37,8 @@ static void test_open_migrate(void **state) {
   assert_ok(CTX, keel_store_open(CTX, path, &s));
   assert_int_equal(keel_store_schema_version(s), KEEL_STORE_SCHEMA_VERSION);
   keel_store_close(s);
-  assert_int_equal(q1(path, "PRAGMA user_version"), KEEL_STORE_SCHEMA_VERSION);
-  assert_int_equal(q1(path, "SELECT count(*) FROM sqlite_schema WHERE name='runs'"), 1);
+  assert_int_equal(keel_test_sql_int(path, "PRAGMA user_version"), KEEL_STORE_SCHEMA_VERSION);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM sqlite_schema WHERE name='runs'"), 1);
   {
     sqlite3 *db;
     sqlite3_open(path, &db);
@@ -111,7 +74,7 @@ static void test_refuse_foreign(void **state) {
   assert_status(CTX, keel_store_open(CTX, other, &s), KEEL_EINVAL);
   assert_errmsg(CTX, "not keel's");
   /* and it was not written into */
-  assert_int_equal(q1(other, "SELECT count(*) FROM sqlite_schema"), 1);
+  assert_int_equal(keel_test_sql_int(other, "SELECT count(*) FROM sqlite_schema"), 1);
   assert_status(CTX, keel_store_open(CTX, "/nonexistent/dir/x.db", &s), KEEL_EIO);
 }
 
@@ -139,16 +102,16 @@ static void test_dataset_roundtrip(void **state) {
   assert_close(keel_panel_meta(q, 2)->lot, 10, 0, 0);
   assert_close(keel_panel_meta(q, 2)->min_trade, 250, 0, 0);
   keel_panel_free(q);
-  assert_int_equal(q1(path, "SELECT count(*) FROM prices"), 13);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM prices"), 13);
   /* replacing: a dataset of the same name is swapped whole */
   keel_date d2[2] = {19000, 19001};
   double px2[2] = {5, 6};
   keel_panel *p2 = NULL;
   assert_ok(CTX, keel_panel_new(CTX, 2, 1, d2, (const char *const[]){"Z"}, px2, &p2));
   assert_ok(CTX, keel_store_put_dataset(CTX, s, "sample", p2));
-  assert_int_equal(q1(path, "SELECT count(*) FROM datasets"), 1);
-  assert_int_equal(q1(path, "SELECT count(*) FROM prices"), 2);
-  assert_int_equal(q1(path, "SELECT count(*) FROM dataset_assets"), 1);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM datasets"), 1);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM prices"), 2);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM dataset_assets"), 1);
   assert_ok(CTX, keel_store_get_dataset(CTX, s, "sample", &q));
   assert_string_equal(keel_panel_symbol(q, 0), "Z");
   keel_panel_free(q);
@@ -208,15 +171,15 @@ static void test_save_run(void **state) {
   int64_t id = 0;
   assert_ok(CTX, keel_store_save_run(CTX, s, &r, &id));
   assert_int_equal(id, 1);
-  assert_int_equal(q1(path, "SELECT count(*) FROM equity WHERE run_id = 1"), 50);
-  assert_int_equal(q1(path, "SELECT count(*) FROM trades WHERE run_id = 1"), 7);
-  assert_int_equal(q1(path, "SELECT count(*) FROM trades WHERE symbol = 'BBB' AND reason = 'calendar'"), 3);
-  assert_close(qd(path, "SELECT value FROM metrics WHERE run_id = 1 AND name = 'sharpe'"), 1.5, 0, 0);
-  assert_true(isnan(qd(path, "SELECT value FROM metrics WHERE name = 'calmar'")));
-  assert_int_equal(q1(path, "SELECT value IS NULL FROM metrics WHERE name = 'calmar'"), 1);
-  assert_int_equal(q1(path, "SELECT json_extract(params, '$.weights.AAA') = 0.5 FROM runs"), 1);
-  assert_int_equal(q1(path, "SELECT seed FROM runs"), 42);
-  assert_close(qd(path, "SELECT value FROM equity WHERE date = '1997-05-19'"), 1000, 0, 0);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM equity WHERE run_id = 1"), 50);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM trades WHERE run_id = 1"), 7);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM trades WHERE symbol = 'BBB' AND reason = 'calendar'"), 3);
+  assert_close(keel_test_sql_double(path, "SELECT value FROM metrics WHERE run_id = 1 AND name = 'sharpe'"), 1.5, 0, 0);
+  assert_true(isnan(keel_test_sql_double(path, "SELECT value FROM metrics WHERE name = 'calmar'")));
+  assert_int_equal(keel_test_sql_int(path, "SELECT value IS NULL FROM metrics WHERE name = 'calmar'"), 1);
+  assert_int_equal(keel_test_sql_int(path, "SELECT json_extract(params, '$.weights.AAA') = 0.5 FROM runs"), 1);
+  assert_int_equal(keel_test_sql_int(path, "SELECT seed FROM runs"), 42);
+  assert_close(keel_test_sql_double(path, "SELECT value FROM equity WHERE date = '1997-05-19'"), 1000, 0, 0);
 
   /* bad params and bad trades are refused and nothing is written */
   r.params_json = "{\"weights\": ";
@@ -229,16 +192,16 @@ static void test_save_run(void **state) {
   assert_status(CTX, keel_store_save_run(CTX, s, &r, &id), KEEL_EINVAL);
   assert_errmsg(CTX, "trade 3");
   trades[3].asset = 0;
-  assert_int_equal(q1(path, "SELECT count(*) FROM runs"), 1);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM runs"), 1);
 
   /* a failure in the middle of the transaction leaves no trace of the run */
   sql(path, "CREATE TRIGGER boom BEFORE INSERT ON equity WHEN NEW.value = 1030 "
             "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
   assert_status(CTX, keel_store_save_run(CTX, s, &r, &id), KEEL_EIO);
   assert_errmsg(CTX, "injected failure");
-  assert_int_equal(q1(path, "SELECT count(*) FROM runs"), 1);
-  assert_int_equal(q1(path, "SELECT count(*) FROM equity"), 50);
-  assert_int_equal(q1(path, "SELECT count(*) FROM metrics"), 3);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM runs"), 1);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM equity"), 50);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM metrics"), 3);
   sql(path, "DROP TRIGGER boom");
   /* and the store keeps working */
   assert_ok(CTX, keel_store_save_run(CTX, s, &r, &id));
@@ -273,13 +236,13 @@ static void test_kill_mid_write(void **state) {
       if (keel_store_save_run(c, s, &r, NULL)) _exit(4);
   }
   /* wait for two finished runs, then kill at a random moment */
-  for (int i = 0; i < 3000 && q1(path, "SELECT count(*) FROM runs") < 2; i++) usleep(10000);
+  for (int i = 0; i < 3000 && keel_test_sql_int(path, "SELECT count(*) FROM runs") < 2; i++) usleep(10000);
   usleep((useconds_t)(rand() % 200000));
   kill(pid, SIGKILL);
   int status;
   waitpid(pid, &status, 0);
   assert_true(WIFSIGNALED(status));
-  long long runs = q1(path, "SELECT count(*) FROM runs");
+  long long runs = keel_test_sql_int(path, "SELECT count(*) FROM runs");
   assert_true(runs >= 2);
   sqlite3 *db;
   sqlite3_open(path, &db);
@@ -289,12 +252,12 @@ static void test_kill_mid_write(void **state) {
   assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
   sqlite3_finalize(st);
   sqlite3_close(db);
-  assert_int_equal(q1(path, "SELECT count(*) FROM runs r WHERE npoints != "
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM runs r WHERE npoints != "
                             "(SELECT count(*) FROM equity e WHERE e.run_id = r.id) OR ntrades != "
                             "(SELECT count(*) FROM trades t WHERE t.run_id = r.id) OR 3 != "
                             "(SELECT count(*) FROM metrics m WHERE m.run_id = r.id)"),
                    0);
-  assert_int_equal(q1(path, "SELECT count(*) FROM equity"), runs * NP);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM equity"), runs * NP);
   /* the killed writer left no lock behind: a new run goes in */
   keel_store *s = NULL;
   assert_ok(CTX, keel_store_open(CTX, path, &s));
@@ -305,7 +268,7 @@ static void test_kill_mid_write(void **state) {
   make_record(&r, 3, 1, dates, values, trades);
   assert_ok(CTX, keel_store_save_run(CTX, s, &r, NULL));
   keel_store_close(s);
-  assert_int_equal(q1(path, "SELECT count(*) FROM runs"), runs + 1);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM runs"), runs + 1);
 }
 
 static keel_status oom_body(keel_ctx *ctx, void *arg) {
@@ -340,5 +303,5 @@ int main(void) {
       cmocka_unit_test(test_dataset_roundtrip), cmocka_unit_test(test_save_run),
       cmocka_unit_test(test_kill_mid_write),   cmocka_unit_test(test_oom),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);
 }

@@ -2,6 +2,7 @@
 #include "keel_test.h"
 
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,4 +126,68 @@ int keel_test_write_file(const char *path, const char *data, size_t len) {
   size_t w = fwrite(data, 1, len, f);
   int rc = fclose(f);
   return w == len && rc == 0 ? 0 : -1;
+}
+
+char *keel_test_read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 1 << 16, n = 0;
+  char *b = malloc(cap + 1);
+  for (size_t k; b && (k = fread(b + n, 1, cap - n, f)) > 0;) {
+    n += k;
+    if (n == cap) {
+      char *nb = realloc(b, 2 * cap + 1);
+      if (!nb) free(b);
+      b = nb;
+      cap *= 2;
+    }
+  }
+  fclose(f);
+  if (!b) return NULL;
+  b[n] = '\0';
+  if (len) *len = n;
+  return b;
+}
+
+keel_ctx *CTX;
+
+int keel_test_setup(void **state) {
+  (void)state;
+  return keel_ctx_new(NULL, &CTX) == KEEL_OK ? 0 : -1;
+}
+
+int keel_test_teardown(void **state) {
+  (void)state;
+  keel_ctx_free(CTX);
+  CTX = NULL;
+  return 0;
+}
+
+static sqlite3_stmt *sql_first_row(const char *path, const char *sql, sqlite3 **db) {
+  if (sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) fail_msg("cannot open %s", path);
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(*db, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(*db));
+  if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL) {
+    sqlite3_finalize(st);
+    return NULL;
+  }
+  return st;
+}
+
+long long keel_test_sql_int(const char *path, const char *sql) {
+  sqlite3 *db;
+  sqlite3_stmt *st = sql_first_row(path, sql, &db);
+  long long v = st ? sqlite3_column_int64(st, 0) : -1;
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+double keel_test_sql_double(const char *path, const char *sql) {
+  sqlite3 *db;
+  sqlite3_stmt *st = sql_first_row(path, sql, &db);
+  double v = st ? sqlite3_column_double(st, 0) : NAN;
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
 }

@@ -71,5 +71,19 @@ const char *keel_test_source_path(const char *rel);
 const char *keel_test_tmp_path(const char *name);
 /* Writes len bytes to path; returns 0 on success. */
 int keel_test_write_file(const char *path, const char *data, size_t len);
+/* Reads a whole file, NUL-terminated (caller frees); NULL if unreadable.
+ * len may be NULL. */
+char *keel_test_read_file(const char *path, size_t *len);
+
+/* A context shared by the tests of a group: pass keel_test_setup and
+ * keel_test_teardown to cmocka_run_group_tests and use CTX. */
+extern keel_ctx *CTX;
+int keel_test_setup(void **state);
+int keel_test_teardown(void **state);
+
+/* The first column of the first row of a query on the SQLite file at path,
+ * opened read-only (-1 / NaN when there is no row or it is NULL). */
+long long keel_test_sql_int(const char *path, const char *sql);
+double keel_test_sql_double(const char *path, const char *sql);
 
 #endif
