@@ -142,7 +142,15 @@ typedef struct parser {
   uint32_t cur_sym;
 } parser;
 
+/* With a TAB delimiter only ' ' is padding; otherwise libcsv's built-in
+ * test (space or TAB, inlined) is used. */
 static int is_space(unsigned char c) { return c == ' '; }
+
+static void set_delim(parser *P, unsigned char d) {
+  P->delim = d;
+  csv_set_delim(&P->csv, d);
+  if (d == '\t') csv_set_space_func(&P->csv, is_space);
+}
 
 /* Line and column (1-based) in the current row of byte offset off, or, if
  * off is SIZE_MAX, of the start of field k (k == the number of fields: the
@@ -658,7 +666,6 @@ static keel_status parser_init(parser *P, keel_ctx *ctx, const char *name, const
   P->in_header = 1;
   if (csv_init(&P->csv, CSV_STRICT | CSV_STRICT_FINI) != 0)
     return keeli_error(ctx, KEEL_ENOMEM, "out of memory (csv parser)");
-  csv_set_space_func(&P->csv, is_space);
   P->cloc = newlocale(LC_ALL_MASK, "C", (locale_t)0);
   if (!P->cloc) {
     csv_free(&P->csv);
@@ -709,11 +716,10 @@ keel_status keel_panel_parse_csv(keel_ctx *ctx, const char *name, const char *bu
   if (st) return st;
   if (!P.opt.delimiter) {
     size_t skip = len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
-    P.delim = detect_delim(buf + skip, len - skip);
+    set_delim(&P, detect_delim(buf + skip, len - skip));
   } else {
-    P.delim = (unsigned char)P.opt.delimiter;
+    set_delim(&P, (unsigned char)P.opt.delimiter);
   }
-  csv_set_delim(&P.csv, P.delim);
   feed(&P, buf ? buf : "", len);
   return parser_finish(&P, out);
 }
@@ -746,20 +752,18 @@ keel_status keel_panel_read_csv(keel_ctx *ctx, const char *path, const keel_csv_
     if (first) {
       first = 0;
       if (P.opt.delimiter) {
-        P.delim = (unsigned char)P.opt.delimiter;
+        set_delim(&P, (unsigned char)P.opt.delimiter);
       } else {
         size_t skip = n >= 3 && memcmp(chunk, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
-        P.delim = detect_delim(chunk + skip, n - skip);
+        set_delim(&P, detect_delim(chunk + skip, n - skip));
       }
-      csv_set_delim(&P.csv, P.delim);
     }
     feed(&P, chunk, n);
   }
   keeli_free(ctx, chunk);
   fclose(f);
   if (first && !P.err) {
-    P.delim = P.opt.delimiter ? (unsigned char)P.opt.delimiter : ',';
-    csv_set_delim(&P.csv, P.delim);
+    set_delim(&P, P.opt.delimiter ? (unsigned char)P.opt.delimiter : ',');
   }
   return parser_finish(&P, out);
 }
