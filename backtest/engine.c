@@ -202,7 +202,7 @@ keel_status keel_backtest_run(keel_ctx *ctx, const keel_panel *panel, const keel
   double *h = keeli_alloc_array(ctx, na, sizeof *h);
   double *bp = keeli_alloc_array(ctx, na + 3, sizeof *bp);
   unsigned char *tradable = keeli_alloc(ctx, na);
-  unsigned char *in_s = keeli_alloc(ctx, na);
+  unsigned char *in_s = keeli_calloc(ctx, na, 1);
   keel_status st = KEEL_OK;
   if (!r->dates || !r->values || !r->cash || !r->traded || !r->costs || !r->holdings || !shares || !last || !x ||
       !h || !bp || !tradable || !in_s) {

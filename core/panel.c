@@ -1,5 +1,6 @@
 /* keel — price panel. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -14,6 +15,37 @@ struct keel_panel {
   keel_asset_meta *meta;
   size_t *first_valid;
 };
+
+static int cmp_sym(const void *a, const void *b, void *arg) {
+  const char *const *syms = arg;
+  size_t i = *(const size_t *)a, j = *(const size_t *)b;
+  int c = strcmp(syms[i], syms[j]);
+  return c ? c : (i > j) - (i < j);
+}
+
+/* Symbols must be unique: sort their indices (O(n log n), a header of many
+ * thousands of columns stays fast) and compare neighbours. */
+static keel_status check_unique(keel_ctx *ctx, size_t n, const char *const *symbols) {
+  if (n < 2) return KEEL_OK;
+  if (n <= 16) {
+    for (size_t j = 1; j < n; j++)
+      for (size_t k = 0; k < j; k++)
+        if (strcmp(symbols[j], symbols[k]) == 0)
+          return keeli_error(ctx, KEEL_EINVAL, "symbol '%s' appears twice (assets %zu and %zu)", symbols[j], k, j);
+    return KEEL_OK;
+  }
+  size_t *idx = keeli_alloc_array(ctx, n, sizeof *idx);
+  if (!idx) return KEEL_ENOMEM;
+  for (size_t j = 0; j < n; j++) idx[j] = j;
+  qsort_r(idx, n, sizeof *idx, cmp_sym, (void *)symbols);
+  keel_status st = KEEL_OK;
+  for (size_t j = 1; j < n && !st; j++)
+    if (strcmp(symbols[idx[j]], symbols[idx[j - 1]]) == 0)
+      st = keeli_error(ctx, KEEL_EINVAL, "symbol '%s' appears twice (assets %zu and %zu)", symbols[idx[j]],
+                       idx[j - 1], idx[j]);
+  keeli_free(ctx, idx);
+  return st;
+}
 
 void keel_panel_free(keel_panel *p) {
   if (!p) return;
@@ -49,12 +81,10 @@ keel_status keel_panel_new(keel_ctx *ctx, size_t ndates, size_t nassets, const k
   for (size_t j = 0; j < nassets; j++) {
     if (!symbols[j] || !symbols[j][0])
       return keeli_error(ctx, KEEL_EINVAL, "asset %zu has an empty symbol", j);
-    for (size_t k = 0; k < j; k++)
-      if (strcmp(symbols[j], symbols[k]) == 0)
-        return keeli_error(ctx, KEEL_EINVAL, "symbol '%s' appears twice (assets %zu and %zu)", symbols[j], k,
-                           j);
     symbytes += strlen(symbols[j]) + 1;
   }
+  keel_status st = check_unique(ctx, nassets, symbols);
+  if (st) return st;
   if (prices) {
     for (size_t i = 0; i < ndates; i++)
       for (size_t j = 0; j < nassets; j++) {

@@ -1,5 +1,6 @@
 /* Tests of the context, allocator, errors, dates and the price panel. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -223,6 +224,18 @@ static void test_panel_rejects(void **state) {
   double px2[2] = {1, 1};
   assert_status(ctx, keel_panel_new(ctx, 1, 2, dates, dup, px2, &p), KEEL_EINVAL);
   assert_errmsg(ctx, "appears twice");
+  /* many symbols: a duplicate far apart is found (sorted check) */
+  enum { NS = 5000 };
+  static char names[NS][8];
+  const char *many[NS];
+  for (int k = 0; k < NS; k++) snprintf(names[k], sizeof names[k], "S%d", k), many[k] = names[k];
+  static double pxm[NS];
+  for (int k = 0; k < NS; k++) pxm[k] = 1;
+  assert_ok(ctx, keel_panel_new(ctx, 1, NS, dates, many, pxm, &p));
+  keel_panel_free(p);
+  many[4321] = "S17";
+  assert_status(ctx, keel_panel_new(ctx, 1, NS, dates, many, pxm, &p), KEEL_EINVAL);
+  assert_errmsg(ctx, "symbol 'S17' appears twice (assets 17 and 4321)");
   const char *empty[] = {""};
   assert_status(ctx, keel_panel_new(ctx, 1, 1, dates, empty, px2, &p), KEEL_EINVAL);
   assert_status(ctx, keel_panel_new(ctx, 0, 1, dates, one, px2, &p), KEEL_EINVAL);
