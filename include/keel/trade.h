@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "keel/date.h"
+#include "keel/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,7 +46,6 @@ typedef struct keel_rebalance {
 } keel_rebalance;
 
 /* Static name of a reason ("calendar"). */
-#include "keel/export.h"
 KEEL_API const char *keel_trade_reason_name(keel_trade_reason r);
 
 #ifdef __cplusplus
