@@ -12,5 +12,7 @@
 #include "keel/backtest.h"
 #include "keel/store.h"
 #include "keel/sample.h"
+#include "keel/matrix.h"
+#include "keel/estimate.h"
 
 #endif

@@ -1,0 +1,102 @@
+/* keel — estimators (core/): returns, expected returns, covariances.
+ *
+ * Returns matrices are periods x assets (row-major keel_cmat); NaN marks a
+ * missing return (the asset had no price). Results are per period unless
+ * periods_per_year is set, which annualises them (means and covariances
+ * times periods_per_year; the geometric mean compounds to a year).
+ * docs/estimators.md gives every formula. */
+#ifndef KEEL_ESTIMATE_H
+#define KEEL_ESTIMATE_H
+
+#include <stddef.h>
+
+#include "keel/ctx.h"
+#include "keel/matrix.h"
+#include "keel/panel.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum keel_returns_kind {
+  KEEL_RETURNS_SIMPLE = 0, /* p_t / p_prev - 1 */
+  KEEL_RETURNS_LOG         /* log(p_t / p_prev) */
+} keel_returns_kind;
+
+/* Returns of panel rows [start, end) into out ((end - start - 1) x nassets).
+ * p_prev is the asset's last price before row t (so a return after a halt
+ * spans the halt and compounding is preserved); NaN where the asset has no
+ * price on row t or none before it. end = 0 means all rows. */
+KEEL_API keel_status keel_returns(keel_ctx *ctx, const keel_panel *p, size_t start, size_t end,
+                                  keel_returns_kind kind, keel_mat out);
+
+/* How missing returns are treated by means and covariances. */
+typedef enum keel_missing {
+  KEEL_MISSING_COMMON = 0, /* use only periods where every asset has a return */
+  KEEL_MISSING_PAIRWISE    /* per asset (means) or per pair (covariances) */
+} keel_missing;
+
+typedef enum keel_mean_kind {
+  KEEL_MEAN_ARITHMETIC = 0,
+  KEEL_MEAN_GEOMETRIC, /* (prod(1 + r))^(1/T) - 1 of simple returns */
+  KEEL_MEAN_EWMA       /* exponentially weighted, weight halving every halflife periods */
+} keel_mean_kind;
+
+typedef struct keel_mean_options {
+  keel_mean_kind kind;     /* arithmetic */
+  double halflife;         /* EWMA half-life in periods (> 0) */
+  double periods_per_year; /* 0 or 1: per period; else annualised */
+  keel_missing missing;    /* common */
+} keel_mean_options;
+
+KEEL_API void keel_mean_options_default(keel_mean_options *o);
+/* Expected returns mu (returns.cols values). KEEL_EINVAL if an asset has
+ * no usable return, or an input is infinite. */
+KEEL_API keel_status keel_mean(keel_ctx *ctx, keel_cmat returns, const keel_mean_options *o, double *mu);
+
+typedef enum keel_cov_kind {
+  KEEL_COV_SAMPLE = 0,   /* unbiased sample covariance (T - 1) */
+  KEEL_COV_EWMA,         /* exponentially weighted (half-life), weighted mean removed */
+  KEEL_COV_LW_IDENTITY,  /* Ledoit-Wolf shrinkage towards a scaled identity */
+  KEEL_COV_LW_CONSTCORR, /* Ledoit-Wolf shrinkage towards constant correlation */
+  KEEL_COV_SEMI          /* semicovariance below a benchmark return */
+} keel_cov_kind;
+
+typedef struct keel_cov_options {
+  keel_cov_kind kind;      /* sample */
+  double halflife;         /* EWMA half-life in periods */
+  double benchmark;        /* semicovariance: per-period benchmark return (0) */
+  double periods_per_year; /* 0 or 1: per period; else annualised */
+  keel_missing missing;    /* common; pairwise only for sample and semi */
+} keel_cov_options;
+
+typedef struct keel_cov_info {
+  double shrinkage; /* Ledoit-Wolf intensity in [0, 1] (NaN otherwise) */
+  size_t nobs;      /* periods used (the smallest pair count when pairwise) */
+} keel_cov_info;
+
+KEEL_API void keel_cov_options_default(keel_cov_options *o);
+/* Covariance of the returns' columns into cov (cols x cols). info may be
+ * NULL. KEEL_EINVAL for infinite inputs, too few periods, a pairwise
+ * request for EWMA or Ledoit-Wolf. */
+KEEL_API keel_status keel_cov(keel_ctx *ctx, keel_cmat returns, const keel_cov_options *o, keel_mat cov,
+                              keel_cov_info *info);
+
+typedef struct keel_psd_report {
+  size_t nclipped;         /* eigenvalues raised to the floor */
+  double min_eigenvalue;   /* before repair */
+  double max_eigenvalue;
+  double condition;        /* max / min eigenvalue after repair */
+  double change;           /* ||A_repaired - A||_F / ||A||_F */
+} keel_psd_report;
+
+/* Nearest positive semidefinite matrix in Frobenius norm (Higham 1988):
+ * eigenvalues below floor * max(|eigenvalue|) are raised to it (floor = 0
+ * clips at zero), in place. cov must be symmetric (checked to 1e-12
+ * relative) and finite. rep may be NULL. Uses LAPACK dsyevr. */
+KEEL_API keel_status keel_cov_nearest_psd(keel_ctx *ctx, keel_mat cov, double floor, keel_psd_report *rep);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
