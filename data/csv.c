@@ -263,6 +263,17 @@ static int parse_price(parser *P, const char *s, size_t n, const char *sym, doub
                KEEL_NUM_MAXLEN);
     return -1;
   }
+  if (rc != 0 && P->opt.layout == KEEL_CSV_AUTO && P->layout == KEEL_CSV_WIDE && P->ncols == 3 &&
+      P->nrows == 0 && P->fi == 1) {
+    /* date,X,Y whose first row has text under X: a long file with an
+     * unrecognised header rather than two assets */
+    fail_field(P, KEEL_EPARSE, P->fi,
+               "unknown layout: 3 columns whose second holds text (%s), but the header is not "
+               "date,symbol,price (second column symbol, ticker, asset or id; third price, close, "
+               "adj_close, adjclose, adj close or value)",
+               show(s, n, b));
+    return -1;
+  }
   if (rc != 0) {
     fail_field(P, KEEL_EPARSE, P->fi, "%s: %s is not a number", what, show(s, n, b));
     return -1;
@@ -403,7 +414,7 @@ static void on_field(void *f, size_t n, void *data) {
           return;
         }
       }
-      if ((P->nrows + 1) * na > P->opt.max_cells) {
+      if (P->nrows + 1 > P->opt.max_cells / na) {
         fail_field(P, KEEL_ELIMIT, 0, "more than %zu price cells", P->opt.max_cells);
         return;
       }

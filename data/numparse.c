@@ -1,7 +1,7 @@
 /* keel — locale-independent decimal parsing and formatting.
  *
- * keeli_parse_double accepts [+-]? (d+ (. d*)? | . d+) ([eE] [+-]? d+)? and
- * nothing else. Numbers whose decimal mantissa fits in 53 bits and whose
+ * keeli_parse_double accepts [+-]? (d+ (. d*)? | . d+) ([eE] [+-]? d+)?, at
+ * most KEEL_NUM_MAXLEN bytes, and nothing else. Numbers whose decimal mantissa fits in 53 bits and whose
  * decimal exponent is at most 22 in magnitude are converted exactly with one
  * multiplication or division by an exactly representable power of ten
  * (W. D. Clinger, "How to read floating point numbers accurately", PLDI
@@ -29,7 +29,7 @@ int keeli_parse_double(const char *s, size_t n, locale_t cloc, double *out) {
   uint64_t mant = 0;
   int ndig = 0;     /* significant digits accumulated in mant */
   int dropped = 0;  /* digits not accumulated (mant full) */
-  int exp10 = 0;
+  int64_t exp10 = 0; /* bounded by n and the 100000 cap below: no overflow */
   int any = 0;
   while (i < n && s[i] == '0') i++, any = 1; /* leading zeros */
   for (; i < n && is_digit(s[i]); i++) {
@@ -63,12 +63,13 @@ int keeli_parse_double(const char *s, size_t n, locale_t cloc, double *out) {
     int eneg = 0;
     if (i < n && (s[i] == '+' || s[i] == '-')) eneg = s[i++] == '-';
     if (i >= n || !is_digit(s[i])) return -1;
-    long e = 0;
+    int64_t e = 0;
     for (; i < n && is_digit(s[i]); i++)
       if (e < 100000) e = e * 10 + (s[i] - '0');
-    exp10 += (int)(eneg ? -e : e);
+    exp10 += eneg ? -e : e;
   }
   if (i != n) return -1;
+  if (n > KEEL_NUM_MAXLEN) return -2;
 
   if (!dropped && mant <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
     double v = (double)mant;
@@ -83,7 +84,6 @@ int keeli_parse_double(const char *s, size_t n, locale_t cloc, double *out) {
   /* Slow path: strtod_l on a NUL-terminated copy (the syntax is already
    * checked, so it consumes everything). */
   char buf[KEEL_NUM_MAXLEN + 1];
-  if (n > KEEL_NUM_MAXLEN) return -2;
   memcpy(buf, s, n);
   buf[n] = '\0';
   *out = strtod_l(buf, NULL, cloc);

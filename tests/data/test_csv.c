@@ -153,6 +153,16 @@ static void test_numbers(void **state) {
     double v;
     if (keeli_parse_double(bad[i], strlen(bad[i]), c, &v) == 0) fail_msg("accepted '%s'", bad[i]);
   }
+  /* at most KEEL_NUM_MAXLEN bytes, on the fast path too */
+  {
+    char lz[KEEL_NUM_MAXLEN + 2];
+    memset(lz, '0', sizeof lz);
+    lz[KEEL_NUM_MAXLEN] = '5';
+    double v = 0;
+    assert_int_equal(keeli_parse_double(lz + 1, KEEL_NUM_MAXLEN, c, &v), 0);
+    assert_close(v, 5, 0, 0);
+    assert_int_equal(keeli_parse_double(lz, KEEL_NUM_MAXLEN + 1, c, &v), -2);
+  }
   /* random decimal strings agree with strtod to the bit */
   srand(7);
   for (int k = 0; k < 200000; k++) {
@@ -188,6 +198,17 @@ static void test_rejects(void **state) {
   parse_bad("date,A,A\n2020-01-02,1,2\n", KEEL_EPARSE, "t.csv:1:8: ", "appears twice");
   parse_bad("date,A,,B\n2020-01-02,1,2,3\n", KEEL_EPARSE, "t.csv:1:8: ", "empty name");
   parse_bad("price,A,B\n2020-01-02,1,2\n", KEEL_EPARSE, "t.csv:1:1: ", "unknown layout");
+  parse_bad("date,name,amount\n2020-01-02,A,1\n", KEEL_EPARSE, "t.csv:2:12: ", "unknown layout: 3 columns");
+  parse_bad("date;A\n2020-01-02;1,5\n", KEEL_EPARSE, "t.csv:2:12: ", "column 'A': '1,5' is not a number");
+  parse_bad("date,A,B\n2020-01-02,1,inf\n", KEEL_EPARSE, "t.csv:2:14: ", "'inf' is not a number");
+  parse_bad("date,A,B\n2020-01-02,1,0x1A\n", KEEL_EPARSE, "t.csv:2:14: ", "'0x1A' is not a number");
+  {
+    char t[300];
+    int n = snprintf(t, sizeof t, "date,A\n2020-01-02,1\n2020-01-03,");
+    memset(t + n, '7', 101);
+    t[n + 101] = '\0';
+    parse_bad(t, KEEL_EPARSE, "t.csv:3:12: ", "is longer than 100 characters");
+  }
   parse_bad("date,A\n2020-01-02,\"1\"x\n", KEEL_EPARSE, "t.csv:2:15: ", "malformed quoting");
   parse_bad("date,A\n2020-01-02,1\"2\n", KEEL_EPARSE, "t.csv:2:13: ", "malformed quoting");
   parse_bad("date,A\n2020-01-02,\"12\n", KEEL_EPARSE, "t.csv:2:12: ", "unterminated");
