@@ -14,5 +14,6 @@
 #include "keel/sample.h"
 #include "keel/matrix.h"
 #include "keel/estimate.h"
+#include "keel/qp.h"
 
 #endif
