@@ -1,15 +1,23 @@
-/* keel — a dense convex QP solver (core/).
+/* keel — a convex QP solver (core/).
  *
- *   minimise    1/2 x'Px + q'x
- *   subject to  Ax = b,  Gx <= h,  lb <= x <= ub
+ *   minimise    1/2 x'Px + q'x + sum_i cu_i (x_i - x0_i)^+ + cd_i (x0_i - x_i)^+
+ *   subject to  Ax = b,  Gx <= h,  lb <= x <= ub,  sum_i |x_i - x0_i| <= cap
+ *
+ * P is dense, or a factor model B F B' + diag(d) that is never formed. The
+ * piecewise-linear term (proportional buy and sell costs around current
+ * weights x0) and the cap (a turnover limit) are optional.
  *
  * A primal-dual interior-point method with Mehrotra's predictor-corrector.
- * Bounds and inequalities are eliminated from the Newton system, so each
- * iteration factors one n x n matrix (P + G'WG + diagonal) and one p x p
- * Schur complement for the equalities (LAPACK dpotrf). Setup allocates;
- * solving does not. The solver's outcome is a status in the result, not an
- * error: keel_qp_solve returns KEEL_OK whenever it could run, and an error
- * only for bad input (shapes, NaN). docs/qp.md. */
+ * Bounds, inequalities and the split of x - x0 into buys and sells are
+ * eliminated from the Newton system, so each iteration factors one n x n
+ * matrix (or, for a factor model, one k x k matrix) and a small Schur
+ * complement. An active-set step then solves the optimality conditions on
+ * the active set the interior point identified, exactly up to rounding
+ * ("polish"); the same step, started from the previous solution's active
+ * set, is the warm start. Setup allocates; solving does not. The solver's
+ * outcome is a status in the result, not an error: keel_qp_solve returns
+ * KEEL_OK whenever it could run, and an error only for bad input (shapes,
+ * NaN). docs/qp.md. */
 #ifndef KEEL_QP_H
 #define KEEL_QP_H
 
@@ -38,14 +46,27 @@ typedef struct keel_qp_settings {
   double eps_gap;    /* complementarity gap <= eps_gap (1 + |objective|) (1e-13) */
   double eps_infeas; /* tolerance of infeasibility certificates (1e-9) */
   int max_iter;      /* iteration limit (100) */
+  int polish;        /* solve exactly on the identified active set (1) */
+  int warm_start;    /* try the previous optimal solution's active set first (0) */
 } keel_qp_settings;
 
 KEEL_API void keel_qp_settings_default(keel_qp_settings *s);
 
+/* The shape a solver is made for. k > 0: P is a factor model with k
+ * factors. l1: the problem has the buy/sell cost term or the cap. */
+typedef struct keel_qp_dims {
+  size_t n, p, m, k;
+  int l1;
+} keel_qp_dims;
+
 /* The problem. P is n x n symmetric positive semidefinite (both triangles
- * are read and must agree). A (p x n) and G (m x n) may be empty (p or m 0,
- * data NULL). lb/ub may be NULL (no bounds) or hold -INFINITY / INFINITY
- * for absent bounds. Equality rows should be linearly independent. */
+ * are read and must agree); with a factor model, P is B F B' + diag(d)
+ * instead (B n x k, F k x k symmetric PSD, d >= 0) and P.data is not read.
+ * A (p x n) and G (m x n) may be empty (p or m 0, data NULL). lb/ub may be
+ * NULL (no bounds) or hold -INFINITY / INFINITY for absent bounds. Equality
+ * rows should be linearly independent. With l1: x0 (n) is required, cu/cd
+ * (n, >= 0) may be NULL for no cost, and has_cap says whether the cap
+ * applies. */
 typedef struct keel_qp_data {
   size_t n, p, m;
   keel_cmat P;
@@ -55,12 +76,20 @@ typedef struct keel_qp_data {
   keel_cmat G;
   const double *h;
   const double *lb, *ub;
+  keel_cmat B, F; /* factor model */
+  const double *d;
+  const double *x0, *cu, *cd; /* buy and sell costs around x0 */
+  int has_cap;
+  double cap;
 } keel_qp_data;
 
 typedef struct keel_qp_result {
   keel_qp_status status;
-  int iterations;
-  double obj;      /* 1/2 x'Px + q'x */
+  int iterations;  /* interior-point iterations */
+  int polish_iter; /* active-set solves (0: none tried) */
+  int polished;    /* 1: x solves the optimality conditions on its active set exactly */
+  int warm;        /* 1: found from the previous solution's active set, no interior point */
+  double obj;      /* the objective, with the costs */
   double res_prim; /* max-norm primal residual (equalities, inequalities, bounds) */
   double res_dual; /* max-norm dual residual Px + q + A'y + G'z - zl + zu */
   double gap;      /* complementarity s'z + sl'zl + su'zu */
@@ -70,15 +99,18 @@ typedef struct keel_qp_result {
   const double *z;  /* m: multipliers of Gx <= h (>= 0) */
   const double *zl; /* n: multipliers of x >= lb (>= 0, 0 where no bound) */
   const double *zu; /* n: multipliers of x <= ub */
+  const double *l1; /* n with l1: the cost term's subgradient, in [-cd - cap_mult, cu + cap_mult] */
+  double cap_mult;  /* multiplier of the cap (>= 0) */
 } keel_qp_result;
 
 typedef struct keel_qp keel_qp;
 
-/* A solver for problems of n variables, p equalities and m inequalities. */
-KEEL_API keel_status keel_qp_new(keel_ctx *ctx, size_t n, size_t p, size_t m, keel_qp **out);
+/* A solver for problems of the given shape. */
+KEEL_API keel_status keel_qp_new(keel_ctx *ctx, const keel_qp_dims *dims, keel_qp **out);
 KEEL_API void keel_qp_free(keel_qp *qp);
 /* Solves; settings may be NULL. KEEL_EINVAL for shapes that do not match the
- * solver, NaN or infinite data, lb > ub. */
+ * solver, NaN or infinite data, lb > ub, negative costs or d, a factor
+ * covariance F that is not PSD. */
 KEEL_API keel_status keel_qp_solve(keel_ctx *ctx, keel_qp *qp, const keel_qp_data *d, const keel_qp_settings *s,
                                    keel_qp_result *res);
 
