@@ -16,6 +16,7 @@
 #define REFINE_STEPS 3
 #define POLISH_AFTER_IPM 4 /* active-set corrections tried after the interior point */
 #define POLISH_WARM 12     /* ... and from a warm start */
+#define BEST_ITERATE_SLACK 1000
 
 /* Variable states of the active-set solve. */
 enum { V_FREE = 0, V_UP, V_DOWN, V_LB, V_UB, V_X0 };
@@ -57,6 +58,9 @@ struct keel_qp {
   double *g;
   double *xp, *yp, *zp, *zlp, *zup, *lamp; /* the active-set candidate */
   double zetap;
+  /* the best iterate so far (by its worst residual relative to its tolerance) */
+  double *bx, *by, *bz, *bzl, *bzu, *bl1, best_zeta, best_merit, best_gap, best_rp, best_rd, best_obj;
+  int best_it;
 };
 
 const char *keel_qp_status_name(keel_qp_status s) {
@@ -73,7 +77,7 @@ const char *keel_qp_status_name(keel_qp_status s) {
 void keel_qp_settings_default(keel_qp_settings *s) {
   s->eps_abs = 1e-9;
   s->eps_rel = 1e-9;
-  s->eps_gap = 1e-13;
+  s->eps_gap = 1e-10;
   s->eps_infeas = 1e-9;
   s->max_iter = 100;
   s->polish = 1;
@@ -85,7 +89,7 @@ void keel_qp_settings_default(keel_qp_settings *s) {
   X(dzu) X(dsu) X(dbb) X(dzb) X(dss) X(dzs) X(dlam) X(cs) X(cl) X(cu) X(cb) X(cc) X(rd) X(rp) X(rg) X(rl) X(ru)      \
   X(rdb) X(rds) X(re) X(Ee) X(Eg) X(Ec) X(rhob) X(rhos) X(Kc) X(K) X(dl0) X(dl) X(V) X(Vc) X(W) X(R) X(th) X(KR) X(S) \
   X(FQ) X(Fl) X(Ukr) X(uk) X(ew) X(r1) X(r2) X(t) X(e1) X(e2) X(wm) X(wn) X(wn2) X(ddx) X(ddnu) X(ef) X(hasl) X(hasu) X(vst) X(gact)     \
-  X(fidx) X(g) X(xp) X(yp) X(zp) X(zlp) X(zup) X(lamp)
+  X(fidx) X(g) X(xp) X(yp) X(zp) X(zlp) X(zup) X(lamp) X(bx) X(by) X(bz) X(bzl) X(bzu) X(bl1)
 
 void keel_qp_free(keel_qp *qp) {
   if (!qp) return;
@@ -127,6 +131,7 @@ keel_status keel_qp_new(keel_ctx *ctx, const keel_qp_dims *dm, keel_qp **out) {
   VEC(r1, n) VEC(r2, rall) VEC(t, n) VEC(e1, n) VEC(e2, rall) VEC(wm, M1) VEC(wn, n) VEC(wn2, n);
   VEC(ddx, n) VEC(ddnu, rall) VEC(ef, n) VEC(g, n);
   VEC(xp, n) VEC(yp, p + 1) VEC(zp, M1) VEC(zlp, n) VEC(zup, n) VEC(lamp, n);
+  VEC(bx, n) VEC(by, p + 1) VEC(bz, M1) VEC(bzl, n) VEC(bzu, n) VEC(bl1, n);
 #undef VEC
   ok &= (qp->hasl = keeli_calloc(ctx, n, 1)) != NULL;
   ok &= (qp->hasu = keeli_calloc(ctx, n, 1)) != NULL;
@@ -211,7 +216,8 @@ static keel_status check_data(keel_ctx *ctx, keel_qp *qp, const keel_qp_data *d)
       for (size_t j = 0; j < n; j++) {
         double v = AT(d->P, i, j);
         if (!isfinite(v)) return keeli_error(ctx, KEEL_EINVAL, "qp: P(%zu, %zu) is not finite", i, j);
-        if (j < i && fabs(v - AT(d->P, j, i)) > 1e-12 * (fabs(v) + fabs(AT(d->P, j, i))) + 1e-300)
+        double sc = fabs(v) + fabs(AT(d->P, j, i)) + sqrt(fabs(AT(d->P, i, i) * AT(d->P, j, j)));
+        if (j < i && fabs(v - AT(d->P, j, i)) > 1e-12 * sc + 1e-300)
           return keeli_error(ctx, KEEL_EINVAL, "qp: P is not symmetric at (%zu, %zu)", i, j);
       }
     } else {
@@ -731,6 +737,29 @@ static double region_slope(const keel_qp_data *d, size_t i, int up, double zeta)
 static int polish_once(keel_qp *qp, const keel_qp_data *d, const keel_qp_settings *set) {
   const size_t n = qp->n, p = qp->p, m = qp->m, k = qp->k;
   const int capon = qp->l1 && d->has_cap;
+  /* At a degenerate vertex (a variable at its bound that the rows would
+   * put there anyway) there are more rows than free variables and the
+   * multipliers are not determined; free the variables held by the
+   * smallest bound multipliers until the rows can be met. */
+  {
+    size_t nfree = 0, rows = p + (size_t)(capon && qp->capact);
+    for (size_t i = 0; i < n; i++) nfree += qp->vst[i] < V_LB;
+    for (size_t a = 0; a < m; a++) rows += qp->gact[a];
+    while (nfree < rows) {
+      size_t pick = n;
+      double best = INFINITY;
+      for (size_t i = 0; i < n; i++) {
+        double mult = qp->vst[i] == V_LB ? qp->zl[i] : qp->vst[i] == V_UB ? qp->zu[i] : INFINITY;
+        if (mult < best) best = mult, pick = i;
+      }
+      if (pick == n) break;
+      int kink = has_l1_kink(qp, d, pick);
+      double bnd = qp->vst[pick] == V_LB ? d->lb[pick] : d->ub[pick];
+      qp->vst[pick] = !kink ? V_FREE : qp->vst[pick] == V_LB ? (bnd >= d->x0[pick] ? V_UP : V_DOWN)
+                                                             : (bnd > d->x0[pick] ? V_UP : V_DOWN);
+      nfree++;
+    }
+  }
   size_t nf = 0;
   double fixed_l1 = 0;
   for (size_t i = 0; i < n; i++) {
@@ -745,7 +774,10 @@ static int polish_once(keel_qp *qp, const keel_qp_data *d, const keel_qp_setting
   size_t r = p;
   for (size_t a = 0; a < m; a++) r += qp->gact[a];
   r += (size_t)(capon && qp->capact);
-  if (r > nf) return -1;
+  /* more rows than free variables happens at degenerate vertices (a
+   * target return equal to the highest one): the rows are then dependent,
+   * the regularised Schur complement picks multipliers, and the accuracy
+   * checks below decide */
   qp->nn = nf, qp->r = r;
   /* r1 = -(q + P x_fixed + cost slope) on the free variables */
   pmul(qp, d, qp->xp, qp->g);
@@ -776,7 +808,10 @@ static int polish_once(keel_qp *qp, const keel_qp_data *d, const keel_qp_setting
     }
     qp->r2[row] = rhs, qp->th[row] = 0, row++;
   }
-  if (nf) {
+  if (!nf) {
+    if (r && !(norm_inf(qp->r2, r) <= 1e-12 * fmax(1, norm_inf(qp->xp, n)))) return -1;
+    if (r) memset(qp->dnu, 0, r * sizeof(double));
+  } else {
     if (!k) {
       for (size_t j = 0; j < nf; j++)
         for (size_t l = 0; l < nf; l++) qp->Kc[j * nf + l] = AT(d->P, qp->fidx[j], qp->fidx[l]);
@@ -987,6 +1022,29 @@ static void start_point(keel_qp *qp, const keel_qp_data *d) {
   }
 }
 
+/* When the interior point stops without converging (the Newton system
+ * loses accuracy as the barrier weights span the range of doubles, or the
+ * iteration limit), its best iterate is taken as optimal if every residual
+ * is within BEST_ITERATE_SLACK times its tolerance: the polish then makes
+ * it exact, or res_prim/res_dual/gap say how accurate it is. */
+static void fall_back_to_best(keel_qp *qp, const keel_qp_settings *set, keel_qp_result *res) {
+  const size_t n = qp->n, p = qp->p, m = qp->m;
+  if (res->status == KEEL_QP_OPTIMAL || res->status == KEEL_QP_PRIMAL_INFEASIBLE ||
+      res->status == KEEL_QP_DUAL_INFEASIBLE)
+    return;
+  (void)set;
+  if (!(qp->best_merit <= BEST_ITERATE_SLACK)) return;
+  memcpy(qp->x, qp->bx, n * sizeof(double));
+  if (p) memcpy(qp->y, qp->by, p * sizeof(double));
+  if (m) memcpy(qp->z, qp->bz, m * sizeof(double));
+  memcpy(qp->zl, qp->bzl, n * sizeof(double));
+  memcpy(qp->zu, qp->bzu, n * sizeof(double));
+  if (qp->l1) memcpy(qp->lam, qp->bl1, n * sizeof(double));
+  qp->zeta = qp->best_zeta;
+  res->status = KEEL_QP_OPTIMAL;
+  res->res_prim = qp->best_rp, res->res_dual = qp->best_rd, res->gap = qp->best_gap, res->obj = qp->best_obj;
+}
+
 /* The interior point; res gets the status, iterations and residuals. */
 static void interior_point(keel_qp *qp, const keel_qp_data *d, const keel_qp_settings *set, keel_qp_result *res) {
   const size_t n = qp->n, p = qp->p, m = qp->m;
@@ -1023,6 +1081,23 @@ static void interior_point(keel_qp *qp, const keel_qp_data *d, const keel_qp_set
     }
     res->obj = obj, res->res_prim = rp, res->res_dual = rdn, res->gap = gap, res->iterations = it;
     int prim_ok = rp <= set->eps_abs + set->eps_rel * sp, gap_ok = gap <= set->eps_gap * (1 + fabs(obj));
+    {
+      /* remember the best iterate: the worst of the residuals relative to
+       * their tolerances */
+      double merit = fmax(fmax(rp / (set->eps_abs + set->eps_rel * sp), rdn / (set->eps_abs + set->eps_rel * sdl)),
+                          gap / (set->eps_gap * (1 + fabs(obj))));
+      if (it == 0 || merit < qp->best_merit) {
+        qp->best_merit = merit, qp->best_it = it, qp->best_gap = gap, qp->best_rp = rp, qp->best_rd = rdn;
+        qp->best_obj = obj;
+        memcpy(qp->bx, qp->x, n * sizeof(double));
+        if (p) memcpy(qp->by, qp->y, p * sizeof(double));
+        if (m) memcpy(qp->bz, qp->z, m * sizeof(double));
+        memcpy(qp->bzl, qp->zl, n * sizeof(double));
+        memcpy(qp->bzu, qp->zu, n * sizeof(double));
+        if (qp->l1) memcpy(qp->bl1, qp->lam, n * sizeof(double));
+        qp->best_zeta = qp->zeta;
+      }
+    }
     if (prim_ok && gap_ok && rdn <= set->eps_abs + set->eps_rel * sdl) {
       res->status = KEEL_QP_OPTIMAL;
       return;
@@ -1129,6 +1204,7 @@ keel_status keel_qp_solve(keel_ctx *ctx, keel_qp *qp, const keel_qp_data *d, con
   }
   if (!done) {
     interior_point(qp, d, set, res);
+    fall_back_to_best(qp, set, res);
     if (res->status == KEEL_QP_OPTIMAL && set->polish) {
       classify(qp, d);
       int it = polish(qp, d, set, POLISH_AFTER_IPM);

@@ -15,5 +15,6 @@
 #include "keel/matrix.h"
 #include "keel/estimate.h"
 #include "keel/qp.h"
+#include "keel/mv.h"
 
 #endif

@@ -43,7 +43,7 @@ KEEL_API const char *keel_qp_status_name(keel_qp_status s);
 typedef struct keel_qp_settings {
   double eps_abs;    /* absolute tolerance on the residuals (1e-9) */
   double eps_rel;    /* relative tolerance on the residuals (1e-9) */
-  double eps_gap;    /* complementarity gap <= eps_gap (1 + |objective|) (1e-13) */
+  double eps_gap;    /* complementarity gap <= eps_gap (1 + |objective|) (1e-10) */
   double eps_infeas; /* tolerance of infeasibility certificates (1e-9) */
   int max_iter;      /* iteration limit (100) */
   int polish;        /* solve exactly on the identified active set (1) */

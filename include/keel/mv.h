@@ -1,0 +1,121 @@
+/* keel — mean-variance portfolio optimisation (core/).
+ *
+ * Weights w over n assets from expected returns mu and a covariance given
+ * dense or as a factor model B F B' + diag(d). Objectives: minimum
+ * variance, minimum variance for a target return, maximum return for a
+ * target volatility, maximum Sharpe ratio, maximum utility
+ * mu'w - (gamma/2) w'Sw - costs; and the efficient frontier. Constraints:
+ * fully invested or with cash (earning the risk-free rate), per-asset
+ * bounds, group bounds, a turnover cap ||w - w0||_1 <= t, proportional buy
+ * and sell costs relative to current weights w0. All on core/qp.c.
+ *
+ * Errors: KEEL_EINVAL for bad input (NaN, shapes, unknown options);
+ * KEEL_EINFEASIBLE when no portfolio satisfies the constraints, with a
+ * message naming the constraint group at fault (and for a maximum Sharpe
+ * ratio when no feasible portfolio beats the risk-free rate);
+ * KEEL_ENUMERIC for a covariance that is not PSD when repair was not
+ * asked for. docs/optimize.md. */
+#ifndef KEEL_MV_H
+#define KEEL_MV_H
+
+#include <stddef.h>
+
+#include "keel/ctx.h"
+#include "keel/matrix.h"
+#include "keel/qp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum keel_objective {
+  KEEL_OBJ_MIN_VARIANCE = 0,
+  KEEL_OBJ_TARGET_RETURN, /* minimum variance with mu'w (+ cash) = target_return */
+  KEEL_OBJ_TARGET_VOL,    /* maximum return with volatility = target_vol */
+  KEEL_OBJ_MAX_SHARPE,    /* maximum (mu'w - risk_free) / vol, fully invested */
+  KEEL_OBJ_UTILITY        /* maximum mu'w - gamma/2 w'Sw - costs */
+} keel_objective;
+
+/* Name <-> objective ("min_variance", "target_return", "target_vol",
+ * "max_sharpe", "utility"). Parse returns -1 for an unknown name. */
+KEEL_API const char *keel_objective_name(keel_objective o);
+KEEL_API int keel_objective_parse(const char *name);
+
+typedef enum keel_psd_policy {
+  KEEL_PSD_REJECT = 0, /* a covariance with a negative eigenvalue (beyond rounding) is an error */
+  KEEL_PSD_REPAIR      /* ... is replaced by its nearest PSD matrix (eigenvalue clipping) */
+} keel_psd_policy;
+
+/* Covariance B F B' + diag(d): B n x k loadings, F k x k factor covariance
+ * (PSD), d n specific variances (>= 0). */
+typedef struct keel_factor_model {
+  size_t k;
+  keel_cmat B, F;
+  const double *d;
+} keel_factor_model;
+
+/* A group constraint lo <= sum of w over the listed assets <= hi. */
+typedef struct keel_group {
+  const char *name;
+  const size_t *assets;
+  size_t count;
+  double lo, hi;
+} keel_group;
+
+typedef struct keel_mv_spec {
+  keel_objective objective;
+  double target_return, target_vol; /* per the units of mu and the covariance */
+  double risk_free;                 /* the return of cash (0) */
+  double gamma;                     /* risk aversion of the utility (> 0; 1) */
+  const double *lb, *ub;            /* per-asset bounds; NULL: 0 and 1 (long only) */
+  int cash;                         /* 0: sum w = 1; 1: sum w <= 1, cash the rest */
+  const keel_group *groups;
+  size_t ngroups;
+  const double *w0;                       /* current weights (NULL: none held) */
+  const double *cost_buy, *cost_sell;     /* per unit of weight traded (NULL: 0) */
+  double turnover_cap;                    /* sum |w - w0| <= cap; INFINITY: none */
+  keel_psd_policy psd;                    /* reject */
+  double cond_warn;                       /* warn above this condition number (1e10) */
+  keel_qp_settings qp;                    /* solver settings (defaults) */
+} keel_mv_spec;
+
+KEEL_API void keel_mv_spec_default(keel_mv_spec *s);
+
+typedef struct keel_mv_result {
+  double ret;      /* expected return mu'w + risk_free * cash */
+  double vol;      /* sqrt(w'Sw) */
+  double sharpe;   /* (ret - risk_free) / vol (NaN when vol is 0) */
+  double turnover; /* sum |w - w0| */
+  double cost;     /* sum cost_buy (w - w0)^+ + cost_sell (w0 - w)^+ */
+  double cash;     /* 1 - sum w */
+  double condition;    /* condition number of the covariance (estimate; NaN for a factor model) */
+  int ill_conditioned; /* condition > cond_warn */
+  int psd_repaired;    /* the covariance was repaired (eigenvalues clipped) */
+  double min_eigenvalue; /* before repair (NaN when not computed: the covariance was PD) */
+  double psd_change;     /* relative Frobenius change of the repair */
+  /* the last QP solve */
+  keel_qp_status qp_status;
+  int qp_iterations, polished, solves;
+  double res_prim, res_dual;
+} keel_mv_result;
+
+/* Optimises: w (n) gets the weights. Exactly one of cov (n x n) and fm
+ * (cov.data NULL) describes the covariance; mu (n) may be NULL only for
+ * the minimum variance objective. res may be NULL. */
+KEEL_API keel_status keel_mv_optimize(keel_ctx *ctx, size_t n, const double *mu, keel_cmat cov,
+                                      const keel_factor_model *fm, const keel_mv_spec *spec, double *w,
+                                      keel_mv_result *res);
+
+/* The efficient frontier: npoints portfolios of minimum variance for
+ * target returns evenly spaced from the minimum-variance portfolio's
+ * return to the highest feasible return, each solve warm-started from the
+ * previous one. ret, vol (npoints) and W (npoints x n) get the points. The
+ * spec's objective and targets are ignored; its constraints apply. */
+KEEL_API keel_status keel_mv_frontier(keel_ctx *ctx, size_t n, const double *mu, keel_cmat cov,
+                                      const keel_factor_model *fm, const keel_mv_spec *spec, size_t npoints,
+                                      double *ret, double *vol, keel_mat W);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
