@@ -44,6 +44,8 @@ static const char MAIN_HELP[] =
     "\n"
     "Commands:\n"
     "  backtest   run a fixed-weight basket over price history and print its metrics\n"
+    "  optimize   mean-variance weights from price history\n"
+    "  frontier   the efficient frontier from price history, as CSV\n"
     "  import     load a price CSV into a keel database as a named dataset\n"
     "  sample     write the bundled sample price history (seeded generator)\n"
     "  help       show help for a command: keel help backtest\n"
@@ -495,6 +497,234 @@ static int cmd_sample(keel_ctx *ctx, int argc, char **argv) {
   return rc;
 }
 
+static const char OPTIMIZE_HELP[] =
+    "Usage: keel optimize --prices FILE [options]\n"
+    "       keel frontier --prices FILE --csv OUT [--points N] [options]\n"
+    "\n"
+    "Estimates annualised (252 periods) expected returns (arithmetic mean) and\n"
+    "a covariance from the simple returns of the prices' common window, then\n"
+    "optimise prints the weights, expected return, volatility, Sharpe ratio\n"
+    "and turnover; frontier writes N points (return, volatility, weights).\n"
+    "\n"
+    "  --objective NAME   min_variance (default), max_sharpe, utility,\n"
+    "                     target_return, target_vol\n"
+    "  --cov NAME         sample (default), ewma, ledoit_wolf (towards a scaled\n"
+    "                     identity), ledoit_wolf_cc (constant correlation)\n"
+    "  --halflife N       EWMA half-life in periods (default 60)\n"
+    "  --risk-free R      annual risk-free rate (default 0)\n"
+    "  --gamma G          risk aversion of the utility (default 1)\n"
+    "  --target-return R  --target-vol V   annual targets\n"
+    "  --current LIST     current weights SYM=W,... (for costs and turnover)\n"
+    "  --cost-bps B       proportional cost per trade, basis points (utility,\n"
+    "                     target_vol)\n"
+    "  --max-weight W     upper bound on every weight (default 1)\n"
+    "  --group NAME=SYM,SYM:LO:HI   a group bound (repeatable), e.g.\n"
+    "                     --group crypto=BTC,ETH:0:0.2\n"
+    "  --turnover T       cap on sum |w - current|\n"
+    "  --cash             allow cash (earning the risk-free rate)\n"
+    "  --repair           repair a covariance that is not PSD instead of failing\n"
+    "  --points N         frontier points (default 50)\n"
+    "  --csv FILE         frontier output\n";
+
+#define MAX_GROUPS 32
+typedef struct opt_opts {
+  const char *prices, *objective, *cov, *current, *csv;
+  const char *groups[MAX_GROUPS];
+  size_t ngroups;
+  double halflife, risk_free, gamma, target_return, target_vol, cost_bps, max_weight, turnover, points;
+  int cash, repair;
+} opt_opts;
+
+/* "NAME=SYM,SYM:LO:HI" -> a group over the panel's assets (idx is filled). */
+static int parse_group(const char *spec, const keel_panel *p, keel_group *g, size_t *idx, char *namebuf, size_t nb) {
+  const char *eq = strchr(spec, '=');
+  const char *c2 = strrchr(spec, ':');
+  const char *c1 = NULL;
+  for (const char *t = spec; t && c2 && t < c2; t++)
+    if (*t == ':') c1 = t;
+  if (!eq || !c1 || !c2 || eq > c1 || (size_t)(eq - spec) >= nb || eq == spec)
+    return usage_error("--group: '%s' is not NAME=SYM,SYM:LO:HI", spec);
+  memcpy(namebuf, spec, (size_t)(eq - spec));
+  namebuf[eq - spec] = '\0';
+  char lo[64], hi[64], list[4096];
+  if ((size_t)(c2 - c1) >= sizeof lo || strlen(c2) >= sizeof hi || (size_t)(c1 - eq) >= sizeof list)
+    return usage_error("--group: '%s' is too long", spec);
+  memcpy(lo, c1 + 1, (size_t)(c2 - c1 - 1)), lo[c2 - c1 - 1] = '\0';
+  strcpy(hi, c2 + 1);
+  memcpy(list, eq + 1, (size_t)(c1 - eq - 1)), list[c1 - eq - 1] = '\0';
+  if (parse_number(lo, &g->lo) || parse_number(hi, &g->hi))
+    return usage_error("--group %s: bounds '%s' and '%s' must be numbers", namebuf, lo, hi);
+  size_t cnt = 0;
+  for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    size_t j;
+    if (!keel_panel_find(p, tok, &j)) return usage_error("--group %s: no asset '%s' in the prices", namebuf, tok);
+    idx[cnt++] = j;
+  }
+  if (!cnt) return usage_error("--group %s: no assets", namebuf);
+  g->name = namebuf, g->assets = idx, g->count = cnt;
+  return 0;
+}
+
+static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontier) {
+  cmd_name = frontier ? "keel frontier" : "keel optimize";
+  opt_opts o = {.objective = "min_variance", .cov = "sample", .halflife = 60, .gamma = 1, .max_weight = 1,
+                .turnover = INFINITY, .points = 50, .target_return = NAN, .target_vol = NAN};
+  static const struct option longopts[] = {
+      {"prices", required_argument, 0, 'p'},        {"objective", required_argument, 0, 'o'},
+      {"cov", required_argument, 0, 'c'},           {"halflife", required_argument, 0, 'H'},
+      {"risk-free", required_argument, 0, 'R'},     {"gamma", required_argument, 0, 'g'},
+      {"target-return", required_argument, 0, 't'}, {"target-vol", required_argument, 0, 'v'},
+      {"current", required_argument, 0, 'w'},       {"cost-bps", required_argument, 0, 'b'},
+      {"max-weight", required_argument, 0, 'm'},    {"group", required_argument, 0, 'G'},
+      {"turnover", required_argument, 0, 'T'},      {"cash", no_argument, 0, 'C'},
+      {"repair", no_argument, 0, 'P'},              {"points", required_argument, 0, 'n'},
+      {"csv", required_argument, 0, 'x'},           {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
+  int ch;
+  opterr = 0;
+  optind = 1;
+  while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    double *num = NULL;
+    const char *what = argv[optind - 1];
+    switch (ch) {
+      case 'p': o.prices = optarg; break;
+      case 'o': o.objective = optarg; break;
+      case 'c': o.cov = optarg; break;
+      case 'w': o.current = optarg; break;
+      case 'x': o.csv = optarg; break;
+      case 'C': o.cash = 1; break;
+      case 'P': o.repair = 1; break;
+      case 'G':
+        if (o.ngroups == MAX_GROUPS) return usage_error("at most %d groups", MAX_GROUPS);
+        o.groups[o.ngroups++] = optarg;
+        break;
+      case 'H': num = &o.halflife; break;
+      case 'R': num = &o.risk_free; break;
+      case 'g': num = &o.gamma; break;
+      case 't': num = &o.target_return; break;
+      case 'v': num = &o.target_vol; break;
+      case 'b': num = &o.cost_bps; break;
+      case 'm': num = &o.max_weight; break;
+      case 'T': num = &o.turnover; break;
+      case 'n': num = &o.points; break;
+      case 'h': fputs(OPTIMIZE_HELP, stdout); return 0;
+      case ':': return usage_error("option %s needs a value", argv[optind - 1]);
+      default: return usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+    if (num && parse_number(optarg, num)) return usage_error("%s: '%s' is not a number", what, optarg);
+  }
+  if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+  if (!o.prices) return usage_error("--prices FILE is required");
+  int obj = keel_objective_parse(o.objective);
+  if (obj < 0)
+    return usage_error("--objective: '%s' is not one of min_variance, max_sharpe, utility, target_return, target_vol",
+                       o.objective);
+  keel_cov_kind ck;
+  if (!strcmp(o.cov, "sample")) ck = KEEL_COV_SAMPLE;
+  else if (!strcmp(o.cov, "ewma")) ck = KEEL_COV_EWMA;
+  else if (!strcmp(o.cov, "ledoit_wolf")) ck = KEEL_COV_LW_IDENTITY;
+  else if (!strcmp(o.cov, "ledoit_wolf_cc")) ck = KEEL_COV_LW_CONSTCORR;
+  else return usage_error("--cov: '%s' is not one of sample, ewma, ledoit_wolf, ledoit_wolf_cc", o.cov);
+  if (obj == KEEL_OBJ_TARGET_RETURN && isnan(o.target_return)) return usage_error("target_return needs --target-return");
+  if (obj == KEEL_OBJ_TARGET_VOL && isnan(o.target_vol)) return usage_error("target_vol needs --target-vol");
+  if (o.cost_bps < 0 || o.cost_bps >= 10000) return usage_error("--cost-bps must be in [0, 10000)");
+  if (!(o.max_weight > 0)) return usage_error("--max-weight must be > 0");
+  if (frontier && !o.csv) return usage_error("--csv FILE is required");
+  if (frontier && (o.points < 2 || o.points > 100000 || o.points != floor(o.points)))
+    return usage_error("--points must be a whole number from 2 to 100000");
+  keel_panel *p = NULL;
+  if (keel_panel_read_csv(ctx, o.prices, NULL, &p) != KEEL_OK) return fail(ctx);
+  size_t T = keel_panel_ndates(p) - 1, n = keel_panel_nassets(p);
+  int rc = 0;
+  double *R = calloc(T ? T * n : 1, sizeof *R), *mu = calloc(n, sizeof *mu), *S = calloc(n * n, sizeof *S);
+  double *w = calloc(n, sizeof *w), *w0 = calloc(n, sizeof *w0), *ub = calloc(n, sizeof *ub);
+  double *cb = calloc(n, sizeof *cb);
+  size_t *gidx = calloc(MAX_GROUPS * n, sizeof *gidx);
+  keel_group groups[MAX_GROUPS];
+  char gnames[MAX_GROUPS][64];
+  if (!R || !mu || !S || !w || !w0 || !ub || !cb || !gidx) rc = usage_error("out of memory");
+  if (!rc && T < 2) rc = (fprintf(stderr, "keel: %s: need at least 3 dates\n", o.prices), 1);
+  if (!rc && keel_returns(ctx, p, 0, 0, KEEL_RETURNS_SIMPLE, keel_mat_view(R, T, n))) rc = fail(ctx);
+  keel_mean_options mo;
+  keel_mean_options_default(&mo);
+  mo.periods_per_year = 252;
+  keel_cov_options co;
+  keel_cov_options_default(&co);
+  co.kind = ck, co.halflife = o.halflife, co.periods_per_year = 252;
+  keel_cov_info ci;
+  if (!rc && keel_mean(ctx, keel_cmat_view(R, T, n), &mo, mu)) rc = fail(ctx);
+  if (!rc && keel_cov(ctx, keel_cmat_view(R, T, n), &co, keel_mat_view(S, n, n), &ci)) rc = fail(ctx);
+  if (!rc && o.current) rc = parse_weights(o.current, p, w0);
+  for (size_t g = 0; !rc && g < o.ngroups; g++)
+    rc = parse_group(o.groups[g], p, &groups[g], gidx + g * n, gnames[g], sizeof gnames[g]);
+  keel_mv_spec s;
+  keel_mv_spec_default(&s);
+  s.objective = (keel_objective)obj, s.risk_free = o.risk_free, s.gamma = o.gamma;
+  s.target_return = o.target_return, s.target_vol = o.target_vol, s.cash = o.cash;
+  s.psd = o.repair ? KEEL_PSD_REPAIR : KEEL_PSD_REJECT, s.turnover_cap = o.turnover;
+  s.groups = groups, s.ngroups = o.ngroups, s.ub = ub;
+  for (size_t i = 0; i < n; i++) ub[i] = o.max_weight, cb[i] = o.cost_bps * 1e-4;
+  if (o.current || o.turnover < INFINITY) s.w0 = w0;
+  if (o.cost_bps > 0) s.cost_buy = s.cost_sell = cb;
+  keel_mv_result r;
+  if (!rc && !frontier) {
+    if (keel_mv_optimize(ctx, n, mu, keel_cmat_view(S, n, n), NULL, &s, w, &r)) {
+      rc = fail(ctx);
+    } else {
+      printf("objective          %s (covariance %s%s)\n", keel_objective_name(s.objective), o.cov,
+             r.ill_conditioned ? ", ill-conditioned" : "");
+      for (size_t i = 0; i < n; i++)
+        if (fabs(w[i]) > 5e-7) printf("  %-16s %9.4f%%\n", keel_panel_symbol(p, i), 100 * w[i]);
+      if (o.cash) printf("  %-16s %9.4f%%\n", "(cash)", 100 * r.cash);
+      printf("expected return    %.4f%%\nvolatility         %.4f%%\nSharpe ratio       %.4f\n", 100 * r.ret,
+             100 * r.vol, r.sharpe);
+      printf("turnover           %.4f%%\ncosts              %.4f%%\n", 100 * r.turnover, 100 * r.cost);
+      printf("condition number   %.3g\n", r.condition);
+    }
+  } else if (!rc) {
+    size_t np = (size_t)o.points;
+    double *ret = calloc(np, sizeof *ret), *vol = calloc(np, sizeof *vol), *W = calloc(np * n, sizeof *W);
+    if (!ret || !vol || !W) {
+      rc = usage_error("out of memory");
+    } else if (keel_mv_frontier(ctx, n, mu, keel_cmat_view(S, n, n), NULL, &s, np, ret, vol, keel_mat_view(W, np, n))) {
+      rc = fail(ctx);
+    } else {
+      /* write to a temporary file and rename, so a failure leaves no half file */
+      char tmp[4096];
+      snprintf(tmp, sizeof tmp, "%s.tmp", o.csv);
+      FILE *f = fopen(tmp, "w");
+      int ok = f != NULL;
+      if (ok) {
+        fputs("point,return,volatility,sharpe", f);
+        for (size_t i = 0; i < n; i++) fprintf(f, ",%s", keel_panel_symbol(p, i));
+        fputc('\n', f);
+        for (size_t k = 0; k < np; k++) {
+          fprintf(f, "%zu,%.17g,%.17g,%.17g", k, ret[k], vol[k], vol[k] > 0 ? (ret[k] - o.risk_free) / vol[k] : NAN);
+          for (size_t i = 0; i < n; i++) fprintf(f, ",%.17g", W[k * n + i]);
+          fputc('\n', f);
+        }
+        ok = !ferror(f);
+        ok &= fclose(f) == 0;
+      }
+      if (!ok || rename(tmp, o.csv) != 0) {
+        fprintf(stderr, "keel: cannot write %s\n", o.csv);
+        remove(tmp);
+        rc = 1;
+      } else {
+        printf("wrote %zu frontier points to %s (return %.4f%% .. %.4f%%, volatility %.4f%% .. %.4f%%)\n", np, o.csv,
+               100 * ret[0], 100 * ret[np - 1], 100 * vol[0], 100 * vol[np - 1]);
+      }
+    }
+    free(ret), free(vol), free(W);
+  }
+  free(R), free(mu), free(S), free(w), free(w0), free(ub), free(cb), free(gidx);
+  keel_panel_free(p);
+  return rc;
+}
+
+static int cmd_optimize(keel_ctx *ctx, int argc, char **argv) { return cmd_optimize_common(ctx, argc, argv, 0); }
+static int cmd_frontier(keel_ctx *ctx, int argc, char **argv) { return cmd_optimize_common(ctx, argc, argv, 1); }
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fputs(MAIN_HELP, stderr);
@@ -513,6 +743,7 @@ int main(int argc, char **argv) {
     const char *t = argc > 2 ? argv[2] : NULL;
     if (!t) fputs(MAIN_HELP, stdout);
     else if (!strcmp(t, "backtest")) fputs(BACKTEST_HELP, stdout);
+    else if (!strcmp(t, "optimize") || !strcmp(t, "frontier")) fputs(OPTIMIZE_HELP, stdout);
     else if (!strcmp(t, "import")) fputs(IMPORT_HELP, stdout);
     else if (!strcmp(t, "sample")) fputs(SAMPLE_HELP, stdout);
     else return usage_error("no command '%s'", t);
@@ -520,6 +751,8 @@ int main(int argc, char **argv) {
   }
   int (*fn)(keel_ctx *, int, char **) = NULL;
   if (!strcmp(cmd, "backtest")) fn = cmd_backtest;
+  else if (!strcmp(cmd, "optimize")) fn = cmd_optimize;
+  else if (!strcmp(cmd, "frontier")) fn = cmd_frontier;
   else if (!strcmp(cmd, "import")) fn = cmd_import;
   else if (!strcmp(cmd, "sample")) fn = cmd_sample;
   else return usage_error("no command '%s'", cmd);

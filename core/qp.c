@@ -15,7 +15,7 @@
 #define STEP_FRACTION 0.99
 #define REFINE_STEPS 3
 #define POLISH_AFTER_IPM 4 /* active-set corrections tried after the interior point */
-#define POLISH_WARM 12     /* ... and from a warm start */
+#define POLISH_WARM 40     /* ... and from a warm start */
 #define BEST_ITERATE_SLACK 1000
 
 /* Variable states of the active-set solve. */
@@ -381,6 +381,10 @@ static void kkt_solve(keel_qp *qp, const double *r1, const double *r2, double *d
         cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)r, (int)nn, -1.0, qp->R, (int)nn, dx, 1, 1.0, qp->e2, 1);
         for (size_t a = 0; a < r; a++) qp->e2[a] += qp->th[a] * dv[a];
       }
+      /* stop once the residual is at rounding level */
+      double en = fmax(norm_inf(qp->e1, nn), r ? norm_inf(qp->e2, r) : 0);
+      double rn = fmax(norm_inf(r1, nn), r ? norm_inf(r2, r) : 0);
+      if (en <= 1e-15 * rn) break;
     }
     /* t = K^-1 e1; c = S^-1 (R t - e2); dx += t - KR'c; dv += c */
     memcpy(qp->t, qp->e1, nn * sizeof(double));
@@ -566,6 +570,7 @@ static void direction(keel_qp *qp, const keel_qp_data *d) {
       matvec(d->G, 1, qp->dz, qp->wn, 0.0);
       cblas_daxpy((int)n, -1.0, qp->wn, 1, qp->ef, 1);
     }
+    if (norm_inf(qp->ef, n) <= 1e-15 * fmax(norm_inf(qp->rd, n), norm_inf(qp->dx, n))) break;
     for (size_t a = 0; a < qp->r; a++) qp->r2[a] = 0;
     kkt_solve(qp, qp->ef, qp->r2, qp->ddx, qp->ddnu);
     cblas_daxpy((int)n, 1.0, qp->ddx, 1, qp->dx, 1);

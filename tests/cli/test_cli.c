@@ -271,11 +271,59 @@ static void test_sample_command(void **state) {
   keel_ctx_free(ctx);
 }
 
+static void test_optimize_and_frontier(void **state) {
+  (void)state;
+  out_t r = run(ARGS("optimize", "--prices", SAMPLE, "--objective", "max_sharpe", "--risk-free", "0.02", "--group",
+                     "crypto=CRYPTO:0:0.05", "--max-weight", "0.6"));
+  if (r.status != 0) fail_msg("exit %d: %s", r.status, r.err);
+  assert_non_null(strstr(r.out, "objective          max_sharpe"));
+  const char *c = strstr(r.out, "CRYPTO");
+  if (c) assert_true(strtod(c + 6, NULL) <= 5.00005);
+  assert_true(printed(r.out, "Sharpe ratio") > 0);
+  done(&r);
+  /* utility from current weights with costs: the turnover cap binds */
+  r = run(ARGS("optimize", "--prices", SAMPLE, "--objective", "utility", "--gamma", "3", "--current",
+               "BOND=0.5,CASH=0.5", "--cost-bps", "10", "--turnover", "0.2"));
+  if (r.status != 0) fail_msg("exit %d: %s", r.status, r.err);
+  assert_close(printed(r.out, "turnover"), 20, 0, 1e-4);
+  assert_close(printed(r.out, "costs"), 0.02, 0, 1e-4);
+  done(&r);
+  /* frontier: N points as CSV, returns increasing */
+  const char *csv = keel_test_tmp_path("frontier.csv");
+  r = run(ARGS("frontier", "--prices", SAMPLE, "--points", "10", "--csv", csv, "--cov", "ledoit_wolf"));
+  if (r.status != 0) fail_msg("exit %d: %s", r.status, r.err);
+  done(&r);
+  char *text = slurp(csv);
+  assert_int_equal(lines(text), 11);
+  assert_true(strncmp(text, "point,return,volatility,sharpe,", 31) == 0);
+  double prev = -INFINITY;
+  for (const char *l = strchr(text, '\n') + 1; *l; l = strchr(l, '\n') + 1) {
+    const char *f = strchr(l, ',') + 1;
+    double ret = strtod(f, NULL);
+    assert_true(ret > prev);
+    prev = ret;
+  }
+  free(text);
+  /* errors: a usage error (2) and an infeasible group (1, named) */
+  r = run(ARGS("optimize", "--prices", SAMPLE, "--objective", "sharpest"));
+  assert_int_equal(r.status, 2);
+  assert_non_null(strstr(r.err, "--objective: 'sharpest' is not one of"));
+  done(&r);
+  r = run(ARGS("optimize", "--prices", SAMPLE, "--group", "risky=EQUITY,CRYPTO:0.5:0.4"));
+  assert_int_equal(r.status, 1);
+  assert_non_null(strstr(r.err, "group risky has lower bound 0.5 above its upper bound 0.4"));
+  done(&r);
+  r = run(ARGS("frontier", "--prices", SAMPLE));
+  assert_int_equal(r.status, 2);
+  assert_non_null(strstr(r.err, "--csv FILE is required"));
+  done(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_help_version),       cmocka_unit_test(test_usage_errors),
       cmocka_unit_test(test_runtime_errors),     cmocka_unit_test(test_backtest_and_store),
-      cmocka_unit_test(test_sample_command),
+      cmocka_unit_test(test_sample_command),     cmocka_unit_test(test_optimize_and_frontier),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
