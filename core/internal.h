@@ -45,6 +45,13 @@ keel_status keeli_verror(keel_ctx *ctx, keel_status code, const char *fmt, va_li
  * -1 with KEEL_ENOMEM set on ctx. */
 int keeli_reserve(keel_ctx *ctx, void **p, size_t *cap, size_t need, size_t elem);
 
+/* Sum of a[i] b[i] in index order (deterministic, unlike a threaded BLAS). */
+static inline double keeli_dot(const double *a, const double *b, size_t n) {
+  double r = 0;
+  for (size_t i = 0; i < n; i++) r += a[i] * b[i];
+  return r;
+}
+
 /* 64-bit FNV-1a, chainable: h = keeli_fnv1a(h, data, n), start with
  * KEEL_FNV_OFFSET. */
 #define KEEL_FNV_OFFSET 0xcbf29ce484222325ULL

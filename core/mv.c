@@ -45,15 +45,10 @@ typedef struct mvp {
   double *A, *b, *G, *h; /* up to 2 equality rows, mmax inequality rows */
   size_t p, m, mmax;
   const char **gname; /* the constraint each inequality row comes from */
-  double *zeroF, *zerod, *row;
+  double *zeroF, *zerod, *ones, *row;
   keel_mv_result *res;
 } mvp;
 
-static double dot_n(const double *a, const double *b, size_t n) {
-  double r = 0;
-  for (size_t i = 0; i < n; i++) r += a[i] * b[i];
-  return r;
-}
 
 /* w'Sw for the problem's covariance. */
 static double quad(const mvp *P, const double *w) {
@@ -69,14 +64,14 @@ static double quad(const mvp *P, const double *w) {
     return v;
   }
   const keel_factor_model *f = P->fm;
-  double u[256];
-  size_t k = f->k;
-  for (size_t a = 0; a < k && a < 256; a++) {
+  double u[256]; /* k <= 256, checked on input */
+  const size_t k = f->k;
+  for (size_t a = 0; a < k; a++) {
     u[a] = 0;
     for (size_t i = 0; i < n; i++) u[a] += f->B.data[i * f->B.ld + a] * w[i];
   }
-  for (size_t a = 0; a < k && a < 256; a++)
-    for (size_t c = 0; c < k && c < 256; c++) v += u[a] * f->F.data[a * f->F.ld + c] * u[c];
+  for (size_t a = 0; a < k; a++)
+    for (size_t c = 0; c < k; c++) v += u[a] * f->F.data[a * f->F.ld + c] * u[c];
   for (size_t i = 0; i < n; i++) v += f->d[i] * w[i] * w[i];
   return v;
 }
@@ -148,7 +143,7 @@ static keel_status check_inputs(keel_ctx *ctx, size_t n, const double *mu, keel_
   if (s->psd != KEEL_PSD_REJECT && s->psd != KEEL_PSD_REPAIR)
     return keeli_error(ctx, KEEL_EINVAL, "optimize: unknown PSD policy");
   for (size_t i = 0; i < n; i++) {
-    const double *v[4] = {s->w0, s->cost_buy, s->cost_sell, NULL};
+    const double *v[3] = {s->w0, s->cost_buy, s->cost_sell};
     const char *nm[3] = {"current weight", "buy cost", "sell cost"};
     for (int k = 0; k < 3; k++)
       if (v[k] && (!isfinite(v[k][i]) || (k > 0 && v[k][i] < 0)))
@@ -218,6 +213,24 @@ static void add_ineq(mvp *P, const double *row, double rhs, const char *name) {
   P->gname[P->m++] = name;
 }
 
+/* The group bounds as rows. Over weights (homog 0): sum_g w <= hi and
+ * -sum_g w <= -lo. Over the homogeneous y = kappa w with kappa = 1'y
+ * (homog 1): sum_g y - hi 1'y <= 0 and lo 1'y - sum_g y <= 0. */
+static void group_rows(mvp *P, double *row, int homog) {
+  const size_t n = P->n;
+  const keel_mv_spec *s = P->sp;
+  for (size_t g = 0; g < s->ngroups; g++) {
+    const keel_group *gr = &s->groups[g];
+    const double bound[2] = {gr->hi, gr->lo}, sign[2] = {1, -1};
+    for (int side = 0; side < 2; side++) {
+      if (!isfinite(bound[side])) continue;
+      for (size_t j = 0; j < n; j++) row[j] = homog ? -sign[side] * bound[side] : 0;
+      for (size_t j = 0; j < gr->count; j++) row[gr->assets[j]] += sign[side];
+      add_ineq(P, row, homog ? 0 : sign[side] * bound[side], gr->name);
+    }
+  }
+}
+
 /* Budget and group rows in the weights (not for max Sharpe). */
 static void weight_rows(mvp *P, double *row) {
   const size_t n = P->n;
@@ -228,19 +241,7 @@ static void weight_rows(mvp *P, double *row) {
     add_ineq(P, row, 1, "budget");
   else
     memcpy(P->A, row, n * sizeof(double)), P->b[P->p++] = 1;
-  for (size_t g = 0; g < s->ngroups; g++) {
-    const keel_group *gr = &s->groups[g];
-    if (gr->hi < INFINITY) {
-      memset(row, 0, n * sizeof(double));
-      for (size_t j = 0; j < gr->count; j++) row[gr->assets[j]] = 1;
-      add_ineq(P, row, gr->hi, gr->name);
-    }
-    if (gr->lo > -INFINITY) {
-      memset(row, 0, n * sizeof(double));
-      for (size_t j = 0; j < gr->count; j++) row[gr->assets[j]] = -1;
-      add_ineq(P, row, -gr->lo, gr->name);
-    }
-  }
+  group_rows(P, row, 0);
 }
 
 /* The row of the portfolio's excess return: (mu - rf)'w with cash, mu'w
@@ -372,61 +373,53 @@ static keel_status precheck(mvp *P) {
 static keel_status diagnose(mvp *P, int has_target, double target) {
   const size_t n = P->n;
   const keel_mv_spec *s = P->sp;
-  /* P = I as a factor model with zero loadings: no n x n matrix */
-  double *Bz = P->q; /* q is not needed any more: zero it and use it as B (n x 1) */
-  memset(Bz, 0, n * sizeof(double));
-  double F0 = 0, *ones = P->zerod;
-  for (size_t i = 0; i < n; i++) ones[i] = 1;
-  keel_factor_model ident = {1, keel_cmat_view(Bz, n, 1), keel_cmat_view(&F0, 1, 1), ones};
+  /* |w|^2 as a factor model with one zero loading and d = 1: no n x n
+   * matrix (zerod and zeroF are zero, ones is one) */
+  keel_factor_model ident = {1, keel_cmat_view(P->zerod, n, 1), keel_cmat_view(P->zeroF, 1, 1), P->ones};
   const keel_factor_model *save_fm = P->fm;
   keel_cmat save_cov = P->cov;
   P->fm = &ident, P->cov.data = NULL;
-  double *row = P->row;
-  const char *culprit = NULL;
+  memset(P->q, 0, n * sizeof(double));
+  /* candidates in order: the turnover cap, the target row, each group */
+  enum { CAP = 0, TARGET = 1, GROUP0 = 2 };
+  int culprit = -1;
   keel_status st = KEEL_OK;
-  int ncand = 1 + has_target + (int)s->ngroups;
-  for (int c = 0; c < ncand && !culprit && st == KEEL_OK; c++) {
-    /* candidate c: 0 turnover cap, then the target row, then groups */
-    int drop_cap = c == 0, drop_target = has_target && c == 1;
-    int gi = c - 1 - has_target;
-    if (drop_cap && !(s->turnover_cap < INFINITY)) continue;
+  keel_group *gs = NULL;
+  if (s->ngroups && !(gs = keeli_alloc_array(P->ctx, s->ngroups, sizeof *gs))) st = KEEL_ENOMEM;
+  for (int c = CAP; c < GROUP0 + (int)s->ngroups && culprit < 0 && !st; c++) {
+    if ((c == CAP && !(s->turnover_cap < INFINITY)) || (c == TARGET && !has_target)) continue;
     keel_mv_spec s2 = *s;
-    keel_group *gs = NULL;
-    if (gi >= 0) {
-      gs = keeli_alloc_array(P->ctx, s->ngroups, sizeof *gs);
-      if (!gs) {
-        st = KEEL_ENOMEM;
-        break;
-      }
+    if (c == CAP) s2.turnover_cap = INFINITY;
+    if (c >= GROUP0) {
       memcpy(gs, s->groups, s->ngroups * sizeof *gs);
-      gs[gi].lo = -INFINITY, gs[gi].hi = INFINITY;
+      gs[c - GROUP0].lo = -INFINITY, gs[c - GROUP0].hi = INFINITY;
       s2.groups = gs;
     }
-    if (drop_cap) s2.turnover_cap = INFINITY;
     P->sp = &s2;
-    weight_rows(P, row);
-    if (has_target && !drop_target) {
-      double c0 = return_row(P, row);
-      memcpy(P->A + P->p * n, row, n * sizeof(double));
+    weight_rows(P, P->row);
+    if (has_target && c != TARGET) {
+      double c0 = return_row(P, P->row);
+      memcpy(P->A + P->p * n, P->row, n * sizeof(double));
       P->b[P->p++] = target - c0;
     }
     run R = {0};
     st = run_setup(P, &R, s2.turnover_cap < INFINITY, 0);
     if (!st) st = run_solve(P, &R, 0);
-    if (!st && R.r.status == KEEL_QP_OPTIMAL)
-      culprit = drop_cap ? "the turnover cap" : drop_target ? "the target return" : s->groups[gi].name;
+    if (!st && R.r.status == KEEL_QP_OPTIMAL) culprit = c;
     run_free(&R);
-    keeli_free(P->ctx, gs);
     P->sp = s;
   }
+  keeli_free(P->ctx, gs);
   P->fm = save_fm, P->cov = save_cov;
   if (st) return st;
-  if (culprit && strcmp(culprit, "the turnover cap") == 0)
+  if (culprit == CAP)
     return infeasible(P, "infeasible: the turnover cap %g is too small to reach the constraints from the current weights",
                       s->turnover_cap);
-  if (culprit && strcmp(culprit, "the target return") == 0)
+  if (culprit == TARGET)
     return infeasible(P, "infeasible: no portfolio within the constraints has expected return %g", target);
-  if (culprit) return infeasible(P, "infeasible: group %s cannot be met together with the other constraints", culprit);
+  if (culprit >= GROUP0)
+    return infeasible(P, "infeasible: group %s cannot be met together with the other constraints",
+                      s->groups[culprit - GROUP0].name ? s->groups[culprit - GROUP0].name : "?");
   return infeasible(P, "infeasible: the bounds, budget and groups together admit no portfolio");
 }
 
@@ -434,7 +427,7 @@ static keel_status diagnose(mvp *P, int has_target, double target) {
 
 static void mv_free(mvp *P) {
   keel_ctx *c = P->ctx;
-  double *b[] = {P->covbuf, P->lb, P->ub, P->q, P->x0, P->cu, P->cd, P->A, P->b, P->G, P->h, P->zeroF, P->zerod, P->row};
+  double *b[] = {P->covbuf, P->lb, P->ub, P->q, P->x0, P->cu, P->cd, P->A, P->b, P->G, P->h, P->zeroF, P->zerod, P->ones, P->row};
   for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) keeli_free(c, b[i]);
   keeli_free(c, (void *)P->gname);
 }
@@ -448,7 +441,7 @@ static keel_status mv_init(mvp *P, keel_ctx *ctx, size_t n, const double *mu, ke
   int ok = 1;
 #define ARR(f, len) ok &= (P->f = keeli_calloc(ctx, (len), sizeof(double))) != NULL;
   ARR(lb, n) ARR(ub, n) ARR(q, n) ARR(x0, n) ARR(cu, n) ARR(cd, n) ARR(A, 2 * n) ARR(b, 2) ARR(G, P->mmax * n);
-  ARR(h, P->mmax) ARR(zeroF, k * k) ARR(zerod, n) ARR(row, n);
+  ARR(h, P->mmax) ARR(zeroF, k * k) ARR(zerod, n) ARR(ones, n) ARR(row, n);
   if (cov.data) ARR(covbuf, n * n);
 #undef ARR
   ok &= (P->gname = keeli_calloc(ctx, P->mmax, sizeof(char *))) != NULL;
@@ -460,6 +453,7 @@ static keel_status mv_init(mvp *P, keel_ctx *ctx, size_t n, const double *mu, ke
     P->lb[i] = s->lb ? s->lb[i] : 0;
     P->ub[i] = s->ub ? s->ub[i] : 1;
     P->x0[i] = s->w0 ? s->w0[i] : 0;
+    P->ones[i] = 1;
   }
   return KEEL_OK;
 }
@@ -487,7 +481,7 @@ static keel_status extreme_return(mvp *P, double sign, double *out, double *wout
   keel_status st = run_setup(P, &R, cap, 1);
   if (!st) st = run_solve(P, &R, 0);
   if (!st && R.r.status != KEEL_QP_OPTIMAL) st = diagnose(P, 0, 0);
-  if (!st) *out = c0 + dot_n(row, R.r.x, n);
+  if (!st) *out = c0 + keeli_dot(row, R.r.x, n);
   if (!st && wout) memcpy(wout, R.r.x, n * sizeof(double));
   run_free(&R);
   return st;
@@ -498,8 +492,7 @@ static keel_status extreme_return(mvp *P, double sign, double *out, double *wout
 /* Utility form at t = 1/gamma: min 1/2 w'Sw - t (excess) mu'w + t costs. */
 static void set_utility(mvp *P, double t) {
   const keel_mv_spec *s = P->sp;
-  double c0 = return_row(P, P->row);
-  (void)c0;
+  return_row(P, P->row);
   for (size_t i = 0; i < P->n; i++) {
     P->q[i] = -t * P->row[i];
     P->cu[i] = s->cost_buy ? t * s->cost_buy[i] : 0;
@@ -664,19 +657,7 @@ static keel_status solve_max_sharpe(mvp *P, double *w) {
     P->lb[i] = lbw[i] == 0 ? 0 : -INFINITY;
     P->ub[i] = INFINITY;
   }
-  for (size_t g = 0; g < s->ngroups; g++) {
-    const keel_group *gr = &s->groups[g];
-    if (gr->hi < INFINITY) {
-      for (size_t j = 0; j < n; j++) row[j] = -gr->hi;
-      for (size_t j = 0; j < gr->count; j++) row[gr->assets[j]] += 1;
-      add_ineq(P, row, 0, gr->name);
-    }
-    if (gr->lo > -INFINITY) {
-      for (size_t j = 0; j < n; j++) row[j] = gr->lo;
-      for (size_t j = 0; j < gr->count; j++) row[gr->assets[j]] -= 1;
-      add_ineq(P, row, 0, gr->name);
-    }
-  }
+  group_rows(P, row, 1);
   if (neg) {
     for (size_t j = 0; j < n; j++) row[j] = -1;
     add_ineq(P, row, 0, "budget");

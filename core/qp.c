@@ -51,6 +51,7 @@ struct keel_qp {
   double *Ukr, *uk, *ew;     /* factor model scratch: k x rall, k, eigen-solver work */
   /* work */
   double *r1, *r2, *t, *e1, *e2, *wm, *wn, *wn2, *ddx, *ddnu, *ef;
+  double *px; /* P x of the current iterate (residuals() sets it) */
   /* active set */
   unsigned char *hasl, *hasu, *vst, *gact;
   int capact, have_warm;
@@ -60,7 +61,6 @@ struct keel_qp {
   double zetap;
   /* the best iterate so far (by its worst residual relative to its tolerance) */
   double *bx, *by, *bz, *bzl, *bzu, *bl1, best_zeta, best_merit, best_gap, best_rp, best_rd, best_obj;
-  int best_it;
 };
 
 const char *keel_qp_status_name(keel_qp_status s) {
@@ -88,7 +88,7 @@ void keel_qp_settings_default(keel_qp_settings *s) {
   X(x) X(y) X(z) X(s) X(zl) X(sl) X(zu) X(su) X(bb) X(zb) X(ss) X(zs) X(lam) X(dx) X(dnu) X(dz) X(ds) X(dzl) X(dsl)  \
   X(dzu) X(dsu) X(dbb) X(dzb) X(dss) X(dzs) X(dlam) X(cs) X(cl) X(cu) X(cb) X(cc) X(rd) X(rp) X(rg) X(rl) X(ru)      \
   X(rdb) X(rds) X(re) X(Ee) X(Eg) X(Ec) X(rhob) X(rhos) X(Kc) X(K) X(dl0) X(dl) X(V) X(Vc) X(W) X(R) X(th) X(KR) X(S) \
-  X(FQ) X(Fl) X(Ukr) X(uk) X(ew) X(r1) X(r2) X(t) X(e1) X(e2) X(wm) X(wn) X(wn2) X(ddx) X(ddnu) X(ef) X(hasl) X(hasu) X(vst) X(gact)     \
+  X(FQ) X(Fl) X(Ukr) X(uk) X(ew) X(px) X(r1) X(r2) X(t) X(e1) X(e2) X(wm) X(wn) X(wn2) X(ddx) X(ddnu) X(ef) X(hasl) X(hasu) X(vst) X(gact)     \
   X(fidx) X(g) X(xp) X(yp) X(zp) X(zlp) X(zup) X(lamp) X(bx) X(by) X(bz) X(bzl) X(bzu) X(bl1)
 
 void keel_qp_free(keel_qp *qp) {
@@ -128,7 +128,7 @@ keel_status keel_qp_new(keel_ctx *ctx, const keel_qp_dims *dm, keel_qp **out) {
   VEC(Kc, nsq) VEC(K, nsq) VEC(dl0, k ? n : 1) VEC(dl, k ? n : 1) VEC(V, nk) VEC(Vc, nk) VEC(W, K1 * K1);
   VEC(R, rall * n) VEC(th, rall) VEC(KR, rall * n) VEC(S, rall * rall) VEC(FQ, K1 * K1) VEC(Fl, K1);
   VEC(Ukr, K1 * rall) VEC(uk, K1) VEC(ew, 40 * K1);
-  VEC(r1, n) VEC(r2, rall) VEC(t, n) VEC(e1, n) VEC(e2, rall) VEC(wm, M1) VEC(wn, n) VEC(wn2, n);
+  VEC(px, n) VEC(r1, n) VEC(r2, rall) VEC(t, n) VEC(e1, n) VEC(e2, rall) VEC(wm, M1) VEC(wn, n) VEC(wn2, n);
   VEC(ddx, n) VEC(ddnu, rall) VEC(ef, n) VEC(g, n);
   VEC(xp, n) VEC(yp, p + 1) VEC(zp, M1) VEC(zlp, n) VEC(zup, n) VEC(lamp, n);
   VEC(bx, n) VEC(by, p + 1) VEC(bz, M1) VEC(bzl, n) VEC(bzu, n) VEC(bl1, n);
@@ -156,11 +156,6 @@ static double norm_inf(const double *v, size_t n) {
   return r;
 }
 
-static double dot(const double *a, const double *b, size_t n) {
-  double r = 0;
-  for (size_t i = 0; i < n; i++) r += a[i] * b[i];
-  return r;
-}
 
 /* y = M v + beta y (M rows x cols, row-major view); or, with trans, M' v. */
 static void matvec(keel_cmat M, int trans, const double *v, double *y, double beta) {
@@ -246,34 +241,39 @@ static keel_status check_data(keel_ctx *ctx, keel_qp *qp, const keel_qp_data *d)
     for (size_t j = 0; j < n; j++)
       if (!isfinite(AT(d->G, a, j))) return keeli_error(ctx, KEEL_EINVAL, "qp: G(%zu, %zu) is not finite", a, j);
   }
-  if (k) {
-    /* F = Q L Q' (dsyevr); V = B Q L^1/2 */
-    double fmaxv = 0;
-    for (size_t i = 0; i < k; i++)
-      for (size_t j = 0; j < k; j++) {
-        double v = AT(d->F, i, j);
-        if (!isfinite(v)) return keeli_error(ctx, KEEL_EINVAL, "qp: F(%zu, %zu) is not finite", i, j);
-        if (fabs(v - AT(d->F, j, i)) > 1e-12 * (fabs(v) + fabs(AT(d->F, j, i))) + 1e-300)
-          return keeli_error(ctx, KEEL_EINVAL, "qp: F is not symmetric at (%zu, %zu)", i, j);
-        qp->W[i * k + j] = v;
-        fmaxv = fmax(fmaxv, fabs(v));
-      }
-    /* ew holds 40 k doubles: 26 k of work, 10 k ints, 2 k ints */
-    lapack_int found = 0, *iwork = (lapack_int *)(qp->ew + 26 * k), *isuppz = iwork + 10 * k;
-    lapack_int info = LAPACKE_dsyevr_work(LAPACK_ROW_MAJOR, 'V', 'A', 'L', (lapack_int)k, qp->W, (lapack_int)k, 0, 0,
-                                          0, 0, 0, &found, qp->Fl, qp->FQ, (lapack_int)k, isuppz, qp->ew,
-                                          26 * (lapack_int)k, iwork, 10 * (lapack_int)k);
-    if (info != 0) return keeli_error(ctx, KEEL_ENUMERIC, "qp: eigen-decomposition of F failed (%d)", (int)info);
+  return KEEL_OK;
+}
+
+/* A factor model's F = Q L Q' (dsyevr) and V = B Q L^1/2, so that
+ * P = V V' + diag(d); F is checked to be symmetric PSD on the way. */
+static keel_status prepare_factor(keel_ctx *ctx, keel_qp *qp, const keel_qp_data *d) {
+  const size_t n = qp->n, k = qp->k;
+  /* F = Q L Q' (dsyevr); V = B Q L^1/2 */
+  double fmaxv = 0;
+  for (size_t i = 0; i < k; i++)
     for (size_t j = 0; j < k; j++) {
-      if (qp->Fl[j] < -1e-10 * fmax(fmaxv, 1e-300))
-        return keeli_error(ctx, KEEL_EINVAL, "qp: F is not positive semidefinite (eigenvalue %g)", qp->Fl[j]);
-      qp->Fl[j] = sqrt(fmax(qp->Fl[j], 0));
+      double v = AT(d->F, i, j);
+      if (!isfinite(v)) return keeli_error(ctx, KEEL_EINVAL, "qp: F(%zu, %zu) is not finite", i, j);
+      if (fabs(v - AT(d->F, j, i)) > 1e-12 * (fabs(v) + fabs(AT(d->F, j, i))) + 1e-300)
+        return keeli_error(ctx, KEEL_EINVAL, "qp: F is not symmetric at (%zu, %zu)", i, j);
+      qp->W[i * k + j] = v;
+      fmaxv = fmax(fmaxv, fabs(v));
     }
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)k, (int)k, 1.0, d->B.data, (int)d->B.ld,
-                qp->FQ, (int)k, 0.0, qp->V, (int)k);
-    for (size_t i = 0; i < n; i++)
-      for (size_t j = 0; j < k; j++) qp->V[i * k + j] *= qp->Fl[j];
+  /* ew holds 40 k doubles: 26 k of work, 10 k ints, 2 k ints */
+  lapack_int found = 0, *iwork = (lapack_int *)(qp->ew + 26 * k), *isuppz = iwork + 10 * k;
+  lapack_int info = LAPACKE_dsyevr_work(LAPACK_ROW_MAJOR, 'V', 'A', 'L', (lapack_int)k, qp->W, (lapack_int)k, 0, 0,
+                                        0, 0, 0, &found, qp->Fl, qp->FQ, (lapack_int)k, isuppz, qp->ew,
+                                        26 * (lapack_int)k, iwork, 10 * (lapack_int)k);
+  if (info != 0) return keeli_error(ctx, KEEL_ENUMERIC, "qp: eigen-decomposition of F failed (%d)", (int)info);
+  for (size_t j = 0; j < k; j++) {
+    if (qp->Fl[j] < -1e-10 * fmax(fmaxv, 1e-300))
+      return keeli_error(ctx, KEEL_EINVAL, "qp: F is not positive semidefinite (eigenvalue %g)", qp->Fl[j]);
+    qp->Fl[j] = sqrt(fmax(qp->Fl[j], 0));
   }
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)k, (int)k, 1.0, d->B.data, (int)d->B.ld,
+              qp->FQ, (int)k, 0.0, qp->V, (int)k);
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < k; j++) qp->V[i * k + j] *= qp->Fl[j];
   return KEEL_OK;
 }
 
@@ -289,7 +289,7 @@ static int kfactor(keel_qp *qp) {
   if (!k)
     for (size_t i = 0; i < nn; i++) dmax = fmax(dmax, fabs(qp->Kc[i * nn + i]));
   else
-    for (size_t i = 0; i < nn; i++) dmax = fmax(dmax, qp->dl0[i] + dot(qp->Vc + i * k, qp->Vc + i * k, k));
+    for (size_t i = 0; i < nn; i++) dmax = fmax(dmax, qp->dl0[i] + keeli_dot(qp->Vc + i * k, qp->Vc + i * k, k));
   /* a zero K (a linear program's free block) gets an absolute shift; the
    * refinement in kkt_solve removes its effect when the system is regular */
   double delta = dmax > 0 ? 1e-13 * dmax : 1e-10;
@@ -408,7 +408,8 @@ static size_t cap_row(const keel_qp *qp) { return qp->p + (qp->gs ? qp->m : 0); 
 static void residuals(keel_qp *qp, const keel_qp_data *d) {
   const size_t n = qp->n, p = qp->p, m = qp->m;
   const double *lb = d->lb, *ub = d->ub;
-  pmul(qp, d, qp->x, qp->rd);
+  pmul(qp, d, qp->x, qp->px);
+  memcpy(qp->rd, qp->px, n * sizeof(double));
   cblas_daxpy((int)n, 1.0, d->q, 1, qp->rd, 1);
   if (p) matvec(d->A, 1, qp->y, qp->rd, 1.0);
   if (m) matvec(d->G, 1, qp->z, qp->rd, 1.0);
@@ -612,7 +613,7 @@ static double complementarity(const keel_qp *qp, const keel_qp_data *d, double a
   if (a == 0) {
     /* the current products only: the direction buffers may hold a
      * previous solve's values */
-    double g = dot(qp->s, qp->z, qp->m);
+    double g = keeli_dot(qp->s, qp->z, qp->m);
     size_t c = qp->m;
     for (size_t i = 0; i < qp->n; i++) {
       if (qp->hasl[i]) g += qp->sl[i] * qp->zl[i], c++;
@@ -650,7 +651,7 @@ static int primal_infeasible(keel_qp *qp, const keel_qp_data *d, double eps) {
   memset(qp->wn, 0, n * sizeof(double));
   if (p) matvec(d->A, 1, qp->y, qp->wn, 0.0);
   if (m) matvec(d->G, 1, qp->z, qp->wn, 1.0);
-  double c = (p ? dot(d->b, qp->y, p) : 0) + (m ? dot(d->h, qp->z, m) : 0), res = 0;
+  double c = (p ? keeli_dot(d->b, qp->y, p) : 0) + (m ? keeli_dot(d->h, qp->z, m) : 0), res = 0;
   for (size_t i = 0; i < n; i++) {
     qp->wn[i] += -qp->zl[i] + qp->zu[i];
     if (qp->hasl[i]) c -= d->lb[i] * qp->zl[i];
@@ -674,7 +675,7 @@ static int dual_infeasible(keel_qp *qp, const keel_qp_data *d, double eps) {
   if (qp->l1) nx = fmax(nx, fmax(norm_inf(qp->bb, n), norm_inf(qp->ss, n)));
   if (!(nx > 0)) return 0;
   for (size_t i = 0; i < n; i++) qp->t[i] = qp->x[i] / nx;
-  double slope = dot(d->q, qp->t, n), qn = norm_inf(d->q, n);
+  double slope = keeli_dot(d->q, qp->t, n), qn = norm_inf(d->q, n);
   if (qp->l1)
     for (size_t i = 0; i < n; i++) {
       double tb = qp->bb[i] / nx, ts = qp->ss[i] / nx;
@@ -716,14 +717,15 @@ static unsigned char normal_state(const keel_qp_data *d, size_t i, unsigned char
  * active when its slack is below its multiplier. */
 static void classify(keel_qp *qp, const keel_qp_data *d) {
   for (size_t i = 0; i < qp->n; i++) {
+    const int kink = has_l1_kink(qp, d, i);
     unsigned char st = V_FREE;
     if (qp->hasl[i] && qp->sl[i] < qp->zl[i])
       st = V_LB;
     else if (qp->hasu[i] && qp->su[i] < qp->zu[i])
       st = V_UB;
-    else if (has_l1_kink(qp, d, i))
+    else if (kink)
       st = qp->bb[i] < qp->zb[i] && qp->ss[i] < qp->zs[i] ? V_X0 : qp->bb[i] >= qp->ss[i] ? V_UP : V_DOWN;
-    qp->vst[i] = has_l1_kink(qp, d, i) ? normal_state(d, i, st) : st;
+    qp->vst[i] = kink ? normal_state(d, i, st) : st;
   }
   for (size_t a = 0; a < qp->m; a++) qp->gact[a] = qp->s[a] < qp->z[a];
   qp->capact = qp->l1 && d->has_cap && qp->sig < qp->zeta;
@@ -739,7 +741,7 @@ static double region_slope(const keel_qp_data *d, size_t i, int up, double zeta)
  * check. Returns 0 when the candidate satisfies every optimality
  * condition (to the tolerances), the number of state changes made when it
  * does not, -1 when the solve itself failed. */
-static int polish_once(keel_qp *qp, const keel_qp_data *d, const keel_qp_settings *set) {
+static int polish_once(keel_qp *qp, const keel_qp_data *d) {
   const size_t n = qp->n, p = qp->p, m = qp->m, k = qp->k;
   const int capon = qp->l1 && d->has_cap;
   /* At a degenerate vertex (a variable at its bound that the rows would
@@ -853,7 +855,6 @@ static int polish_once(keel_qp *qp, const keel_qp_data *d, const keel_qp_setting
   if (m) matvec(d->G, 1, qp->zp, qp->g, 1.0);
   /* A candidate is accepted only if it is optimal to rounding: a looser
    * test would take a nearby wrong active set for the right one. */
-  (void)set;
   const double tp = 1e-12 * fmax(1, norm_inf(qp->xp, n));
   const double td = 1e-12 * fmax(1, norm_inf(qp->g, n));
   const double zt = qp->zetap;
@@ -924,10 +925,10 @@ static int polish_once(keel_qp *qp, const keel_qp_data *d, const keel_qp_setting
 /* Active-set iterations from the states in vst/gact/capact. On success
  * the candidate becomes the solution. Returns the number of solves made,
  * negated when no optimal candidate was found. */
-static int polish(keel_qp *qp, const keel_qp_data *d, const keel_qp_settings *set, int maxit) {
+static int polish(keel_qp *qp, const keel_qp_data *d, int maxit) {
   const size_t n = qp->n, p = qp->p, m = qp->m;
   for (int it = 1; it <= maxit; it++) {
-    int rc = polish_once(qp, d, set);
+    int rc = polish_once(qp, d);
     if (rc < 0) return -it;
     if (rc == 0) {
       memcpy(qp->x, qp->xp, n * sizeof(double));
@@ -948,7 +949,7 @@ static int polish(keel_qp *qp, const keel_qp_data *d, const keel_qp_settings *se
 static void report_x(keel_qp *qp, const keel_qp_data *d, keel_qp_result *res) {
   const size_t n = qp->n, p = qp->p, m = qp->m;
   pmul(qp, d, qp->x, qp->g);
-  double obj = 0.5 * dot(qp->x, qp->g, n) + dot(d->q, qp->x, n), rp = 0, gap = 0, l1sum = 0;
+  double obj = 0.5 * keeli_dot(qp->x, qp->g, n) + keeli_dot(d->q, qp->x, n), rp = 0, gap = 0, l1sum = 0;
   cblas_daxpy((int)n, 1.0, d->q, 1, qp->g, 1);
   if (p) {
     memcpy(qp->e2, d->b, p * sizeof(double));
@@ -1032,12 +1033,11 @@ static void start_point(keel_qp *qp, const keel_qp_data *d) {
  * iteration limit), its best iterate is taken as optimal if every residual
  * is within BEST_ITERATE_SLACK times its tolerance: the polish then makes
  * it exact, or res_prim/res_dual/gap say how accurate it is. */
-static void fall_back_to_best(keel_qp *qp, const keel_qp_settings *set, keel_qp_result *res) {
+static void fall_back_to_best(keel_qp *qp, keel_qp_result *res) {
   const size_t n = qp->n, p = qp->p, m = qp->m;
   if (res->status == KEEL_QP_OPTIMAL || res->status == KEEL_QP_PRIMAL_INFEASIBLE ||
       res->status == KEEL_QP_DUAL_INFEASIBLE)
     return;
-  (void)set;
   if (!(qp->best_merit <= BEST_ITERATE_SLACK)) return;
   memcpy(qp->x, qp->bx, n * sizeof(double));
   if (p) memcpy(qp->y, qp->by, p * sizeof(double));
@@ -1071,10 +1071,9 @@ static void interior_point(keel_qp *qp, const keel_qp_data *d, const keel_qp_set
     double rp = fmax(fmax(p ? norm_inf(qp->rp, p) : 0, m ? norm_inf(qp->rg, m) : 0),
                      fmax(norm_inf(qp->rl, n), norm_inf(qp->ru, n)));
     double rdn = norm_inf(qp->rd, n);
-    pmul(qp, d, qp->x, qp->wn);
     double sp = fmax(fmax(nb, nh), norm_inf(qp->x, n));
-    double sdl = fmax(fmax(norm_inf(qp->wn, n), nq), fmax(norm_inf(qp->zl, n), norm_inf(qp->zu, n)));
-    double obj = 0.5 * dot(qp->x, qp->wn, n) + dot(d->q, qp->x, n);
+    double sdl = fmax(fmax(norm_inf(qp->px, n), nq), fmax(norm_inf(qp->zl, n), norm_inf(qp->zu, n)));
+    double obj = 0.5 * keeli_dot(qp->x, qp->px, n) + keeli_dot(d->q, qp->x, n);
     if (m) sdl = fmax(sdl, norm_inf(qp->z, m));
     if (p) sdl = fmax(sdl, norm_inf(qp->y, p));
     if (qp->l1) {
@@ -1082,7 +1081,7 @@ static void interior_point(keel_qp *qp, const keel_qp_data *d, const keel_qp_set
       rdn = fmax(rdn, fmax(norm_inf(qp->rdb, n), norm_inf(qp->rds, n)));
       sdl = fmax(sdl, norm_inf(qp->lam, n));
       sp = fmax(sp, fmax(norm_inf(qp->bb, n), norm_inf(qp->ss, n)));
-      obj += (d->cu ? dot(d->cu, qp->bb, n) : 0) + (d->cd ? dot(d->cd, qp->ss, n) : 0);
+      obj += (d->cu ? keeli_dot(d->cu, qp->bb, n) : 0) + (d->cd ? keeli_dot(d->cd, qp->ss, n) : 0);
     }
     res->obj = obj, res->res_prim = rp, res->res_dual = rdn, res->gap = gap, res->iterations = it;
     int prim_ok = rp <= set->eps_abs + set->eps_rel * sp, gap_ok = gap <= set->eps_gap * (1 + fabs(obj));
@@ -1092,7 +1091,7 @@ static void interior_point(keel_qp *qp, const keel_qp_data *d, const keel_qp_set
       double merit = fmax(fmax(rp / (set->eps_abs + set->eps_rel * sp), rdn / (set->eps_abs + set->eps_rel * sdl)),
                           gap / (set->eps_gap * (1 + fabs(obj))));
       if (it == 0 || merit < qp->best_merit) {
-        qp->best_merit = merit, qp->best_it = it, qp->best_gap = gap, qp->best_rp = rp, qp->best_rd = rdn;
+        qp->best_merit = merit, qp->best_gap = gap, qp->best_rp = rp, qp->best_rd = rdn;
         qp->best_obj = obj;
         memcpy(qp->bx, qp->x, n * sizeof(double));
         if (p) memcpy(qp->by, qp->y, p * sizeof(double));
@@ -1195,6 +1194,7 @@ keel_status keel_qp_solve(keel_ctx *ctx, keel_qp *qp, const keel_qp_data *d, con
       set->max_iter < 1)
     return keeli_error(ctx, KEEL_EINVAL, "qp: tolerances must be >= 0 and max_iter >= 1");
   keel_status st = check_data(ctx, qp, d);
+  if (!st && qp->k) st = prepare_factor(ctx, qp, d);
   if (st) return st;
   for (size_t i = 0; i < qp->n; i++) {
     qp->hasl[i] = d->lb && isfinite(d->lb[i]);
@@ -1203,16 +1203,16 @@ keel_status keel_qp_solve(keel_ctx *ctx, keel_qp *qp, const keel_qp_data *d, con
   memset(res, 0, sizeof *res);
   int done = 0;
   if (set->warm_start && qp->have_warm) {
-    int it = polish(qp, d, set, POLISH_WARM);
+    int it = polish(qp, d, POLISH_WARM);
     res->polish_iter = it < 0 ? -it : it;
     if (it > 0) res->status = KEEL_QP_OPTIMAL, res->warm = res->polished = 1, done = 1;
   }
   if (!done) {
     interior_point(qp, d, set, res);
-    fall_back_to_best(qp, set, res);
+    fall_back_to_best(qp, res);
     if (res->status == KEEL_QP_OPTIMAL && set->polish) {
       classify(qp, d);
-      int it = polish(qp, d, set, POLISH_AFTER_IPM);
+      int it = polish(qp, d, POLISH_AFTER_IPM);
       res->polish_iter += it < 0 ? -it : it;
       res->polished = it > 0;
       if (it < 0) classify(qp, d);
