@@ -689,31 +689,28 @@ static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontie
     } else if (keel_mv_frontier(ctx, n, mu, keel_cmat_view(S, n, n), NULL, &s, np, ret, vol, keel_mat_view(W, np, n))) {
       rc = fail(ctx);
     } else {
-      /* write to a temporary file and rename, so a failure leaves no half file */
-      char tmp[4096];
-      snprintf(tmp, sizeof tmp, "%s.tmp", o.csv);
-      FILE *f = fopen(tmp, "w");
-      int ok = f != NULL;
-      if (ok) {
-        fputs("point,return,volatility,sharpe", f);
-        for (size_t i = 0; i < n; i++) fprintf(f, ",%s", keel_panel_symbol(p, i));
-        fputc('\n', f);
-        for (size_t k = 0; k < np; k++) {
-          fprintf(f, "%zu,%.17g,%.17g,%.17g", k, ret[k], vol[k], vol[k] > 0 ? (ret[k] - o.risk_free) / vol[k] : NAN);
-          for (size_t i = 0; i < n; i++) fprintf(f, ",%.17g", W[k * n + i]);
-          fputc('\n', f);
-        }
-        ok = !ferror(f);
-        ok &= fclose(f) == 0;
-      }
-      if (!ok || rename(tmp, o.csv) != 0) {
-        fprintf(stderr, "keel: cannot write %s\n", o.csv);
-        remove(tmp);
-        rc = 1;
+      /* point, return, volatility, Sharpe, then the weights */
+      size_t nc = 4 + n;
+      const char **names = calloc(nc, sizeof *names);
+      double *tab = calloc(np * nc, sizeof *tab);
+      if (!names || !tab) {
+        rc = usage_error("out of memory");
       } else {
-        printf("wrote %zu frontier points to %s (return %.4f%% .. %.4f%%, volatility %.4f%% .. %.4f%%)\n", np, o.csv,
-               100 * ret[0], 100 * ret[np - 1], 100 * vol[0], 100 * vol[np - 1]);
+        names[0] = "point", names[1] = "return", names[2] = "volatility", names[3] = "sharpe";
+        for (size_t i = 0; i < n; i++) names[4 + i] = keel_panel_symbol(p, i);
+        for (size_t k = 0; k < np; k++) {
+          double *row = tab + k * nc;
+          row[0] = (double)k, row[1] = ret[k], row[2] = vol[k];
+          row[3] = vol[k] > 0 ? (ret[k] - o.risk_free) / vol[k] : NAN;
+          memcpy(row + 4, W + k * n, n * sizeof *row);
+        }
+        if (keel_table_write_csv(ctx, o.csv, nc, names, np, tab))
+          rc = fail(ctx);
+        else
+          printf("wrote %zu frontier points to %s (return %.4f%% .. %.4f%%, volatility %.4f%% .. %.4f%%)\n", np, o.csv,
+                 100 * ret[0], 100 * ret[np - 1], 100 * vol[0], 100 * vol[np - 1]);
       }
+      free(names), free(tab);
     }
     free(ret), free(vol), free(W);
   }

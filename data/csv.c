@@ -791,66 +791,105 @@ static int put_field(FILE *f, const char *s) {
   return fputc('"', f) == EOF ? -1 : 0;
 }
 
-keel_status keel_panel_write_csv(keel_ctx *ctx, const keel_panel *p, const char *path) {
-  if (!p || !path) return keeli_error(ctx, KEEL_EINVAL, "keel_panel_write_csv: panel or path is NULL");
-  /* A temporary name beside the target, created with O_EXCL and mode 0666
-   * so that the umask applies as for any new file (mkstemp would force
-   * 0600). */
+/* Writing a file whole or not at all: a temporary name beside the target,
+ * created with O_EXCL and mode 0666 so that the umask applies as for any
+ * new file (mkstemp would force 0600), renamed over the target once
+ * everything is flushed and synced. */
+typedef struct atomic_file {
+  FILE *f;
+  char *tmp;
+  locale_t cloc; /* the C locale for numbers */
+} atomic_file;
+
+static keel_status atomic_open(keel_ctx *ctx, const char *path, atomic_file *a) {
+  memset(a, 0, sizeof *a);
   size_t plen = strlen(path);
-  char *tmp = keeli_alloc(ctx, plen + 48);
-  if (!tmp) return KEEL_ENOMEM;
+  if (!(a->tmp = keeli_alloc(ctx, plen + 48))) return KEEL_ENOMEM;
   int fd = -1;
   for (unsigned k = 0; k < 100 && fd < 0; k++) {
-    snprintf(tmp, plen + 48, "%s.tmp.%ld.%u.%lx", path, (long)getpid(), k, (unsigned long)(uintptr_t)tmp >> 4);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    snprintf(a->tmp, plen + 48, "%s.tmp.%ld.%u.%lx", path, (long)getpid(), k, (unsigned long)(uintptr_t)a->tmp >> 4);
+    fd = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0 && errno != EEXIST) break;
   }
+  keel_status st = KEEL_OK;
   if (fd < 0) {
-    keel_status st = keeli_error(ctx, KEEL_EIO, "%s: cannot create a temporary file: %s", path, strerror(errno));
-    keeli_free(ctx, tmp);
-    return st;
-  }
-  FILE *f = fdopen(fd, "wb");
-  if (!f) {
+    st = keeli_error(ctx, KEEL_EIO, "%s: cannot create a temporary file: %s", path, strerror(errno));
+  } else if (!(a->f = fdopen(fd, "wb"))) {
     close(fd);
-    unlink(tmp);
-    keel_status st = keeli_error(ctx, KEEL_EIO, "%s: %s", path, strerror(errno));
-    keeli_free(ctx, tmp);
-    return st;
+    unlink(a->tmp);
+    st = keeli_error(ctx, KEEL_EIO, "%s: %s", path, strerror(errno));
+  } else if ((a->cloc = newlocale(LC_ALL_MASK, "C", (locale_t)0)) == (locale_t)0) {
+    fclose(a->f);
+    unlink(a->tmp);
+    st = keeli_error(ctx, KEEL_ENOMEM, "%s: cannot write: no C locale", path);
   }
-  locale_t cloc = newlocale(LC_ALL_MASK, "C", (locale_t)0);
-  int bad = cloc == (locale_t)0;
+  if (st) keeli_free(ctx, a->tmp), a->tmp = NULL;
+  return st;
+}
+
+/* Finishes: bad says a write failed (errno then tells why). On any
+ * failure the temporary file is removed and the target left as it was. */
+static keel_status atomic_close(keel_ctx *ctx, const char *path, atomic_file *a, int bad) {
+  int err = errno;
+  freelocale(a->cloc);
+  if (fflush(a->f) != 0 || fsync(fileno(a->f)) != 0) bad = 1, err = errno;
+  if (fclose(a->f) != 0) bad = 1, err = errno;
+  if (!bad && rename(a->tmp, path) != 0) bad = 1, err = errno;
+  keel_status st = KEEL_OK;
+  if (bad) {
+    unlink(a->tmp);
+    st = keeli_error(ctx, KEEL_EIO, "%s: cannot write: %s", path, strerror(err));
+  }
+  keeli_free(ctx, a->tmp);
+  return st;
+}
+
+/* A number in shortest round-trip form; NaN as an empty cell. */
+static int put_number(const atomic_file *a, double v) {
+  if (isnan(v)) return 0;
+  char num[32];
+  size_t k = keeli_format_double(v, a->cloc, num);
+  return fwrite(num, 1, k, a->f) != k;
+}
+
+keel_status keel_panel_write_csv(keel_ctx *ctx, const keel_panel *p, const char *path) {
+  if (!p || !path) return keeli_error(ctx, KEEL_EINVAL, "keel_panel_write_csv: panel or path is NULL");
+  atomic_file a;
+  keel_status st = atomic_open(ctx, path, &a);
+  if (st) return st;
+  FILE *f = a.f;
   size_t nd = keel_panel_ndates(p), na = keel_panel_nassets(p);
   const double *px = keel_panel_prices(p);
   const keel_date *dates = keel_panel_dates(p);
-  if (!bad) bad = fputs("date", f) < 0;
+  int bad = fputs("date", f) < 0;
   for (size_t j = 0; j < na && !bad; j++) bad = fputc(',', f) == EOF || put_field(f, keel_panel_symbol(p, j));
   if (!bad) bad = fputc('\n', f) == EOF;
-  char num[32], db[KEEL_DATE_BUFSIZE];
+  char db[KEEL_DATE_BUFSIZE];
   for (size_t i = 0; i < nd && !bad; i++) {
     keel_date_format(dates[i], db);
     bad = fputs(db, f) < 0;
-    for (size_t j = 0; j < na && !bad; j++) {
-      double v = px[i * na + j];
-      if (fputc(',', f) == EOF) bad = 1;
-      if (!bad && !isnan(v)) {
-        size_t k = keeli_format_double(v, cloc, num);
-        bad = fwrite(num, 1, k, f) != k;
-      }
-    }
+    for (size_t j = 0; j < na && !bad; j++) bad = fputc(',', f) == EOF || put_number(&a, px[i * na + j]);
     if (!bad) bad = fputc('\n', f) == EOF;
   }
-  int err = errno;
-  if (cloc) freelocale(cloc);
-  if (fflush(f) != 0 || fsync(fileno(f)) != 0) bad = 1, err = errno;
-  if (fclose(f) != 0) bad = 1, err = errno;
-  if (!bad && rename(tmp, path) != 0) bad = 1, err = errno;
-  keel_status st = KEEL_OK;
-  if (bad) {
-    unlink(tmp);
-    st = keeli_error(ctx, cloc ? KEEL_EIO : KEEL_ENOMEM, "%s: cannot write: %s", path,
-                     cloc ? strerror(err) : "no C locale");
+  return atomic_close(ctx, path, &a, bad);
+}
+
+keel_status keel_table_write_csv(keel_ctx *ctx, const char *path, size_t ncols, const char *const *names,
+                                 size_t nrows, const double *values) {
+  if (!path || !names || (nrows && !values) || ncols == 0)
+    return keeli_error(ctx, KEEL_EINVAL, "keel_table_write_csv: NULL argument or no columns");
+  for (size_t j = 0; j < ncols; j++)
+    if (!names[j]) return keeli_error(ctx, KEEL_EINVAL, "keel_table_write_csv: column %zu has no name", j);
+  atomic_file a;
+  keel_status st = atomic_open(ctx, path, &a);
+  if (st) return st;
+  int bad = 0;
+  for (size_t j = 0; j < ncols && !bad; j++) bad = (j && fputc(',', a.f) == EOF) || put_field(a.f, names[j]);
+  if (!bad) bad = fputc('\n', a.f) == EOF;
+  for (size_t i = 0; i < nrows && !bad; i++) {
+    for (size_t j = 0; j < ncols && !bad; j++)
+      bad = (j && fputc(',', a.f) == EOF) || put_number(&a, values[i * ncols + j]);
+    if (!bad) bad = fputc('\n', a.f) == EOF;
   }
-  keeli_free(ctx, tmp);
-  return st;
+  return atomic_close(ctx, path, &a, bad);
 }

@@ -104,6 +104,12 @@ KEEL_API keel_status keel_panel_parse_csv(keel_ctx *ctx, const char *name,
  * so a failure leaves no half-written file. */
 KEEL_API keel_status keel_panel_write_csv(keel_ctx *ctx, const keel_panel *p,
                                           const char *path);
+/* Writes a table of numbers as CSV: a header of ncols names (quoted when
+ * needed), then nrows rows of values (row-major nrows x ncols) in shortest
+ * round-trip decimals, an empty cell for NaN. Temporary name and rename,
+ * as above. */
+KEEL_API keel_status keel_table_write_csv(keel_ctx *ctx, const char *path, size_t ncols, const char *const *names,
+                                          size_t nrows, const double *values);
 
 #ifdef __cplusplus
 }

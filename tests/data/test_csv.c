@@ -415,6 +415,24 @@ static void test_oom(void **state) {
   keel_test_oom_loop(oom_body, "date,symbol,price\n2020-01-02,A,1\n2020-01-02,B,2\n2020-01-03,A,3\n");
 }
 
+static void test_table_write(void **state) {
+  (void)state;
+  const char *path = keel_test_tmp_path("table.csv");
+  const char *names[3] = {"point", "a,b", "c"};
+  double v[6] = {0, 0.1, 1e-20, 1, NAN, -2.5};
+  assert_ok(CTX, keel_table_write_csv(CTX, path, 3, names, 2, v));
+  char *text = keel_test_read_file(path, NULL);
+  assert_non_null(text);
+  /* shortest round-trip decimals, the comma-holding name quoted, NaN empty */
+  assert_string_equal(text, "point,\"a,b\",c\n0,0.1,1e-20\n1,,-2.5\n");
+  free(text);
+  /* a failure leaves nothing behind and says where */
+  assert_status(CTX, keel_table_write_csv(CTX, "/nonexistent/dir/t.csv", 3, names, 2, v), KEEL_EIO);
+  assert_errmsg(CTX, "/nonexistent/dir/t.csv");
+  names[2] = NULL;
+  assert_status(CTX, keel_table_write_csv(CTX, path, 3, names, 2, v), KEEL_EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_wide_basic),   cmocka_unit_test(test_variants),
@@ -423,6 +441,7 @@ int main(void) {
       cmocka_unit_test(test_file_errors),  cmocka_unit_test(test_limits),
       cmocka_unit_test(test_locale),       cmocka_unit_test(test_roundtrip),
       cmocka_unit_test(test_shared_data),  cmocka_unit_test(test_oom),
+      cmocka_unit_test(test_table_write),
   };
   return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);
 }
