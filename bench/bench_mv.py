@@ -25,9 +25,11 @@ import tempfile
 import time
 
 import numpy as np
-from cvxopt import matrix, solvers, spmatrix, sparse
+from cvxopt import matrix, solvers, spmatrix
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "fixtures"))
+from refcommon import lifted_utility  # noqa: E402  (the same formulation as the fixtures)
 solvers.options.update({"show_progress": False, "abstol": 1e-9, "reltol": 1e-9, "feastol": 1e-9, "maxiters": 200})
 
 
@@ -58,18 +60,7 @@ def problem(n, k, rng):
 
 def cvxopt_dense(S, mu, w0, cb, cs):
     n = len(mu)
-    N = 3 * n
-    P = np.zeros((N, N))
-    P[:n, :n] = S
-    q = np.concatenate([-mu, cb, cs])
-    A = np.zeros((1 + n, N))
-    A[0, :n] = 1
-    A[1:, :n] = np.eye(n)
-    A[1:, n:2 * n] = -np.eye(n)
-    A[1:, 2 * n:] = np.eye(n)
-    b = np.concatenate([[1.0], w0])
-    G = -np.eye(N)
-    h = np.zeros(N)
+    P, q, G, h, A, b = lifted_utility(S, mu, 1.0, w0, cb, cs)
     t0 = time.perf_counter()
     sol = solvers.qp(matrix(P), matrix(q), matrix(G), matrix(h), matrix(A), matrix(b))
     t = time.perf_counter() - t0

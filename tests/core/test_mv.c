@@ -9,12 +9,9 @@
 
 static const keel_cmat NOMAT = {NULL, 0, 0, 0};
 
-/* The 32-bit LCG of tests/fixtures/mv_reference.py. */
+/* The fixture scripts' generator (keel_test_lcg), on one state. */
 static uint32_t LCG_X;
-static double lcg(void) {
-  LCG_X = 1664525u * LCG_X + 1013904223u;
-  return (double)LCG_X / 4294967296.0 - 0.5;
-}
+static double lcg(void) { return keel_test_lcg(&LCG_X); }
 
 static double max_diff_json(const double *w, json_t *arr, size_t n) {
   assert_int_equal(json_array_size(arr), n);

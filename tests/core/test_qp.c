@@ -190,12 +190,9 @@ static void test_rejects(void **state) {
   assert_status(CTX, keel_qp_new(CTX, &(keel_qp_dims){2, 3, 0, 0, 0}, &qp), KEEL_EINVAL);
 }
 
-/* The generator of tests/fixtures/qp_reference.py, to the bit. */
+/* The fixture scripts' generator (keel_test_lcg), on one state. */
 static uint32_t LCG_X;
-static double lcg(void) {
-  LCG_X = 1664525u * LCG_X + 1013904223u;
-  return (double)LCG_X / 4294967296.0 - 0.5;
-}
+static double lcg(void) { return keel_test_lcg(&LCG_X); }
 
 static void test_cvxopt_synthetic(void **state) {
   (void)state;

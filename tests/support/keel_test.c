@@ -191,3 +191,8 @@ double keel_test_sql_double(const char *path, const char *sql) {
   sqlite3_close(db);
   return v;
 }
+
+double keel_test_lcg(uint32_t *state) {
+  *state = 1664525u * *state + 1013904223u;
+  return (double)*state / 4294967296.0 - 0.5;
+}

@@ -64,6 +64,12 @@ long keel_test_oom_loop(keel_test_oom_body body, void *arg);
  * from ../shared/data next to the source tree), or NULL if it does not
  * exist; tests that need it call skip() then. Static buffer. */
 const char *keel_test_shared_data(const char *name);
+
+/* The 32-bit linear congruential generator of the fixture scripts
+ * (the reference and quadprog scripts in tests/fixtures): state <- 1664525 state +
+ * 1013904223 mod 2^32, returning state / 2^32 - 0.5, exact in doubles, so
+ * C, Python and R draw the same problems. */
+double keel_test_lcg(uint32_t *state);
 /* Path of a file in the source tree (KEEL_SOURCE_DIR). Static buffer. */
 const char *keel_test_source_path(const char *rel);
 /* A path in a per-process temporary directory; the last eight returned
