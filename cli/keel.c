@@ -509,7 +509,9 @@ static const char OPTIMIZE_HELP[] =
     "  --objective NAME   min_variance (default), max_sharpe, utility,\n"
     "                     target_return, target_vol\n"
     "  --cov NAME         sample (default), ewma, ledoit_wolf (towards a scaled\n"
-    "                     identity), ledoit_wolf_cc (constant correlation)\n"
+    "                     identity), ledoit_wolf_cc (constant correlation),\n"
+    "                     pca (a factor model by principal components)\n"
+    "  --factors K        principal components of --cov pca (default 3)\n"
     "  --halflife N       EWMA half-life in periods (default 60)\n"
     "  --risk-free R      annual risk-free rate (default 0)\n"
     "  --gamma G          risk aversion of the utility (default 1)\n"
@@ -531,7 +533,7 @@ typedef struct opt_opts {
   const char *prices, *objective, *cov, *current, *csv;
   const char *groups[MAX_GROUPS];
   size_t ngroups;
-  double halflife, risk_free, gamma, target_return, target_vol, cost_bps, max_weight, turnover, points;
+  double halflife, risk_free, gamma, target_return, target_vol, cost_bps, max_weight, turnover, points, factors;
   int cash, repair;
 } opt_opts;
 
@@ -568,7 +570,7 @@ static int parse_group(const char *spec, const keel_panel *p, keel_group *g, siz
 static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontier) {
   cmd_name = frontier ? "keel frontier" : "keel optimize";
   opt_opts o = {.objective = "min_variance", .cov = "sample", .halflife = 60, .gamma = 1, .max_weight = 1,
-                .turnover = INFINITY, .points = 50, .target_return = NAN, .target_vol = NAN};
+                .turnover = INFINITY, .points = 50, .target_return = NAN, .target_vol = NAN, .factors = 3};
   static const struct option longopts[] = {
       {"prices", required_argument, 0, 'p'},        {"objective", required_argument, 0, 'o'},
       {"cov", required_argument, 0, 'c'},           {"halflife", required_argument, 0, 'H'},
@@ -578,8 +580,8 @@ static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontie
       {"max-weight", required_argument, 0, 'm'},    {"group", required_argument, 0, 'G'},
       {"turnover", required_argument, 0, 'T'},      {"cash", no_argument, 0, 'C'},
       {"repair", no_argument, 0, 'P'},              {"points", required_argument, 0, 'n'},
-      {"csv", required_argument, 0, 'x'},           {"help", no_argument, 0, 'h'},
-      {0, 0, 0, 0}};
+      {"csv", required_argument, 0, 'x'},           {"factors", required_argument, 0, 'k'},
+      {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
   int ch;
   opterr = 0;
   optind = 1;
@@ -607,6 +609,7 @@ static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontie
       case 'm': num = &o.max_weight; break;
       case 'T': num = &o.turnover; break;
       case 'n': num = &o.points; break;
+      case 'k': num = &o.factors; break;
       case 'h': fputs(OPTIMIZE_HELP, stdout); return 0;
       case ':': return usage_error("option %s needs a value", argv[optind - 1]);
       default: return usage_error("unknown option '%s'", argv[optind - 1]);
@@ -619,12 +622,16 @@ static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontie
   if (obj < 0)
     return usage_error("--objective: '%s' is not one of min_variance, max_sharpe, utility, target_return, target_vol",
                        o.objective);
-  keel_cov_kind ck;
-  if (!strcmp(o.cov, "sample")) ck = KEEL_COV_SAMPLE;
+  keel_cov_kind ck = KEEL_COV_SAMPLE;
+  const int pca = !strcmp(o.cov, "pca");
+  if (pca) {
+    if (!(o.factors >= 1 && o.factors <= 10000 && o.factors == floor(o.factors)))
+      return usage_error("--factors must be a whole number from 1 to 10000");
+  } else if (!strcmp(o.cov, "sample")) ck = KEEL_COV_SAMPLE;
   else if (!strcmp(o.cov, "ewma")) ck = KEEL_COV_EWMA;
   else if (!strcmp(o.cov, "ledoit_wolf")) ck = KEEL_COV_LW_IDENTITY;
   else if (!strcmp(o.cov, "ledoit_wolf_cc")) ck = KEEL_COV_LW_CONSTCORR;
-  else return usage_error("--cov: '%s' is not one of sample, ewma, ledoit_wolf, ledoit_wolf_cc", o.cov);
+  else return usage_error("--cov: '%s' is not one of sample, ewma, ledoit_wolf, ledoit_wolf_cc, pca", o.cov);
   if (obj == KEEL_OBJ_TARGET_RETURN && isnan(o.target_return)) return usage_error("target_return needs --target-return");
   if (obj == KEEL_OBJ_TARGET_VOL && isnan(o.target_vol)) return usage_error("target_vol needs --target-vol");
   if (o.cost_bps < 0 || o.cost_bps >= 10000) return usage_error("--cost-bps must be in [0, 10000)");
@@ -636,13 +643,16 @@ static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontie
   if (keel_panel_read_csv(ctx, o.prices, NULL, &p) != KEEL_OK) return fail(ctx);
   size_t T = keel_panel_ndates(p) - 1, n = keel_panel_nassets(p);
   int rc = 0;
-  double *R = calloc(T ? T * n : 1, sizeof *R), *mu = calloc(n, sizeof *mu), *S = calloc(n * n, sizeof *S);
+  /* the covariance: dense S, or for pca the factor model in S (B | F) and fd */
+  const size_t K = pca ? (size_t)o.factors : 0, ns = pca ? n * K + K * K : n * n;
+  double *R = calloc(T ? T * n : 1, sizeof *R), *mu = calloc(n, sizeof *mu), *S = calloc(ns ? ns : 1, sizeof *S);
+  double *fd = calloc(n, sizeof *fd);
   double *w = calloc(n, sizeof *w), *w0 = calloc(n, sizeof *w0), *ub = calloc(n, sizeof *ub);
   double *cb = calloc(n, sizeof *cb);
   size_t *gidx = calloc(MAX_GROUPS * n, sizeof *gidx);
   keel_group groups[MAX_GROUPS];
   char gnames[MAX_GROUPS][64];
-  if (!R || !mu || !S || !w || !w0 || !ub || !cb || !gidx) rc = usage_error("out of memory");
+  if (!R || !mu || !S || !fd || !w || !w0 || !ub || !cb || !gidx) rc = usage_error("out of memory");
   if (!rc && T < 2) rc = (fprintf(stderr, "keel: %s: need at least 3 dates\n", o.prices), 1);
   if (!rc && keel_returns(ctx, p, 0, 0, KEEL_RETURNS_SIMPLE, keel_mat_view(R, T, n))) rc = fail(ctx);
   keel_mean_options mo;
@@ -653,7 +663,14 @@ static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontie
   co.kind = ck, co.halflife = o.halflife, co.periods_per_year = 252;
   keel_cov_info ci;
   if (!rc && keel_mean(ctx, keel_cmat_view(R, T, n), &mo, mu)) rc = fail(ctx);
-  if (!rc && keel_cov(ctx, keel_cmat_view(R, T, n), &co, keel_mat_view(S, n, n), &ci)) rc = fail(ctx);
+  keel_factor_model fm = {K, keel_cmat_view(S, n, K), keel_cmat_view(S + n * K, K, K), fd}, *fmp = pca ? &fm : NULL;
+  keel_cmat cov = pca ? keel_cmat_view(NULL, 0, 0) : keel_cmat_view(S, n, n);
+  keel_pca_info pi = {NAN, 0};
+  if (!rc && pca &&
+      keel_factor_pca(ctx, keel_cmat_view(R, T, n), K, 252, keel_mat_view(S, n, K), keel_mat_view(S + n * K, K, K),
+                      fd, &pi))
+    rc = fail(ctx);
+  if (!rc && !pca && keel_cov(ctx, keel_cmat_view(R, T, n), &co, keel_mat_view(S, n, n), &ci)) rc = fail(ctx);
   if (!rc && o.current) rc = parse_weights(o.current, p, w0);
   for (size_t g = 0; !rc && g < o.ngroups; g++)
     rc = parse_group(o.groups[g], p, &groups[g], gidx + g * n, gnames[g], sizeof gnames[g]);
@@ -668,7 +685,7 @@ static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontie
   if (o.cost_bps > 0) s.cost_buy = s.cost_sell = cb;
   keel_mv_result r;
   if (!rc && !frontier) {
-    if (keel_mv_optimize(ctx, n, mu, keel_cmat_view(S, n, n), NULL, &s, w, &r)) {
+    if (keel_mv_optimize(ctx, n, mu, cov, fmp, &s, w, &r)) {
       rc = fail(ctx);
     } else {
       printf("objective          %s (covariance %s%s)\n", keel_objective_name(s.objective), o.cov,
@@ -679,14 +696,17 @@ static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontie
       printf("expected return    %.4f%%\nvolatility         %.4f%%\nSharpe ratio       %.4f\n", 100 * r.ret,
              100 * r.vol, r.sharpe);
       printf("turnover           %.4f%%\ncosts              %.4f%%\n", 100 * r.turnover, 100 * r.cost);
-      printf("condition number   %.3g\n", r.condition);
+      if (pca)
+        printf("factors            %zu, explaining %.2f%% of the variance\n", K, 100 * pi.explained);
+      else
+        printf("condition number   %.3g\n", r.condition);
     }
   } else if (!rc) {
     size_t np = (size_t)o.points;
     double *ret = calloc(np, sizeof *ret), *vol = calloc(np, sizeof *vol), *W = calloc(np * n, sizeof *W);
     if (!ret || !vol || !W) {
       rc = usage_error("out of memory");
-    } else if (keel_mv_frontier(ctx, n, mu, keel_cmat_view(S, n, n), NULL, &s, np, ret, vol, keel_mat_view(W, np, n))) {
+    } else if (keel_mv_frontier(ctx, n, mu, cov, fmp, &s, np, ret, vol, keel_mat_view(W, np, n))) {
       rc = fail(ctx);
     } else {
       /* point, return, volatility, Sharpe, then the weights */
@@ -714,7 +734,7 @@ static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontie
     }
     free(ret), free(vol), free(W);
   }
-  free(R), free(mu), free(S), free(w), free(w0), free(ub), free(cb), free(gidx);
+  free(R), free(mu), free(S), free(fd), free(w), free(w0), free(ub), free(cb), free(gidx);
   keel_panel_free(p);
   return rc;
 }

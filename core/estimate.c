@@ -364,6 +364,44 @@ done:
   return st;
 }
 
+/* Eigenpairs il..iu (1-based, ascending) of the symmetric m x m matrix A
+ * (lower triangle read, destroyed) by LAPACK dsyevr, with the workspace
+ * from the context (no hidden allocation in LAPACKE): ev (iu - il + 1)
+ * ascending, Z (m x (iu - il + 1), column-major) the eigenvectors. */
+static keel_status sym_eigen(keel_ctx *ctx, double *A, size_t m, size_t il, size_t iu, double *ev, double *Z,
+                             const char *who) {
+  const lapack_int M = (lapack_int)m;
+  const size_t want = iu - il + 1;
+  lapack_int *isuppz = keeli_alloc_array(ctx, 2 * want, sizeof *isuppz), *iwork = NULL;
+  double *work = NULL, wq;
+  lapack_int iwq, got = 0;
+  const char range = il == 1 && iu == m ? 'A' : 'I';
+  keel_status st = KEEL_OK;
+  if (!isuppz) return KEEL_ENOMEM;
+  lapack_int info = LAPACKE_dsyevr_work(LAPACK_COL_MAJOR, 'V', range, 'L', M, A, M, 0, 0, (lapack_int)il,
+                                        (lapack_int)iu, 0, &got, ev, Z, M, isuppz, &wq, -1, &iwq, -1);
+  if (info != 0) {
+    st = keeli_error(ctx, KEEL_ENUMERIC, "%s: dsyevr workspace query failed (info %d)", who, (int)info);
+    goto done;
+  }
+  lapack_int lwork = (lapack_int)wq, liwork = iwq;
+  work = keeli_alloc_array(ctx, (size_t)lwork, sizeof *work);
+  iwork = keeli_alloc_array(ctx, (size_t)liwork, sizeof *iwork);
+  if (!work || !iwork) {
+    st = KEEL_ENOMEM;
+    goto done;
+  }
+  info = LAPACKE_dsyevr_work(LAPACK_COL_MAJOR, 'V', range, 'L', M, A, M, 0, 0, (lapack_int)il, (lapack_int)iu, 0,
+                             &got, ev, Z, M, isuppz, work, lwork, iwork, liwork);
+  if (info != 0 || got != (lapack_int)want)
+    st = keeli_error(ctx, KEEL_ENUMERIC, "%s: eigendecomposition failed (info %d)", who, (int)info);
+done:
+  keeli_free(ctx, isuppz);
+  keeli_free(ctx, work);
+  keeli_free(ctx, iwork);
+  return st;
+}
+
 keel_status keel_cov_nearest_psd(keel_ctx *ctx, keel_mat a, double floor, keel_psd_report *rep) {
   const size_t n = a.rows;
   if (!a.data || n == 0 || a.cols != n || a.ld < n)
@@ -383,40 +421,19 @@ keel_status keel_cov_nearest_psd(keel_ctx *ctx, keel_mat a, double floor, keel_p
       if (fabs(AT(a, i, j) - AT(a, j, i)) > 1e-12 * norm)
         return keeli_error(ctx, KEEL_EINVAL, "nearest_psd: matrix is not symmetric at (%zu, %zu)", i, j);
 
-  /* dsyevr on a copy (column-major; the matrix is symmetric), with the
-   * workspace from the context: no hidden allocation in LAPACKE. */
-  const lapack_int N = (lapack_int)n;
+  /* dsyevr on a copy (the matrix is symmetric, so row- and column-major
+   * agree) */
   double *A = keeli_alloc_array(ctx, n, n * sizeof *A), *Zm = keeli_alloc_array(ctx, n, n * sizeof *Zm);
-  double *ev = keeli_alloc_array(ctx, n, sizeof *ev), *work = NULL;
-  lapack_int *isuppz = keeli_alloc_array(ctx, 2 * n, sizeof *isuppz), *iwork = NULL;
+  double *ev = keeli_alloc_array(ctx, n, sizeof *ev);
   keel_status st = KEEL_OK;
-  if (!A || !Zm || !ev || !isuppz) {
+  if (!A || !Zm || !ev) {
     st = KEEL_ENOMEM;
     goto done;
   }
+  const lapack_int N = (lapack_int)n;
   for (size_t i = 0; i < n; i++)
     for (size_t j = 0; j < n; j++) A[i * n + j] = AT(a, i, j);
-  double wq;
-  lapack_int iwq, m = 0;
-  lapack_int info = LAPACKE_dsyevr_work(LAPACK_COL_MAJOR, 'V', 'A', 'L', N, A, N, 0, 0, 0, 0, 0, &m, ev, Zm, N,
-                                        isuppz, &wq, -1, &iwq, -1);
-  if (info != 0) {
-    st = keeli_error(ctx, KEEL_ENUMERIC, "nearest_psd: dsyevr workspace query failed (info %d)", (int)info);
-    goto done;
-  }
-  lapack_int lwork = (lapack_int)wq, liwork = iwq;
-  work = keeli_alloc_array(ctx, (size_t)lwork, sizeof *work);
-  iwork = keeli_alloc_array(ctx, (size_t)liwork, sizeof *iwork);
-  if (!work || !iwork) {
-    st = KEEL_ENOMEM;
-    goto done;
-  }
-  info = LAPACKE_dsyevr_work(LAPACK_COL_MAJOR, 'V', 'A', 'L', N, A, N, 0, 0, 0, 0, 0, &m, ev, Zm, N, isuppz, work,
-                             lwork, iwork, liwork);
-  if (info != 0 || m != N) {
-    st = keeli_error(ctx, KEEL_ENUMERIC, "nearest_psd: eigendecomposition failed (info %d)", (int)info);
-    goto done;
-  }
+  if ((st = sym_eigen(ctx, A, n, 1, n, ev, Zm, "nearest_psd"))) goto done;
   double emax = fmax(fabs(ev[0]), fabs(ev[n - 1])), lo = floor * emax;
   keel_psd_report r = {0, ev[0], ev[n - 1], NAN, 0};
   for (size_t k = 0; k < n; k++)
@@ -444,8 +461,114 @@ done:
   keeli_free(ctx, A);
   keeli_free(ctx, Zm);
   keeli_free(ctx, ev);
-  keeli_free(ctx, work);
-  keeli_free(ctx, isuppz);
-  keeli_free(ctx, iwork);
+  return st;
+}
+
+keel_status keel_factor_pca(keel_ctx *ctx, keel_cmat r, size_t k, double periods_per_year, keel_mat B, keel_mat F,
+                            double *d, keel_pca_info *info) {
+  keel_status st = check_returns(ctx, r, "factor_pca");
+  if (st) return st;
+  const size_t n = r.cols;
+  if (!isfinite(periods_per_year) || periods_per_year < 0)
+    return keeli_error(ctx, KEEL_EINVAL, "factor_pca: periods_per_year must be >= 0");
+  if (k == 0 || k > n) return keeli_error(ctx, KEEL_EINVAL, "factor_pca: %zu factors for %zu assets", k, n);
+  if (!B.data || B.rows != n || B.cols != k || B.ld < k || !F.data || F.rows != k || F.cols != k || F.ld < k || !d)
+    return keeli_error(ctx, KEEL_EINVAL, "factor_pca: outputs must be B %zu x %zu, F %zu x %zu and d %zu", n, k, k,
+                       k, n);
+  if (n > 46340) return keeli_error(ctx, KEEL_EINVAL, "factor_pca: %zu assets is too many", n);
+  const double P = periods_per_year > 0 ? periods_per_year : 1;
+
+  size_t *rows = keeli_alloc_array(ctx, r.rows, sizeof *rows);
+  if (!rows) return KEEL_ENOMEM;
+  const size_t T = complete_rows(r, rows);
+  if (T < 2 || k > T - 1 || T > 46340) {
+    keeli_free(ctx, rows);
+    return keeli_error(ctx, KEEL_EINVAL,
+                       "factor_pca: %zu periods with every return present give at most %zu factors; %zu asked", T,
+                       T > 1 ? T - 1 : 0, k);
+  }
+  /* centred data X (T x n), scaled so that X'X is the sample covariance */
+  const size_t m = n <= T ? n : T; /* order of the eigenproblem */
+  double *X = keeli_alloc_array(ctx, T, n * sizeof *X), *A = keeli_alloc_array(ctx, m, m * sizeof *A);
+  double *Z = keeli_alloc_array(ctx, m, k * sizeof *Z), *ev = keeli_alloc_array(ctx, k, sizeof *ev);
+  if (!X || !A || !Z || !ev) {
+    st = KEEL_ENOMEM;
+    goto done;
+  }
+  const double sc = 1 / sqrt((double)(T - 1));
+  for (size_t j = 0; j < n; j++) {
+    double mean = 0;
+    for (size_t t = 0; t < T; t++) mean += AT(r, rows[t], j);
+    mean /= (double)T;
+    for (size_t t = 0; t < T; t++) X[t * n + j] = (AT(r, rows[t], j) - mean) * sc;
+  }
+  /* S = X'X (n x n) when n <= T, else the Gram matrix X X' (T x T): both
+   * have the same non-zero eigenvalues, and an eigenvector u of X X' gives
+   * the eigenvector X'u / sqrt(lambda) of S. The row-major upper triangle
+   * is the column-major lower one sym_eigen reads. */
+  if (n <= T)
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n, (int)T, 1.0, X, (int)n, 0, A, (int)n);
+  else
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)T, (int)n, 1.0, X, (int)n, 0, A, (int)T);
+  if ((st = sym_eigen(ctx, A, m, m - k + 1, m, ev, Z, "factor_pca"))) goto done;
+  /* ev ascending: the largest is ev[k - 1] */
+  double total = 0;
+  for (size_t j = 0; j < n; j++) {
+    double v = 0;
+    for (size_t t = 0; t < T; t++) v += X[t * n + j] * X[t * n + j];
+    d[j] = v;
+    total += v;
+  }
+  const double top = ev[k - 1];
+  if (!(top > 0) || !(ev[0] > 1e-12 * top)) {
+    st = keeli_error(ctx, KEEL_EINVAL,
+                     "factor_pca: the returns carry fewer than %zu independent directions (eigenvalue %zu is %g of "
+                     "the largest)",
+                     k, k, top > 0 ? ev[0] / top : 0.0);
+    goto done;
+  }
+  double explained = 0;
+  for (size_t c = 0; c < k; c++) {
+    size_t src = k - 1 - c; /* descending order */
+    double lam = ev[src], *u = Z + src * m;
+    if (n <= T) {
+      for (size_t i = 0; i < n; i++) AT(B, i, c) = u[i];
+    } else {
+      double s = 1 / sqrt(lam);
+      for (size_t i = 0; i < n; i++) {
+        double v = 0;
+        for (size_t t = 0; t < T; t++) v += X[t * n + i] * u[t];
+        AT(B, i, c) = v * s;
+      }
+    }
+    explained += lam;
+    for (size_t c2 = 0; c2 < k; c2++) AT(F, c, c2) = c == c2 ? lam * P : 0;
+  }
+  /* sign convention: each column of B sums to >= 0 (its first non-zero
+   * entry positive on a tie), so results are deterministic */
+  for (size_t c = 0; c < k; c++) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += AT(B, i, c);
+    size_t i0 = 0;
+    while (s == 0 && i0 < n) s = AT(B, i0++, c);
+    if (s < 0)
+      for (size_t i = 0; i < n; i++) AT(B, i, c) = -AT(B, i, c);
+  }
+  /* specific variances: the sample variance the k factors leave */
+  for (size_t i = 0; i < n; i++) {
+    double f = 0;
+    for (size_t c = 0; c < k; c++) f += AT(B, i, c) * AT(B, i, c) * AT(F, c, c) / P;
+    d[i] = fmax(d[i] - f, 0) * P;
+  }
+  if (info) {
+    info->explained = total > 0 ? explained / total : NAN;
+    info->nobs = T;
+  }
+done:
+  keeli_free(ctx, rows);
+  keeli_free(ctx, X);
+  keeli_free(ctx, A);
+  keeli_free(ctx, Z);
+  keeli_free(ctx, ev);
   return st;
 }

@@ -96,6 +96,24 @@ typedef struct keel_psd_report {
  * relative) and finite. rep may be NULL. Uses LAPACK dsyevr. */
 KEEL_API keel_status keel_cov_nearest_psd(keel_ctx *ctx, keel_mat cov, double floor, keel_psd_report *rep);
 
+typedef struct keel_pca_info {
+  double explained; /* share of the total sample variance the k factors carry */
+  size_t nobs;      /* periods used (every return present) */
+} keel_pca_info;
+
+/* A k-factor model B F B' + diag(d) of the returns' covariance by principal
+ * components of the sample covariance S (common window): B (n x k) holds
+ * the top k eigenvectors (each column summing to >= 0), F (k x k) the
+ * diagonal of their eigenvalues, d (n) the variance they leave,
+ * d_i = S_ii - sum_c B_ic^2 F_cc (>= 0), so the model reproduces every
+ * sample variance. With fewer periods than assets the eigenpairs come from
+ * the T x T Gram matrix: S is never formed. Feed the result to
+ * keel_mv_optimize as a keel_factor_model. KEEL_EINVAL when k exceeds the
+ * rank the data can carry (k <= min(n, T - 1) and the k-th eigenvalue
+ * above 1e-12 of the first). info may be NULL. */
+KEEL_API keel_status keel_factor_pca(keel_ctx *ctx, keel_cmat returns, size_t k, double periods_per_year, keel_mat B,
+                                     keel_mat F, double *d, keel_pca_info *info);
+
 #ifdef __cplusplus
 }
 #endif

@@ -317,6 +317,16 @@ static void test_optimize_and_frontier(void **state) {
   assert_int_equal(r.status, 2);
   assert_non_null(strstr(r.err, "--csv FILE is required"));
   done(&r);
+  /* a principal-component factor model instead of the dense covariance */
+  r = run(ARGS("optimize", "--prices", SAMPLE, "--cov", "pca", "--factors", "2"));
+  if (r.status != 0) fail_msg("exit %d: %s", r.status, r.err);
+  double explained = printed(r.out, "factors            2, explaining");
+  assert_true(explained > 0 && explained <= 100);
+  done(&r);
+  r = run(ARGS("optimize", "--prices", SAMPLE, "--cov", "pca", "--factors", "9"));
+  assert_int_equal(r.status, 1);
+  assert_non_null(strstr(r.err, "9 factors for"));
+  done(&r);
 }
 
 int main(void) {

@@ -1,5 +1,6 @@
 /* Tests of the estimators (core/estimate.c). */
 #include <jansson.h>
+#include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +282,133 @@ static void test_reference_covariances(void **state) {
   free(c);
 }
 
+/* ---- principal-component factor model ----------------------------------- */
+
+/* Seeded returns with three planted factors plus noise, T x N (N <= 400). */
+static void planted_returns(double *r, size_t T, size_t N, uint32_t seed) {
+  uint32_t s = seed;
+  double load[3 * 400];
+  for (size_t k = 0; k < 3 * N; k++) load[k] = keel_test_lcg(&s) * 2;
+  for (size_t t = 0; t < T; t++) {
+    double f[3] = {keel_test_lcg(&s) * 0.04, keel_test_lcg(&s) * 0.02, keel_test_lcg(&s) * 0.01};
+    for (size_t i = 0; i < N; i++)
+      r[t * N + i] = 0.0005 + load[i] * f[0] + load[N + i] * f[1] + load[2 * N + i] * f[2] +
+                     keel_test_lcg(&s) * 0.005;
+  }
+}
+
+/* The model against an eigendecomposition of the sample covariance by a
+ * different LAPACK driver (dsyev, QR iteration on the whole matrix):
+ * eigenvalues to 1e-9 relative, eigenvectors (up to sign) to 1e-9, and
+ * every variance kept to 1e-12 of the largest. */
+static void check_pca_against_dsyev(size_t T, size_t N, size_t K) {
+  double *r = malloc(T * N * sizeof *r), *S = malloc(N * N * sizeof *S), *ev = malloc(N * sizeof *ev);
+  double *B = malloc(N * K * sizeof *B), F[16 * 16], *d = malloc(N * sizeof *d), *Sd = malloc(N * N * sizeof *Sd);
+  assert_true(K <= 16);
+  planted_returns(r, T, N, 7 + (uint32_t)T);
+  keel_cov_options co;
+  keel_cov_options_default(&co);
+  co.periods_per_year = 252;
+  assert_ok(CTX, keel_cov(CTX, keel_cmat_view(r, T, N), &co, keel_mat_view(S, N, N), NULL));
+  double vmax = 0;
+  for (size_t i = 0; i < N; i++) vmax = fmax(vmax, S[i * N + i]);
+  keel_pca_info info;
+  assert_ok(CTX, keel_factor_pca(CTX, keel_cmat_view(r, T, N), K, 252, keel_mat_view(B, N, K),
+                                 keel_mat_view(F, K, K), d, &info));
+  assert_int_equal(info.nobs, T);
+  memcpy(Sd, S, N * N * sizeof *S);
+  assert_int_equal(LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)N, S, (lapack_int)N, ev), 0);
+  double trace = 0, topk = 0;
+  for (size_t i = 0; i < N; i++) trace += Sd[i * N + i];
+  for (size_t c = 0; c < K; c++) {
+    size_t e = N - 1 - c; /* dsyev: ascending; column e of S holds the vector */
+    topk += ev[e];
+    assert_close(F[c * K + c], ev[e], 1e-9, 0);
+    for (size_t c2 = 0; c2 < K; c2++)
+      if (c2 != c) assert_true(F[c * K + c2] == 0);
+    double dot = 0, sum = 0;
+    for (size_t i = 0; i < N; i++) dot += B[i * K + c] * S[i * N + e], sum += B[i * K + c];
+    assert_true(sum >= 0);
+    double sg = dot < 0 ? -1 : 1;
+    for (size_t i = 0; i < N; i++) assert_close(B[i * K + c], sg * S[i * N + e], 0, 1e-9);
+  }
+  assert_close(info.explained, topk / trace, 1e-9, 0);
+  /* the model keeps every variance: (B F B')_ii + d_i = S_ii */
+  for (size_t i = 0; i < N; i++) {
+    double v = d[i];
+    assert_true(d[i] >= 0);
+    for (size_t c = 0; c < K; c++) v += B[i * K + c] * B[i * K + c] * F[c * K + c];
+    assert_close(v, Sd[i * N + i], 0, 1e-12 * vmax);
+  }
+  free(r), free(S), free(ev), free(B), free(d), free(Sd);
+}
+
+static void test_pca_more_periods_than_assets(void **state) {
+  (void)state;
+  check_pca_against_dsyev(300, 40, 5);
+}
+
+/* Fewer periods than assets: the Gram-matrix route, S never formed. */
+static void test_pca_more_assets_than_periods(void **state) {
+  (void)state;
+  check_pca_against_dsyev(60, 400, 4);
+}
+
+/* All factors: the model is the sample covariance itself (d = 0). */
+static void test_pca_full_rank_and_errors(void **state) {
+  (void)state;
+  enum { T = 30, N = 6 };
+  double r[(T + 1) * N], S[N * N], B[N * N], F[N * N], d[N];
+  planted_returns(r, T, N, 3);
+  keel_cov_options co;
+  keel_cov_options_default(&co);
+  assert_ok(CTX, keel_cov(CTX, keel_cmat_view(r, T, N), &co, keel_mat_view(S, N, N), NULL));
+  keel_pca_info info;
+  assert_ok(CTX, keel_factor_pca(CTX, keel_cmat_view(r, T, N), N, 0, keel_mat_view(B, N, N), keel_mat_view(F, N, N),
+                                 d, &info));
+  assert_close(info.explained, 1, 1e-12, 0);
+  for (size_t i = 0; i < N; i++) {
+    assert_close(d[i], 0, 0, 1e-15);
+    for (size_t j = 0; j < N; j++) {
+      double v = i == j ? d[i] : 0;
+      for (size_t c = 0; c < N; c++) v += B[i * N + c] * F[c * N + c] * B[j * N + c];
+      assert_close(v, S[i * N + j], 0, 1e-12 * S[0]);
+    }
+  }
+  /* a period with a missing return is left out (common window) */
+  double B2[N * 2], F2[2 * 2], d2[N];
+  memcpy(r + T * N, r, N * sizeof *r);
+  r[T * N + 2] = NAN;
+  assert_ok(CTX, keel_factor_pca(CTX, keel_cmat_view(r, T + 1, N), 2, 0, keel_mat_view(B2, N, 2),
+                                 keel_mat_view(F2, 2, 2), d2, &info));
+  assert_int_equal(info.nobs, T);
+  assert_close(F2[0], F[0], 1e-12, 0);
+
+  assert_status(CTX, keel_factor_pca(CTX, keel_cmat_view(r, T, N), 0, 0, keel_mat_view(B, N, 0),
+                                     keel_mat_view(F, 0, 0), d, NULL),
+                KEEL_EINVAL);
+  assert_errmsg(CTX, "0 factors for 6 assets");
+  assert_status(CTX, keel_factor_pca(CTX, keel_cmat_view(r, 4, N), 4, 0, keel_mat_view(B, N, 4),
+                                     keel_mat_view(F, 4, 4), d, NULL),
+                KEEL_EINVAL);
+  assert_errmsg(CTX, "4 periods with every return present give at most 3 factors; 4 asked");
+  assert_status(CTX, keel_factor_pca(CTX, keel_cmat_view(r, T, N), 2, 0, keel_mat_view(B, N, 3),
+                                     keel_mat_view(F, 2, 2), d, NULL),
+                KEEL_EINVAL);
+  assert_errmsg(CTX, "outputs must be B 6 x 2");
+  /* two identical assets: only N - 1 directions */
+  for (size_t t = 0; t < T; t++) r[t * N + 5] = r[t * N + 4];
+  assert_status(CTX, keel_factor_pca(CTX, keel_cmat_view(r, T, N), N, 0, keel_mat_view(B, N, N),
+                                     keel_mat_view(F, N, N), d, NULL),
+                KEEL_EINVAL);
+  assert_errmsg(CTX, "fewer than 6 independent directions");
+  r[3] = INFINITY;
+  assert_status(CTX, keel_factor_pca(CTX, keel_cmat_view(r, T, N), 2, 0, keel_mat_view(B, N, 2),
+                                     keel_mat_view(F, 2, 2), d, NULL),
+                KEEL_EINVAL);
+  assert_errmsg(CTX, "is infinite");
+}
+
 static keel_status oom_body(keel_ctx *ctx, void *arg) {
   (void)arg;
   double r[40], c[16];
@@ -295,6 +423,11 @@ static keel_status oom_body(keel_ctx *ctx, void *arg) {
   if (!st) st = keel_cov_nearest_psd(ctx, keel_mat_view(c, 4, 4), 0, NULL);
   double mu[4];
   if (!st) st = keel_mean(ctx, keel_cmat_view(r, 10, 4), NULL, mu);
+  double B[8], F[4], d[4];
+  const size_t periods[2] = {10, 3}; /* the covariance and the Gram route */
+  for (int t = 0; t < 2 && !st; t++)
+    st = keel_factor_pca(ctx, keel_cmat_view(r, periods[t], 4), 2, 0, keel_mat_view(B, 4, 2),
+                         keel_mat_view(F, 2, 2), d, NULL);
   return st;
 }
 
@@ -312,6 +445,9 @@ int main(void) {
       cmocka_unit_test(test_reference_returns),
       cmocka_unit_test(test_reference_means),
       cmocka_unit_test(test_reference_covariances),
+      cmocka_unit_test(test_pca_more_periods_than_assets),
+      cmocka_unit_test(test_pca_more_assets_than_periods),
+      cmocka_unit_test(test_pca_full_rank_and_errors),
       cmocka_unit_test(test_oom),
   };
   return cmocka_run_group_tests(tests, load_reference, free_reference);
