@@ -526,6 +526,12 @@ static keel_status solve_utility(mvp *P, double *w) {
   run R = {0};
   keel_status st = solve_rows(P, &R, needs_l1(P->sp), 0, 0);
   if (!st) memcpy(w, R.r.x, P->n * sizeof(double));
+  /* the QP minimises -U / gamma (with excess returns when there is cash)
+   * and P x + q + A'y + G'z + ... = 0: raising the budget by db changes U
+   * by gamma y db fully invested, by (risk_free + gamma z) db with cash
+   * (the budget is inequality row 0) */
+  if (!st && P->res)
+    P->res->budget_price = P->sp->cash ? P->sp->risk_free + P->sp->gamma * R.r.z[0] : P->sp->gamma * R.r.y[0];
   run_free(&R);
   return st;
 }
@@ -696,6 +702,7 @@ keel_status keel_mv_optimize(keel_ctx *ctx, size_t n, const double *mu, keel_cma
   keel_mv_result rr;
   if (!res) res = &rr;
   memset(res, 0, sizeof *res);
+  res->budget_price = NAN;
   mvp P;
   st = mv_init(&P, ctx, n, mu, cov, fm, spec, res);
   if (st) return st;

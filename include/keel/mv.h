@@ -93,6 +93,10 @@ typedef struct keel_mv_result {
   int psd_repaired;    /* the covariance was repaired (eigenvalues clipped) */
   double min_eigenvalue; /* before repair (NaN when not computed: the covariance was PD) */
   double psd_change;     /* relative Frobenius change of the repair */
+  /* utility objective: the marginal utility of wealth dU/db for the budget
+   * sum w = b (fully invested) or sum w <= b (with cash: the risk-free rate
+   * when the budget does not bind), at b = 1 (NaN for other objectives) */
+  double budget_price;
   /* the last QP solve */
   keel_qp_status qp_status;
   int qp_iterations, polished, solves;
@@ -114,6 +118,62 @@ KEEL_API keel_status keel_mv_optimize(keel_ctx *ctx, size_t n, const double *mu,
 KEEL_API keel_status keel_mv_frontier(keel_ctx *ctx, size_t n, const double *mu, keel_cmat cov,
                                       const keel_factor_model *fm, const keel_mv_spec *spec, size_t npoints,
                                       double *ret, double *vol, keel_mat W);
+
+/* ---- from holdings to an executable trade list ---- */
+
+/* What the account holds and what the market allows. Arrays have n
+ * entries; NULL means the default. */
+typedef struct keel_holdings {
+  const double *shares;       /* held now (finite) */
+  const double *prices;       /* per share (> 0) */
+  double cash;                /* >= 0 */
+  const double *lot;          /* shares per lot (NULL: 1, whole shares; 0: any fraction) */
+  const double *min_notional; /* no trade smaller than this, in money (NULL: 0) */
+  const double *fee;          /* fixed fee per trade, in money (NULL: 0) */
+} keel_holdings;
+
+typedef struct keel_trade_plan {
+  /* the value of the holdings and the cash; value_before = value_after +
+   * prop_costs + fees, all at the given prices */
+  double value_before, value_after, cash_after, prop_costs, fees;
+  size_t ntrades;
+  /* the plan's merit (see keel_mv_trade_list), an upper bound on the
+   * merit of any plan, their difference, and the merit of the continuous
+   * optimum (no lots, minimums or fees) */
+  double merit, bound, gap, continuous_merit;
+  double tracking_error; /* sqrt((w - w*)'S(w - w*)): the plan's weights w against the continuous optimum w* */
+  double budget_price;   /* the value the merit gives a unit of cash */
+  int reweightings;      /* fixed-fee reweighted solves run */
+  keel_mv_result mv;     /* the continuous optimisation's diagnostics */
+} keel_trade_plan;
+
+/* Optimises from holdings to whole-lot trades in one call. The current
+ * weights w0 are the holdings' (spec->w0 is ignored); the spec's
+ * objective gives the continuous optimum w*. The trades then maximise the
+ * merit
+ *   M(w) = mu_m'w + nu (1 - 1'w) - gamma/2 w'Sw - costs(w - w0) - fees / V
+ * over whole lots, trades of at least the minimum notional, cash never
+ * negative, the spec's bounds, groups and turnover cap (a constraint the
+ * holdings already break may only be approached), where V is the value
+ * before trading, costs the spec's proportional rates (charged whatever
+ * the objective), fees the fixed fees of the trades made, nu the budget
+ * price (keel_mv_result.budget_price of the relaxation: leftover cash is
+ * valued at the marginal utility of wealth), and mu_m the expected returns for
+ * the utility objective or, for the others, the returns that make w* the
+ * utility optimum, risk_free + gamma S w*, so that M is minus
+ * gamma/2 (w - w*)'S(w - w*) and the costs (gamma prices tracking error
+ * against costs). The bound is the optimum of the convex relaxation of
+ * Lobo, Fazel and Boyd (2007): each fixed fee replaced by its convex
+ * envelope fee |dw| / u on the largest feasible trade u; the plan comes
+ * from their reweighted-l1 heuristic (fees charged as fee / (|dw| + eps)
+ * on the previous solution's trades) followed by lot rounding and a
+ * coordinate search. shares (n) gets the trades, > 0 buys; weights (n,
+ * may be NULL) the weights after trading over value_before; target (n,
+ * may be NULL) w*. docs/optimize.md. */
+KEEL_API keel_status keel_mv_trade_list(keel_ctx *ctx, size_t n, const double *mu, keel_cmat cov,
+                                        const keel_factor_model *fm, const keel_mv_spec *spec,
+                                        const keel_holdings *holdings, double *shares, double *weights,
+                                        double *target, keel_trade_plan *plan);
 
 #ifdef __cplusplus
 }

@@ -355,6 +355,41 @@ static void test_cash_cap_costs(void **state) {
   assert_close(r.cost, 0.02 * r.turnover, 1e-12, 0);
 }
 
+/* The budget price is the marginal utility of wealth: every asset strictly
+ * inside its bounds has mu_i - gamma (S w)_i equal to it (the optimality
+ * condition), fully invested and with a binding cash budget; with slack
+ * cash it is the risk-free rate. */
+static void test_budget_price(void **state) {
+  (void)state;
+  enum { N = 10 };
+  double S[N * N], mu[N], w[N], ub[N];
+  seeded(N, 21, S, mu);
+  for (size_t i = 0; i < N; i++) ub[i] = 0.35;
+  keel_mv_spec s;
+  keel_mv_spec_default(&s);
+  keel_mv_result r;
+  s.objective = KEEL_OBJ_UTILITY, s.ub = ub, s.risk_free = 0.01;
+  const double gammas[3] = {20, 20, 400};
+  for (int c = 0; c < 3; c++) {
+    s.cash = c > 0, s.gamma = gammas[c];
+    assert_ok(CTX, keel_mv_optimize(CTX, N, mu, keel_cmat_view(S, N, N), NULL, &s, w, &r));
+    int interior = 0;
+    for (size_t i = 0; i < N; i++) {
+      if (!(w[i] > 1e-6 && w[i] < ub[i] - 1e-6)) continue;
+      double sw = 0;
+      for (size_t j = 0; j < N; j++) sw += S[i * N + j] * w[j];
+      assert_close(mu[i] - s.gamma * sw, r.budget_price, 0, 1e-9);
+      interior++;
+    }
+    if (interior < 2) fail_msg("case %d: %d assets inside their bounds", c, interior);
+    if (c == 2) assert_close(r.budget_price, s.risk_free, 0, 1e-12), assert_true(r.cash > 0.01);
+    if (c == 1) assert_true(r.cash < 1e-9 && r.budget_price > s.risk_free);
+  }
+  s.objective = KEEL_OBJ_MIN_VARIANCE;
+  assert_ok(CTX, keel_mv_optimize(CTX, N, mu, keel_cmat_view(S, N, N), NULL, &s, w, &r));
+  assert_true(isnan(r.budget_price));
+}
+
 /* Hard cases. */
 static void test_hard_cases(void **state) {
   (void)state;
@@ -553,6 +588,7 @@ int main(void) {
       cmocka_unit_test(test_factor_model),    cmocka_unit_test(test_cash_cap_costs),
       cmocka_unit_test(test_hard_cases),      cmocka_unit_test(test_infeasible),
       cmocka_unit_test(test_rejects),         cmocka_unit_test(test_oom),
+      cmocka_unit_test(test_budget_price),
   };
   return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);
 }
