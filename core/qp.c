@@ -16,6 +16,7 @@
 #define REFINE_STEPS 3
 #define POLISH_AFTER_IPM 4 /* active-set corrections tried after the interior point */
 #define POLISH_WARM 40     /* ... and from a warm start */
+#define PDAS_FULL 8        /* active-set steps that change every violated state */
 #define BEST_ITERATE_SLACK 1000
 
 /* Variable states of the active-set solve. */
@@ -54,6 +55,8 @@ struct keel_qp {
   double *px; /* P x of the current iterate (residuals() sets it) */
   /* active set */
   unsigned char *hasl, *hasu, *vst, *gact;
+  unsigned char *nvst; /* proposed states of a polish step */
+  double *cmag;        /* how far each proposed change's condition is violated (n + m + 1) */
   int capact, have_warm;
   size_t *fidx;
   double *g;
@@ -89,7 +92,7 @@ void keel_qp_settings_default(keel_qp_settings *s) {
   X(dzu) X(dsu) X(dbb) X(dzb) X(dss) X(dzs) X(dlam) X(cs) X(cl) X(cu) X(cb) X(cc) X(rd) X(rp) X(rg) X(rl) X(ru)      \
   X(rdb) X(rds) X(re) X(Ee) X(Eg) X(Ec) X(rhob) X(rhos) X(Kc) X(K) X(dl0) X(dl) X(V) X(Vc) X(W) X(R) X(th) X(KR) X(S) \
   X(FQ) X(Fl) X(Ukr) X(uk) X(ew) X(px) X(r1) X(r2) X(t) X(e1) X(e2) X(wm) X(wn) X(wn2) X(ddx) X(ddnu) X(ef) X(hasl) X(hasu) X(vst) X(gact)     \
-  X(fidx) X(g) X(xp) X(yp) X(zp) X(zlp) X(zup) X(lamp) X(bx) X(by) X(bz) X(bzl) X(bzu) X(bl1)
+  X(fidx) X(nvst) X(cmag) X(g) X(xp) X(yp) X(zp) X(zlp) X(zup) X(lamp) X(bx) X(by) X(bz) X(bzl) X(bzu) X(bl1)
 
 void keel_qp_free(keel_qp *qp) {
   if (!qp) return;
@@ -136,6 +139,8 @@ keel_status keel_qp_new(keel_ctx *ctx, const keel_qp_dims *dm, keel_qp **out) {
   ok &= (qp->hasl = keeli_calloc(ctx, n, 1)) != NULL;
   ok &= (qp->hasu = keeli_calloc(ctx, n, 1)) != NULL;
   ok &= (qp->vst = keeli_calloc(ctx, n, 1)) != NULL;
+  ok &= (qp->nvst = keeli_calloc(ctx, n, 1)) != NULL;
+  ok &= (qp->cmag = keeli_calloc(ctx, n + M1 + 1, sizeof(double))) != NULL;
   ok &= (qp->gact = keeli_calloc(ctx, M1, 1)) != NULL;
   ok &= (qp->fidx = keeli_alloc_array(ctx, n, sizeof(size_t))) != NULL;
   if (!ok) {
@@ -739,9 +744,11 @@ static double region_slope(const keel_qp_data *d, size_t i, int up, double zeta)
 
 /* One equality-constrained solve on the current active set, then its
  * check. Returns 0 when the candidate satisfies every optimality
- * condition (to the tolerances), the number of state changes made when it
- * does not, -1 when the solve itself failed. */
-static int polish_once(keel_qp *qp, const keel_qp_data *d) {
+ * condition (to the tolerances), the number of violated conditions when it
+ * does not, -1 when the solve itself failed. The states of all violated
+ * conditions change (a primal-dual active-set step), or with limit 1 only
+ * the most violated one's. */
+static int polish_once(keel_qp *qp, const keel_qp_data *d, int limit) {
   const size_t n = qp->n, p = qp->p, m = qp->m, k = qp->k;
   const int capon = qp->l1 && d->has_cap;
   /* At a degenerate vertex (a variable at its bound that the rows would
@@ -858,6 +865,10 @@ static int polish_once(keel_qp *qp, const keel_qp_data *d) {
   const double tp = 1e-12 * fmax(1, norm_inf(qp->xp, n));
   const double td = 1e-12 * fmax(1, norm_inf(qp->g, n));
   const double zt = qp->zetap;
+  /* proposed changes, each with how far (in tolerances) its condition is
+   * violated: cmag[i] for variables, cmag[n + a] for rows, cmag[n + m]
+   * for the cap */
+  double *mag = qp->cmag;
   int changes = 0;
   double l1sum = 0;
   for (size_t i = 0; i < n; i++) {
@@ -865,7 +876,7 @@ static int polish_once(keel_qp *qp, const keel_qp_data *d) {
     const double x0 = qp->l1 ? d->x0[i] : 0;
     const int kink = has_l1_kink(qp, d, i);
     unsigned char st = qp->vst[i], nst = st;
-    double lam = 0, zl = 0, zu = 0;
+    double lam = 0, zl = 0, zu = 0, v = 0;
     if (qp->l1) l1sum += fabs(x - x0);
     switch (st) {
       case V_FREE:
@@ -874,51 +885,66 @@ static int polish_once(keel_qp *qp, const keel_qp_data *d) {
         if (st == V_UP) lam = region_slope(d, i, 1, zt);
         if (st == V_DOWN) lam = region_slope(d, i, 0, zt);
         if (x < l - tp)
-          nst = V_LB;
+          nst = V_LB, v = (l - x) / tp;
         else if (x > u + tp)
-          nst = V_UB;
+          nst = V_UB, v = (x - u) / tp;
         else if ((st == V_UP && x < x0 - tp) || (st == V_DOWN && x > x0 + tp))
-          nst = normal_state(d, i, V_X0);
+          nst = normal_state(d, i, V_X0), v = fabs(x - x0) / tp;
         break;
       case V_LB:
         lam = kink ? region_slope(d, i, l >= x0, zt) : 0;
         zl = gi + lam;
-        if (zl < -td) nst = kink ? (l >= x0 ? V_UP : V_DOWN) : V_FREE;
+        if (zl < -td) nst = kink ? (l >= x0 ? V_UP : V_DOWN) : V_FREE, v = -zl / td;
         break;
       case V_UB:
         lam = kink ? region_slope(d, i, u > x0, zt) : 0;
         zu = -(gi + lam);
-        if (zu < -td) nst = kink ? (u > x0 ? V_UP : V_DOWN) : V_FREE;
+        if (zu < -td) nst = kink ? (u > x0 ? V_UP : V_DOWN) : V_FREE, v = -zu / td;
         break;
       case V_X0: {
         double up = region_slope(d, i, 1, zt), dn = region_slope(d, i, 0, zt);
         lam = fmin(fmax(-gi, dn), up);
         if (gi + up < -td)
-          nst = V_UP;
+          nst = V_UP, v = -(gi + up) / td;
         else if (gi + dn > td)
-          nst = V_DOWN;
+          nst = V_DOWN, v = (gi + dn) / td;
         break;
       }
     }
     qp->lamp[i] = lam, qp->zlp[i] = fmax(zl, 0), qp->zup[i] = fmax(zu, 0);
-    if (nst != st) qp->vst[i] = nst, changes++;
+    qp->nvst[i] = nst, mag[i] = nst != st ? v : 0;
+    changes += nst != st;
   }
   if (m) {
     matvec(d->G, 0, qp->xp, qp->wm, 0.0);
     for (size_t a = 0; a < m; a++) {
-      if (!qp->gact[a] && qp->wm[a] > d->h[a] + tp * fmax(1, fabs(d->h[a])))
-        qp->gact[a] = 1, changes++;
-      else if (qp->gact[a] && qp->zp[a] < -td)
-        qp->gact[a] = 0, changes++;
+      double over = qp->wm[a] - d->h[a], tol = tp * fmax(1, fabs(d->h[a]));
+      mag[n + a] = !qp->gact[a] && over > tol ? over / tol : qp->gact[a] && qp->zp[a] < -td ? -qp->zp[a] / td : 0;
+      changes += mag[n + a] > 0;
       qp->zp[a] = fmax(qp->zp[a], 0);
     }
   }
+  mag[n + m] = 0;
   if (capon) {
     if (!qp->capact && l1sum > d->cap + tp)
-      qp->capact = 1, changes++;
+      mag[n + m] = (l1sum - d->cap) / tp;
     else if (qp->capact && zt < -td)
-      qp->capact = 0, changes++;
+      mag[n + m] = -zt / td;
+    changes += mag[n + m] > 0;
   }
+  /* apply every change, or with limit only the most violated one (primal
+   * and dual violations compared in units of their tolerances) */
+  size_t only = n + m + 1;
+  if (limit && changes > limit) {
+    double worst = 0;
+    for (size_t j = 0; j < n + m + 1; j++)
+      if (mag[j] > worst) worst = mag[j], only = j;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (only > n + m || only == i) qp->vst[i] = qp->nvst[i];
+  for (size_t a = 0; a < m; a++)
+    if (mag[n + a] > 0 && (only > n + m || only == n + a)) qp->gact[a] = !qp->gact[a];
+  if (mag[n + m] > 0 && (only > n + m || only == n + m)) qp->capact = !qp->capact;
   return changes;
 }
 
@@ -928,7 +954,9 @@ static int polish_once(keel_qp *qp, const keel_qp_data *d) {
 static int polish(keel_qp *qp, const keel_qp_data *d, int maxit) {
   const size_t n = qp->n, p = qp->p, m = qp->m;
   for (int it = 1; it <= maxit; it++) {
-    int rc = polish_once(qp, d);
+    /* full primal-dual active-set steps converge fast but can cycle;
+     * after PDAS_FULL of them, one change per step */
+    int rc = polish_once(qp, d, it > PDAS_FULL ? 1 : 0);
     if (rc < 0) return -it;
     if (rc == 0) {
       memcpy(qp->x, qp->xp, n * sizeof(double));

@@ -490,6 +490,41 @@ static void test_warm_start(void **state) {
   free_prob(&pr);
 }
 
+/* Larger changes at n = 300: full primal-dual active-set steps would cycle
+ * here (the bench's n = 1000 problem did, with period 4); after eight of
+ * them the warm start changes one state per step and still lands on the
+ * cold solution. */
+static void test_warm_start_long(void **state) {
+  (void)state;
+  const size_t n = 300;
+  prob pr = make_prob(n, 0, 33);
+  keel_qp *qp = NULL;
+  assert_ok(CTX, keel_qp_new(CTX, &(keel_qp_dims){n, 1, 2, 0, 1}, &qp));
+  keel_qp_settings s;
+  keel_qp_settings_default(&s);
+  s.warm_start = 1;
+  keel_qp_data d = prob_data(&pr, 0, 1, 0, 0);
+  keel_qp_result r;
+  assert_ok(CTX, keel_qp_solve(CTX, qp, &d, &s, &r));
+  double *x = malloc(n * sizeof *x), *xc = malloc(n * sizeof *xc);
+  int long_ones = 0;
+  for (int round = 0; round < 8; round++) {
+    for (size_t i = 0; i < n; i++) pr.q[i] *= 1 + 0.2 * lcg(), pr.x0[i] *= 1 + 0.05 * lcg();
+    assert_ok(CTX, keel_qp_solve(CTX, qp, &d, &s, &r));
+    assert_int_equal(r.status, KEEL_QP_OPTIMAL);
+    memcpy(x, r.x, n * sizeof *x);
+    keel_qp_result rc = solve_into(&d, 0, 1, xc);
+    print_message("round %d: warm %d with %d solves; cold %d iterations; |warm - cold| = %.3g\n", round, r.warm,
+                  r.polish_iter, rc.iterations, max_diff(x, xc, n));
+    long_ones += r.warm && r.polish_iter > 8;
+    if (max_diff(x, xc, n) > 1e-10) fail_msg("warm and cold solutions differ by %.3g", max_diff(x, xc, n));
+  }
+  free(x), free(xc);
+  keel_qp_free(qp);
+  free_prob(&pr);
+  assert_true(long_ones > 0);
+}
+
 static void test_cvxopt_min_variance(void **state) {
   (void)state;
   const char *path = keel_test_shared_data("stock_prices.csv");
@@ -558,6 +593,7 @@ int main(void) {
       cmocka_unit_test(test_rejects),           cmocka_unit_test(test_cvxopt_synthetic),
       cmocka_unit_test(test_cvxopt_min_variance), cmocka_unit_test(test_costs_and_cap),
       cmocka_unit_test(test_factor_model),        cmocka_unit_test(test_warm_start),
+      cmocka_unit_test(test_warm_start_long),
       cmocka_unit_test(test_oom),
   };
   return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);
