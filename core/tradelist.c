@@ -294,7 +294,7 @@ static void jump(tl *T, const double *tq, int dir, double *tmp) {
 
 /* Local search from a target's rounded trades (or the holdings): single
  * moves to the best candidate while one gains, then pairs (one asset's
- * move followed by another's best), until neither gains. Pairs are tried
+ * move that frees cash followed by another's best), until neither gains. Pairs are tried
  * among the pair_limit assets with the largest target trades. */
 static void search(tl *T, const double *tq, const size_t *order, int dir, size_t pair_limit, double *tmp) {
   state_reset(T);
@@ -316,7 +316,10 @@ static void search(tl *T, const double *tq, const size_t *order, int dir, size_t
       size_t nc = candidates(T, i, tq[i], c);
       for (size_t k = 0; k < nc && !moved; k++) {
         double gi = move_gain(T, i, c[k]), prev = T->q[i];
-        if (!(gi > -INFINITY) || !try_move(T, i, c[k])) continue;
+        /* the first move frees cash (a sale, or a smaller purchase): the
+         * pairs that single moves miss are a sale that pays for a purchase,
+         * or a shift inside a binding group or cap, which has a sale too */
+        if (!(gi > -INFINITY) || !(cash_of(T, i, c[k]) > cash_of(T, i, prev)) || !try_move(T, i, c[k])) continue;
         for (size_t oj = 0; oj < np && !moved; oj++) {
           size_t j = order[oj];
           double g, x;
