@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "keel/ctx.h"
+#include "keel/matrix.h"
 
 /* An allocator as kept by objects that outlive their context. */
 typedef struct keeli_heap {
@@ -51,6 +52,13 @@ static inline double keeli_dot(const double *a, const double *b, size_t n) {
   for (size_t i = 0; i < n; i++) r += a[i] * b[i];
   return r;
 }
+
+/* Products with a covariance given dense (cov.data set) or as a factor
+ * model B F B' + diag(d) (fm, k <= 256; cov.data NULL), never formed:
+ * w'Sw, and out = S x. In core/mv.c. */
+struct keel_factor_model;
+double keeli_cov_quad(keel_cmat cov, const struct keel_factor_model *fm, size_t n, const double *w);
+void keeli_cov_mul(keel_cmat cov, const struct keel_factor_model *fm, size_t n, const double *x, double *out);
 
 /* 64-bit FNV-1a, chainable: h = keeli_fnv1a(h, data, n), start with
  * KEEL_FNV_OFFSET. */

@@ -50,31 +50,39 @@ typedef struct mvp {
 } mvp;
 
 
-/* w'Sw for the problem's covariance. */
-static double quad(const mvp *P, const double *w) {
-  const size_t n = P->n;
+double keeli_cov_quad(keel_cmat cov, const keel_factor_model *f, size_t n, const double *w) {
   double v = 0;
-  if (P->cov.data) {
-    for (size_t i = 0; i < n; i++) {
-      double r = 0;
-      const double *row = P->cov.data + i * P->cov.ld;
-      for (size_t j = 0; j < n; j++) r += row[j] * w[j];
-      v += w[i] * r;
-    }
+  if (cov.data) {
+    for (size_t i = 0; i < n; i++) v += w[i] * keeli_dot(cov.data + i * cov.ld, w, n);
     return v;
   }
-  const keel_factor_model *f = P->fm;
   double u[256]; /* k <= 256, checked on input */
   const size_t k = f->k;
   for (size_t a = 0; a < k; a++) {
     u[a] = 0;
     for (size_t i = 0; i < n; i++) u[a] += f->B.data[i * f->B.ld + a] * w[i];
   }
-  for (size_t a = 0; a < k; a++)
-    for (size_t c = 0; c < k; c++) v += u[a] * f->F.data[a * f->F.ld + c] * u[c];
+  for (size_t a = 0; a < k; a++) v += u[a] * keeli_dot(f->F.data + a * f->F.ld, u, k);
   for (size_t i = 0; i < n; i++) v += f->d[i] * w[i] * w[i];
   return v;
 }
+
+void keeli_cov_mul(keel_cmat cov, const keel_factor_model *f, size_t n, const double *x, double *out) {
+  if (cov.data) {
+    for (size_t i = 0; i < n; i++) out[i] = keeli_dot(cov.data + i * cov.ld, x, n);
+    return;
+  }
+  double u[256], v[256];
+  for (size_t a = 0; a < f->k; a++) {
+    u[a] = 0;
+    for (size_t i = 0; i < n; i++) u[a] += f->B.data[i * f->B.ld + a] * x[i];
+  }
+  for (size_t a = 0; a < f->k; a++) v[a] = keeli_dot(f->F.data + a * f->F.ld, u, f->k);
+  for (size_t i = 0; i < n; i++) out[i] = keeli_dot(f->B.data + i * f->B.ld, v, f->k) + f->d[i] * x[i];
+}
+
+/* w'Sw for the problem's covariance. */
+static double quad(const mvp *P, const double *w) { return keeli_cov_quad(P->cov, P->fm, P->n, w); }
 
 static void fill_metrics(const mvp *P, const double *w, keel_mv_result *r) {
   const keel_mv_spec *s = P->sp;

@@ -746,9 +746,9 @@ static double region_slope(const keel_qp_data *d, size_t i, int up, double zeta)
  * check. Returns 0 when the candidate satisfies every optimality
  * condition (to the tolerances), the number of violated conditions when it
  * does not, -1 when the solve itself failed. The states of all violated
- * conditions change (a primal-dual active-set step), or with limit 1 only
+ * conditions change (a primal-dual active-set step), or with one set only
  * the most violated one's. */
-static int polish_once(keel_qp *qp, const keel_qp_data *d, int limit) {
+static int polish_once(keel_qp *qp, const keel_qp_data *d, int one) {
   const size_t n = qp->n, p = qp->p, m = qp->m, k = qp->k;
   const int capon = qp->l1 && d->has_cap;
   /* At a degenerate vertex (a variable at its bound that the rows would
@@ -932,10 +932,10 @@ static int polish_once(keel_qp *qp, const keel_qp_data *d, int limit) {
       mag[n + m] = -zt / td;
     changes += mag[n + m] > 0;
   }
-  /* apply every change, or with limit only the most violated one (primal
-   * and dual violations compared in units of their tolerances) */
+  /* apply every change, or with one only the most violated (primal and
+   * dual violations compared in units of their tolerances) */
   size_t only = n + m + 1;
-  if (limit && changes > limit) {
+  if (one && changes > 1) {
     double worst = 0;
     for (size_t j = 0; j < n + m + 1; j++)
       if (mag[j] > worst) worst = mag[j], only = j;

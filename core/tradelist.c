@@ -35,23 +35,6 @@ typedef struct tl {
 
 /* ---- the covariance ---- */
 
-/* out = S x */
-static void cov_mul(const tl *T, const double *x, double *out) {
-  const size_t n = T->n;
-  if (T->cov.data) {
-    for (size_t i = 0; i < n; i++) out[i] = keeli_dot(T->cov.data + i * T->cov.ld, x, n);
-    return;
-  }
-  const keel_factor_model *f = T->fm;
-  double u[256], v[256];
-  for (size_t a = 0; a < f->k; a++) {
-    u[a] = 0;
-    for (size_t i = 0; i < n; i++) u[a] += f->B.data[i * f->B.ld + a] * x[i];
-  }
-  for (size_t a = 0; a < f->k; a++) v[a] = keeli_dot(f->F.data + a * f->F.ld, u, f->k);
-  for (size_t i = 0; i < n; i++) out[i] = keeli_dot(f->B.data + i * f->B.ld, v, f->k) + f->d[i] * x[i];
-}
-
 /* T->col = column i of S */
 static void cov_col(tl *T, size_t i) {
   const size_t n = T->n;
@@ -66,25 +49,20 @@ static void cov_col(tl *T, size_t i) {
   T->col[i] += f->d[i];
 }
 
-/* x'Sx with a scratch vector */
-static double cov_quad(const tl *T, const double *x, double *tmp) {
-  cov_mul(T, x, tmp);
-  return keeli_dot(x, tmp, T->n);
-}
-
 /* ---- the merit ---- */
 
 static double cost_w(const tl *T, size_t i, double dw) { return dw > 0 ? T->cb[i] * dw : -T->cs[i] * dw; }
 
-/* The merit of weights w with trades q (fees where q != 0), without the
- * fees when q is NULL. */
-static double merit(const tl *T, const double *w, const double *q, double *tmp) {
+/* The merit of weights w with trades q (fees where q != 0; none when q
+ * is NULL), proportional costs at rates cb, cs. */
+static double merit(const tl *T, const double *w, const double *q, const double *cb, const double *cs) {
   double m = T->nu;
   for (size_t i = 0; i < T->n; i++) {
-    m += (T->mu[i] - T->nu) * w[i] - cost_w(T, i, w[i] - T->w0[i]);
+    double dw = w[i] - T->w0[i];
+    m += (T->mu[i] - T->nu) * w[i] - (dw > 0 ? cb[i] * dw : -cs[i] * dw);
     if (q && q[i] != 0) m -= T->fee[i] / T->V;
   }
-  return m - 0.5 * T->gamma * cov_quad(T, w, tmp);
+  return m - 0.5 * T->gamma * keeli_cov_quad(T->cov, T->fm, T->n, w);
 }
 
 /* Cash the trade of q shares of asset i brings (negative for a buy). */
@@ -111,7 +89,7 @@ static void state_reset(tl *T) {
   const size_t n = T->n;
   memset(T->q, 0, n * sizeof(double));
   memcpy(T->w, T->w0, n * sizeof(double));
-  cov_mul(T, T->w, T->g);
+  keeli_cov_mul(T->cov, T->fm, T->n, T->w, T->g);
   for (size_t gi = 0; gi < T->sp->ngroups; gi++) {
     const keel_group *gr = &T->sp->groups[gi];
     T->gsum[gi] = 0;
@@ -128,14 +106,15 @@ static double cash_now(const tl *T) {
   return c;
 }
 
-/* A candidate trade of asset i moved onto the lot grid and the minimum
- * notional: lot multiples rounded down (dir < 0) or up (dir > 0) in size. */
-static double on_grid(const tl *T, size_t i, double x, int dir) {
+/* A trade of asset i moved onto the lot grid, rounding the number of lots
+ * down (mode < 0), to the nearest (0) or up (> 0), then raised to the
+ * minimum notional if it falls below. */
+static double on_grid(const tl *T, size_t i, double x, int mode) {
   double L = T->lot[i], p = T->h->prices[i];
   if (!isfinite(x)) return 0;
   if (L > 0) {
     double m = x / L;
-    x = (dir < 0 ? floor(m) : ceil(m)) * L;
+    x = (mode < 0 ? floor(m) : mode > 0 ? ceil(m) : nearbyint(m)) * L;
   }
   if (x != 0 && fabs(x) * p < T->minn[i]) {
     double need = T->minn[i] / p;
@@ -249,16 +228,11 @@ static int try_move(tl *T, size_t i, double x) {
 /* Every trade at once, rounded to the lot grid (dir 0: nearest; -1: buys
  * down and sells up in size, which leaves the most cash): kept when every
  * rule holds and the merit is no lower than holding. */
-static void jump(tl *T, const double *tq, int dir, double *tmp) {
+static void jump(tl *T, const double *tq, int dir) {
   const size_t n = T->n;
-  double hold = merit(T, T->w0, NULL, tmp);
+  double hold = merit(T, T->w0, NULL, T->cb, T->cs);
   for (size_t i = 0; i < n; i++) {
-    double x = tq[i];
-    if (T->lot[i] > 0) {
-      double m = x / T->lot[i], r = dir == 0 ? nearbyint(m) : floor(m);
-      x = r * T->lot[i];
-    }
-    x = on_grid(T, i, x, x > 0 ? 1 : -1); /* on the grid already: only the minimum notional */
+    double x = on_grid(T, i, tq[i], dir);
     if (x < -T->h->shares[i] && T->lb[i] >= 0) x = -T->h->shares[i];
     T->q[i] = x;
     T->w[i] = (T->h->shares[i] + x) * T->h->prices[i] / T->V;
@@ -278,8 +252,8 @@ static void jump(tl *T, const double *tq, int dir, double *tmp) {
     ok = keeps(a, b, gr->lo, gr->hi);
   }
   if (ok && T->sp->turnover_cap < INFINITY) ok = keeps(0, to, 0, T->sp->turnover_cap);
-  if (ok && merit(T, T->w, T->q, tmp) >= hold) {
-    cov_mul(T, T->w, T->g);
+  if (ok && merit(T, T->w, T->q, T->cb, T->cs) >= hold) {
+    keeli_cov_mul(T->cov, T->fm, T->n, T->w, T->g);
     for (size_t gi = 0; gi < T->sp->ngroups; gi++) {
       const keel_group *gr = &T->sp->groups[gi];
       T->gsum[gi] = 0;
@@ -296,9 +270,9 @@ static void jump(tl *T, const double *tq, int dir, double *tmp) {
  * moves to the best candidate while one gains, then pairs (one asset's
  * move that frees cash followed by another's best), until neither gains. Pairs are tried
  * among the pair_limit assets with the largest target trades. */
-static void search(tl *T, const double *tq, const size_t *order, int dir, size_t pair_limit, double *tmp) {
+static void search(tl *T, const double *tq, const size_t *order, int dir, size_t pair_limit) {
   state_reset(T);
-  jump(T, tq, dir, tmp);
+  jump(T, tq, dir);
   const double eps = 1e-15;
   for (int pass = 0; pass < MAX_PASSES; pass++) {
     int moved = 0;
@@ -433,10 +407,10 @@ keel_status keel_mv_trade_list(keel_ctx *ctx, size_t n, const double *mu, keel_c
   const size_t nt = 2 + REWEIGHTINGS; /* targets: w*, the relaxation, the reweighted solves */
   double *W = keeli_alloc_array(ctx, nt, n * sizeof(double)), *tq = keeli_alloc_array(ctx, n, sizeof(double));
   double *c2b = keeli_alloc_array(ctx, n, sizeof(double)), *c2s = keeli_alloc_array(ctx, n, sizeof(double));
-  double *best = keeli_alloc_array(ctx, n, sizeof(double)), *tmp = keeli_alloc_array(ctx, n, sizeof(double));
+  double *best = keeli_alloc_array(ctx, n, sizeof(double));
   double *covcopy = NULL;
   size_t *order = keeli_alloc_array(ctx, n, sizeof(size_t));
-  if (!W || !tq || !c2b || !c2s || !best || !tmp || !order) {
+  if (!W || !tq || !c2b || !c2s || !best || !order) {
     st = KEEL_ENOMEM;
     goto done;
   }
@@ -465,7 +439,7 @@ keel_status keel_mv_trade_list(keel_ctx *ctx, size_t n, const double *mu, keel_c
   if (spec->objective == KEEL_OBJ_UTILITY) {
     memcpy(T.mu, mu, n * sizeof(double));
   } else {
-    cov_mul(&T, wstar, T.mu);
+    keeli_cov_mul(T.cov, fm, n, wstar, T.mu);
     for (size_t i = 0; i < n; i++) T.mu[i] = spec->risk_free + T.gamma * T.mu[i];
   }
 
@@ -485,14 +459,7 @@ keel_status keel_mv_trade_list(keel_ctx *ctx, size_t n, const double *mu, keel_c
   if ((st = keel_mv_optimize(ctx, n, T.mu, T.cov, fm, &s2, wrel, &r2))) goto done;
   T.nu = r2.budget_price;
   plan->budget_price = T.nu;
-  {
-    double b = T.nu - 0.5 * T.gamma * cov_quad(&T, wrel, tmp);
-    for (size_t i = 0; i < n; i++) {
-      double dw = wrel[i] - T.w0[i];
-      b += (T.mu[i] - T.nu) * wrel[i] - (dw > 0 ? c2b[i] * dw : -c2s[i] * dw);
-    }
-    plan->bound = b;
-  }
+  plan->bound = merit(&T, wrel, NULL, c2b, c2s); /* fees as their envelopes */
   /* the reweighted-l1 heuristic: a fee costs fee / (V (|dw| + eps)) per
    * unit traded, dw from the previous solution, so small trades price
    * themselves out */
@@ -524,8 +491,8 @@ keel_status keel_mv_trade_list(keel_ctx *ctx, size_t n, const double *mu, keel_c
         order[j] = order[j - 1], order[j - 1] = x;
       }
     for (int dir = 0; dir >= -1; dir--) {
-      search(&T, tq, order, dir, PAIR_LIMIT, tmp);
-      double m = merit(&T, T.w, T.q, tmp);
+      search(&T, tq, order, dir, PAIR_LIMIT);
+      double m = merit(&T, T.w, T.q, T.cb, T.cs);
       if (m > bestm) bestm = m, memcpy(best, T.q, n * sizeof(double));
     }
   }
@@ -550,11 +517,11 @@ keel_status keel_mv_trade_list(keel_ctx *ctx, size_t n, const double *mu, keel_c
   plan->value_after = after + cash;
   plan->prop_costs = prop;
   plan->fees = fees;
-  plan->merit = merit(&T, T.w, T.q, tmp);
+  plan->merit = merit(&T, T.w, T.q, T.cb, T.cs);
   plan->gap = plan->bound - plan->merit;
-  plan->continuous_merit = merit(&T, wstar, NULL, tmp);
+  plan->continuous_merit = merit(&T, wstar, NULL, T.cb, T.cs);
   for (size_t i = 0; i < n; i++) best[i] = T.w[i] - wstar[i];
-  plan->tracking_error = sqrt(fmax(cov_quad(&T, best, tmp), 0));
+  plan->tracking_error = sqrt(fmax(keeli_cov_quad(T.cov, fm, n, best), 0));
   if (weights) memcpy(weights, T.w, n * sizeof(double));
   if (target) memcpy(target, wstar, n * sizeof(double));
 done:
@@ -563,7 +530,6 @@ done:
   keeli_free(ctx, c2b);
   keeli_free(ctx, c2s);
   keeli_free(ctx, best);
-  keeli_free(ctx, tmp);
   keeli_free(ctx, covcopy);
   keeli_free(ctx, order);
   tl_free(&T);

@@ -188,8 +188,8 @@ static void test_small_accounts_exhaustive(void **state) {
 }
 
 /* Larger accounts, dense and factor covariance, every objective: the
- * rules hold and money is conserved; the factor model gives the same plan
- * as its dense matrix. */
+ * rules hold and money is conserved; the factor model gives a plan of the
+ * same merit as its dense matrix. */
 static void test_rules_and_money(void **state) {
   (void)state;
   const size_t n = 40;
@@ -241,9 +241,7 @@ static void test_rules_and_money(void **state) {
       fail_msg("%s: gap %g with fees %g", keel_objective_name(s.objective), pl.gap, pl.fees / value_of(&a));
     keel_factor_model fm = {2, keel_cmat_view(a.B, n, 2), keel_cmat_view(a.F, 2, 2), a.d};
     assert_ok(CTX, keel_mv_trade_list(CTX, n, a.mu, NOMAT, &fm, &s, &h, q2, w2, NULL, &pl2));
-    size_t differ = 0;
-    for (size_t i = 0; i < n; i++) differ += q2[i] != q[i];
-    if (differ) assert_close(pl2.merit, pl.merit, 0, 1e-9);
+    assert_close(pl2.merit, pl.merit, 0, 1e-9);
     free_acct(&a);
   }
   assert_true(naive_plans >= 2); /* fully invested targets overdraw when rounded naively: no comparison */
