@@ -237,6 +237,20 @@ static void jump(tl *T, const double *tq, int dir) {
     T->q[i] = x;
     T->w[i] = (T->h->shares[i] + x) * T->h->prices[i] / T->V;
   }
+  /* a target that spends all the cash overdraws by rounding; a fractional
+   * buy takes the shortfall (the largest, so it stays above its minimum) */
+  double cash = cash_now(T);
+  if (cash < 0 && cash > -1e-9 * T->V) {
+    size_t b = n;
+    for (size_t i = 0; i < n; i++)
+      if (T->lot[i] == 0 && T->q[i] > 0 && (b == n || T->q[i] * T->h->prices[i] > T->q[b] * T->h->prices[b])) b = i;
+    if (b < n) {
+      const double p = T->h->prices[b];
+      T->q[b] = fmax(T->q[b] + cash / (p * (1 + T->cb[b])), 0);
+      for (int k = 0; k < 4 && cash_now(T) < 0; k++) T->q[b] = nextafter(T->q[b], 0);
+      T->w[b] = (T->h->shares[b] + T->q[b]) * p / T->V;
+    }
+  }
   /* the rules, against the holdings */
   int ok = cash_now(T) >= 0;
   double to = 0;
