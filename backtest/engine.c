@@ -25,7 +25,7 @@ struct keel_backtest_result {
   keel_metrics metrics;
 };
 
-static const char *const CAL_NAMES[] = {"daily", "weekly", "monthly", "quarterly", "yearly", "never"};
+static const char *const CAL_NAMES[] = {"daily", "weekly", "monthly", "quarterly", "yearly", "never", "every_n"};
 
 const char *keel_calendar_name(keel_calendar c) {
   return (unsigned)c < sizeof CAL_NAMES / sizeof CAL_NAMES[0] ? CAL_NAMES[c] : "unknown";
@@ -64,7 +64,8 @@ static long period_key(keel_calendar c, keel_date d) {
     case KEEL_CAL_MONTHLY: keel_date_to_ymd(d, &y, &m, NULL); return y * 12L + m;
     case KEEL_CAL_QUARTERLY: keel_date_to_ymd(d, &y, &m, NULL); return y * 4L + (m - 1) / 3;
     case KEEL_CAL_YEARLY: keel_date_to_ymd(d, &y, NULL, NULL); return y;
-    case KEEL_CAL_NEVER: return 0;
+    case KEEL_CAL_NEVER:
+    case KEEL_CAL_EVERY_N: return 0;
   }
   return 0;
 }
@@ -283,6 +284,7 @@ keel_status keel_backtest_run(keel_ctx *ctx, const keel_panel *panel, const keel
         keel_trade *tr = &r->trades[r->ntrades++];
         tr->date = dates[i];
         tr->asset = (uint32_t)j;
+        tr->sub = 0;
         tr->reason = t == 0 ? KEEL_REASON_INITIAL : KEEL_REASON_CALENDAR;
         tr->shares = notional / row[j];
         tr->price = row[j];
@@ -301,6 +303,7 @@ keel_status keel_backtest_run(keel_ctx *ctx, const keel_panel *panel, const keel
       }
       keel_rebalance *rb = &r->rebal[r->nrebal++];
       rb->date = dates[i];
+      rb->sub = 0;
       rb->reason = t == 0 ? KEEL_REASON_INITIAL : KEEL_REASON_CALENDAR;
       rb->value_before = V;
       rb->value_after = V - costs;

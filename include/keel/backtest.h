@@ -1,30 +1,33 @@
 /* keel — the backtest engine (backtest/).
  *
- * This slice runs one account with one sub-account holding a fixed-weight
- * basket over a price panel:
- *   - All trading happens at the close. On the first date the capital (cash)
- *     is invested to the target weights; afterwards the account is
- *     rebalanced back to target on the first trading date of each new
- *     calendar period (day, ISO week, month, quarter, year). Between
- *     rebalances weights drift with prices.
- *   - Every day the holdings are marked to market at the close; a halted
- *     asset (NaN after its first price) is valued at its last price.
- *   - Costs: cost_bps basis points of each trade's notional plus a fixed fee
- *     per trade (an asset whose holding changes). They are paid from the
- *     account, and the post-trade value V' solves
- *         V' = V - sum_i c |h_i(V') - x_i| - fee * ntrades
- *     exactly, so that after paying costs the holdings sit exactly at target.
- *   - An asset without a price on a rebalance date (not listed yet, or
- *     halted) cannot trade: a not-listed asset holds zero and its target
- *     weight waits in cash until the first rebalance at which it has a price;
- *     a halted holding is kept as it is. If kept holdings leave too little
- *     room, the tradable targets are scaled down together so cash never goes
- *     negative.
- *   - Weights summing to less than one leave the rest in cash; cash earns
- *     nothing. Weights must be >= 0 and sum to <= 1.
- * Money is conserved: at every rebalance value_before == value_after + costs
- * (each keel_rebalance records the three), and between rebalances the value
- * changes only with prices.
+ * An account is a list of sub-accounts over one price panel (e.g. "core"
+ * 50% cash / 30% bonds / 20% BTC, a travel fund, an education fund). Each
+ * has its own assets, capital, cash, positions and policy: where its
+ * targets come from (a fixed basket or a keel_strategy), its schedule,
+ * threshold bands, volatility target, cost model, DCA plans and stop rules.
+ * Sub-accounts do not lend each other cash; the account is also read as
+ * their sum. docs/backtest.md states every rule exactly; in short:
+ *   - Trading happens at the close (or, with opens, at the next open). On
+ *     the first row each sub-account's capital is invested to its targets;
+ *     afterwards it trades on its schedule, on a band breach, a vol-target
+ *     move, a DCA date, a stop or a re-entry. Between trades weights drift
+ *     with prices.
+ *   - Every row the holdings are marked to market at the close; a halted
+ *     asset (NaN after its first price) is valued at its last price and
+ *     cannot trade; an asset not listed yet holds nothing and its target
+ *     waits in cash.
+ *   - Costs (keel/policy.h keel_cost_model) are paid from the sub-account.
+ *     Without lots the post-trade value V' solves
+ *         V' = V - sum_i c_i |h_i(V') - x_i| - fee * ntrades
+ *     exactly, so holdings sit exactly at target after paying; with lots or
+ *     minimum trades the trades are rounded and cash absorbs the rest.
+ *     Cash never goes negative and nothing is sold short unless allowed.
+ * Money is conserved: at every trade date value_before + flow =
+ * value_after + costs for each sub-account (each keel_rebalance records
+ * them), and between trades the value changes only with prices.
+ *
+ * keel_backtest_run keeps the first slice's interface: one sub-account,
+ * fixed weights, a calendar and one proportional rate.
  */
 #ifndef KEEL_BACKTEST_H
 #define KEEL_BACKTEST_H
@@ -34,25 +37,13 @@
 #include "keel/ctx.h"
 #include "keel/metrics.h"
 #include "keel/panel.h"
+#include "keel/policy.h"
+#include "keel/strategy.h"
 #include "keel/trade.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef enum keel_calendar {
-  KEEL_CAL_DAILY = 0,
-  KEEL_CAL_WEEKLY,
-  KEEL_CAL_MONTHLY,
-  KEEL_CAL_QUARTERLY,
-  KEEL_CAL_YEARLY,
-  KEEL_CAL_NEVER /* buy and hold after the initial allocation */
-} keel_calendar;
-
-/* Static name ("monthly"), and the inverse: returns 0 and sets *out if name
- * is one of daily/weekly/monthly/quarterly/yearly/never, else -1. */
-KEEL_API const char *keel_calendar_name(keel_calendar c);
-KEEL_API int keel_calendar_parse(const char *name, keel_calendar *out);
 
 typedef struct keel_backtest_config {
   const double *weights;   /* nassets target weights (>= 0, sum <= 1) */
@@ -71,6 +62,61 @@ KEEL_API void keel_backtest_config_default(keel_backtest_config *cfg);
 
 typedef struct keel_backtest_result keel_backtest_result;
 
+/* ---- accounts made of sub-accounts ---- */
+
+typedef struct keel_subaccount_spec {
+  const char *name;        /* "core"; unique within the account */
+  size_t nassets;          /* 0: every column of the panel */
+  const size_t *assets;    /* nassets panel columns (distinct), or NULL with nassets 0 */
+  const double *weights;   /* fixed basket over the assets (>= 0 unless allow_short, sum <= 1), or NULL */
+  keel_strategy *strategy; /* borrowed; gives the targets when weights is NULL */
+  double capital;          /* starting cash (> 0, or 0 when a DCA plan brings the money) */
+  keel_schedule schedule;  /* when targets are recomputed; also a rebalance unless a band is set (monthly) */
+  int rebalance_on_schedule; /* with a band: rebalance on schedule dates too (0) */
+  keel_band band;          /* threshold band (none) */
+  keel_schedule band_check;/* when the band is checked (daily) */
+  keel_voltarget vol;      /* volatility target (off) */
+  keel_cost_model costs;
+  double skip_gamma;       /* cost-aware skip: trade only when gamma/2 TE^2 * horizon > costs / V; 0: off */
+  unsigned skip_lookback;  /* rows of returns for the skip's covariance (252) */
+  const keel_dca *dca;     /* DCA plans (a negative amount withdraws) */
+  size_t ndca;
+  const keel_stop_rule *stops;
+  size_t nstops;
+  const double *defensive; /* nassets weights for KEEL_STOP_TO_DEFENSIVE, or NULL */
+  int allow_short;         /* targets may be negative (0) */
+} keel_subaccount_spec;
+
+/* Fills a sub-account spec with the defaults given above (name "main"). */
+KEEL_API void keel_subaccount_spec_default(keel_subaccount_spec *s);
+
+typedef enum keel_fill {
+  KEEL_FILL_CLOSE = 0, /* decisions on a close trade at that close */
+  KEEL_FILL_NEXT_OPEN  /* ... at the next row's open (needs opens) */
+} keel_fill;
+
+typedef struct keel_account_spec {
+  size_t nsubs;
+  const keel_subaccount_spec *subs;
+  const keel_panel *opens;   /* open prices, same dates and symbols as the closes, or NULL */
+  keel_fill fill;            /* KEEL_FILL_CLOSE */
+  long benchmark;            /* panel column for tracking error and information ratio, -1: none */
+  double periods_per_year;   /* 252 */
+  double risk_free;          /* annual, for Sharpe and Sortino (0) */
+  size_t start, end;         /* panel rows [start, end); end 0 = all */
+  int record_holdings;       /* keep the shares held after every row (1) */
+  uint64_t seed;             /* recorded with the run (the engine draws nothing) */
+} keel_account_spec;
+
+KEEL_API void keel_account_spec_default(keel_account_spec *a);
+
+/* Runs the account. KEEL_EINVAL for bad settings (the message names the
+ * sub-account and field); KEEL_EINFEASIBLE if costs exceed a sub-account's
+ * value at a trade date; a strategy's failure status. On failure *out is
+ * NULL. */
+KEEL_API keel_status keel_backtest_run_account(keel_ctx *ctx, const keel_panel *panel, const keel_account_spec *spec,
+                                               keel_backtest_result **out);
+
 /* Runs the backtest. KEEL_EINVAL for bad weights or settings (message names
  * the asset or field); KEEL_EINFEASIBLE if fees exceed the account's value at
  * a rebalance. On failure *out is NULL. */
@@ -82,11 +128,12 @@ KEEL_API void keel_backtest_result_free(keel_backtest_result *r);
 /* Daily series, one point per panel row used: borrowed, valid while r lives. */
 KEEL_API size_t keel_backtest_npoints(const keel_backtest_result *r);
 KEEL_API const keel_date *keel_backtest_dates(const keel_backtest_result *r);
-KEEL_API const double *keel_backtest_values(const keel_backtest_result *r); /* at the close, after trading */
+KEEL_API const double *keel_backtest_values(const keel_backtest_result *r); /* at the close, after trading; all sub-accounts */
 KEEL_API const double *keel_backtest_cash(const keel_backtest_result *r);
 KEEL_API const double *keel_backtest_traded(const keel_backtest_result *r); /* gross notional that day */
 KEEL_API const double *keel_backtest_costs(const keel_backtest_result *r);  /* costs paid that day */
-/* Holdings in shares after the close of point i: nassets values. */
+/* Holdings in shares after the close of point i, summed over the
+ * sub-accounts: nassets (panel) values; NULL when not recorded. */
 KEEL_API const double *keel_backtest_holdings(const keel_backtest_result *r, size_t i);
 KEEL_API size_t keel_backtest_nassets(const keel_backtest_result *r);
 
@@ -96,7 +143,52 @@ KEEL_API size_t keel_backtest_nrebalances(const keel_backtest_result *r);
 KEEL_API const keel_rebalance *keel_backtest_rebalances(const keel_backtest_result *r);
 
 KEEL_API const keel_metrics *keel_backtest_metrics(const keel_backtest_result *r);
-KEEL_API double keel_backtest_capital(const keel_backtest_result *r);
+KEEL_API double keel_backtest_capital(const keel_backtest_result *r); /* sum of the sub-accounts' capital */
+/* External money paid in (> 0) or out (< 0) at each point, before trading. */
+KEEL_API const double *keel_backtest_flows(const keel_backtest_result *r);
+
+/* Per sub-account: its name, assets (panel columns), and series over the
+ * same points. Metrics per sub-account use its own value and flows. */
+KEEL_API size_t keel_backtest_nsubs(const keel_backtest_result *r);
+KEEL_API const char *keel_backtest_sub_name(const keel_backtest_result *r, size_t s);
+KEEL_API size_t keel_backtest_sub_nassets(const keel_backtest_result *r, size_t s);
+KEEL_API const size_t *keel_backtest_sub_assets(const keel_backtest_result *r, size_t s);
+KEEL_API const double *keel_backtest_sub_values(const keel_backtest_result *r, size_t s);
+KEEL_API const double *keel_backtest_sub_cash(const keel_backtest_result *r, size_t s);
+KEEL_API const double *keel_backtest_sub_flows(const keel_backtest_result *r, size_t s);
+KEEL_API const keel_metrics *keel_backtest_sub_metrics(const keel_backtest_result *r, size_t s);
+
+/* Events: stop triggers, their fills, re-entries. */
+typedef enum keel_event_kind {
+  KEEL_EVENT_STOP = 0, /* a stop rule triggered on this close */
+  KEEL_EVENT_STOP_FILL,/* the stop's sale filled (the next price) */
+  KEEL_EVENT_REENTRY   /* the re-entry rule let the asset / sub-account back */
+} keel_event_kind;
+
+typedef struct keel_event {
+  keel_date date;
+  keel_event_kind kind;
+  uint32_t sub;
+  int32_t asset;       /* panel column, or -1 for the whole sub-account */
+  keel_stop_kind stop; /* the rule's kind */
+  double price;        /* the close that triggered (or the fill price; the sub-account value for drawdown) */
+  double level;        /* the threshold it crossed (price, or value for drawdown) */
+} keel_event;
+
+KEEL_API size_t keel_backtest_nevents(const keel_backtest_result *r);
+KEEL_API const keel_event *keel_backtest_events(const keel_backtest_result *r);
+KEEL_API const char *keel_event_kind_name(keel_event_kind k);
+
+/* The audit trail: every optimiser call a strategy made during the run. */
+typedef struct keel_opt_call {
+  keel_date date;
+  uint32_t sub;
+  keel_opt_record rec;
+} keel_opt_call;
+
+KEEL_API size_t keel_backtest_nopt_calls(const keel_backtest_result *r);
+KEEL_API const keel_opt_call *keel_backtest_opt_calls(const keel_backtest_result *r);
+KEEL_API uint64_t keel_backtest_seed(const keel_backtest_result *r);
 
 #ifdef __cplusplus
 }

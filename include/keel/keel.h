@@ -9,6 +9,8 @@
 #include "keel/panel.h"
 #include "keel/trade.h"
 #include "keel/metrics.h"
+#include "keel/policy.h"
+#include "keel/strategy.h"
 #include "keel/backtest.h"
 #include "keel/store.h"
 #include "keel/sample.h"

