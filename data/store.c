@@ -58,6 +58,39 @@ static const char *const MIGRATIONS[] = {
     "  date TEXT NOT NULL, symbol TEXT NOT NULL, reason TEXT NOT NULL,\n"
     "  shares REAL NOT NULL, price REAL NOT NULL, notional REAL NOT NULL, cost REAL NOT NULL);\n"
     "CREATE INDEX trades_run ON trades(run_id, date);\n",
+    /* 1 -> 2: accounts of sub-accounts, events, the optimiser audit trail,
+     * batch job identity */
+    "ALTER TABLE runs ADD COLUMN job_hash TEXT;\n"
+    "ALTER TABLE runs ADD COLUMN error TEXT;\n"
+    "ALTER TABLE runs ADD COLUMN nsubs INTEGER NOT NULL DEFAULT 0;\n"
+    "ALTER TABLE runs ADD COLUMN nevents INTEGER NOT NULL DEFAULT 0;\n"
+    "ALTER TABLE runs ADD COLUMN nopt_calls INTEGER NOT NULL DEFAULT 0;\n"
+    "CREATE UNIQUE INDEX runs_job_hash ON runs(job_hash) WHERE job_hash IS NOT NULL;\n"
+    "ALTER TABLE equity ADD COLUMN flow REAL;\n"
+    "ALTER TABLE trades ADD COLUMN sub INTEGER NOT NULL DEFAULT 0;\n"
+    "CREATE TABLE subaccounts (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  idx INTEGER NOT NULL, name TEXT NOT NULL, capital REAL NOT NULL,\n"
+    "  PRIMARY KEY (run_id, idx)) WITHOUT ROWID;\n"
+    "CREATE TABLE sub_metrics (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  sub INTEGER NOT NULL, name TEXT NOT NULL, value REAL,\n"
+    "  PRIMARY KEY (run_id, sub, name)) WITHOUT ROWID;\n"
+    "CREATE TABLE sub_equity (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  sub INTEGER NOT NULL, date TEXT NOT NULL, value REAL NOT NULL, cash REAL, flow REAL,\n"
+    "  PRIMARY KEY (run_id, sub, date)) WITHOUT ROWID;\n"
+    "CREATE TABLE events (\n"
+    "  id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  date TEXT NOT NULL, sub INTEGER NOT NULL, symbol TEXT, kind TEXT NOT NULL, stop TEXT,\n"
+    "  price REAL, level REAL);\n"
+    "CREATE INDEX events_run ON events(run_id, date);\n"
+    "CREATE TABLE optimizer_calls (\n"
+    "  id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  date TEXT NOT NULL, sub INTEGER NOT NULL, status TEXT NOT NULL,\n"
+    "  iterations INTEGER NOT NULL, solves INTEGER NOT NULL, polished INTEGER NOT NULL,\n"
+    "  res_prim REAL, res_dual REAL, ret REAL, vol REAL);\n"
+    "CREATE INDEX optimizer_calls_run ON optimizer_calls(run_id, date);\n",
 };
 #define NMIGRATIONS (sizeof MIGRATIONS / sizeof MIGRATIONS[0])
 _Static_assert(NMIGRATIONS == KEEL_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -429,6 +462,32 @@ static keel_status check_record(keel_ctx *ctx, const keel_run_record *r) {
     if (r->trades[t].asset >= r->nassets || !r->asset_symbols[r->trades[t].asset])
       return keeli_error(ctx, KEEL_EINVAL, "run record: trade %zu names asset %u of %zu", t,
                          (unsigned)r->trades[t].asset, r->nassets);
+  if (r->job_hash && !r->job_hash[0]) return keeli_error(ctx, KEEL_EINVAL, "run record: job_hash is empty");
+  if (r->nsubs && !r->subs) return keeli_error(ctx, KEEL_EINVAL, "run record: sub-account array missing");
+  for (size_t k = 0; k < r->nsubs; k++) {
+    const keel_run_sub *u = &r->subs[k];
+    if (!u->name || !u->name[0]) return keeli_error(ctx, KEEL_EINVAL, "run record: sub-account %zu has no name", k);
+    if (u->nmetrics && (!u->metric_names || !u->metric_values))
+      return keeli_error(ctx, KEEL_EINVAL, "run record: sub-account %zu: metric arrays missing", k);
+    for (size_t m = 0; m < u->nmetrics; m++)
+      if (!u->metric_names[m] || !u->metric_names[m][0])
+        return keeli_error(ctx, KEEL_EINVAL, "run record: sub-account %zu: metric %zu has no name", k, m);
+    for (size_t i = 0; u->values && i < r->npoints; i++)
+      if (!isfinite(u->values[i]))
+        return keeli_error(ctx, KEEL_EINVAL, "run record: sub-account %zu: value %zu is not finite", k, i);
+  }
+  for (size_t t = 0; t < r->ntrades; t++)
+    if (r->nsubs && r->trades[t].sub >= r->nsubs)
+      return keeli_error(ctx, KEEL_EINVAL, "run record: trade %zu names sub-account %u of %zu", t,
+                         (unsigned)r->trades[t].sub, r->nsubs);
+  if (r->nevents && !r->events) return keeli_error(ctx, KEEL_EINVAL, "run record: event array missing");
+  for (size_t e = 0; e < r->nevents; e++)
+    if (!r->events[e].kind || (r->nsubs && r->events[e].sub >= r->nsubs))
+      return keeli_error(ctx, KEEL_EINVAL, "run record: event %zu has no kind or a bad sub-account", e);
+  if (r->nopt_calls && !r->opt_calls) return keeli_error(ctx, KEEL_EINVAL, "run record: optimiser call array missing");
+  for (size_t c = 0; c < r->nopt_calls; c++)
+    if (!r->opt_calls[c].status || (r->nsubs && r->opt_calls[c].sub >= r->nsubs))
+      return keeli_error(ctx, KEEL_EINVAL, "run record: optimiser call %zu has no status or a bad sub-account", c);
   return KEEL_OK;
 }
 
@@ -437,6 +496,117 @@ static void bind_real_or_null(sqlite3_stmt *q, int col, double v) {
     sqlite3_bind_double(q, col, v);
   else
     sqlite3_bind_null(q, col);
+}
+
+static void bind_text_or_null(sqlite3_stmt *q, int col, const char *t) {
+  if (t)
+    sqlite3_bind_text(q, col, t, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(q, col);
+}
+
+/* The schema-2 parts of a run: sub-accounts, their metrics and series,
+ * events and optimiser calls. Returns an SQLite code; *q is the statement
+ * in use (finalized by the caller on failure). */
+static int save_v2_parts(keel_store *s, sqlite3_int64 id, const keel_run_record *rec, sqlite3_stmt **q,
+                         const char **doing) {
+  *doing = "inserting sub-accounts";
+  if (sqlite3_prepare_v2(s->db, "INSERT INTO subaccounts VALUES (?1, ?2, ?3, ?4)", -1, q, NULL) != SQLITE_OK)
+    return SQLITE_ERROR;
+  for (size_t k = 0; k < rec->nsubs; k++) {
+    sqlite3_reset(*q);
+    sqlite3_bind_int64(*q, 1, id);
+    sqlite3_bind_int64(*q, 2, (sqlite3_int64)k);
+    sqlite3_bind_text(*q, 3, rec->subs[k].name, -1, SQLITE_STATIC);
+    sqlite3_bind_double(*q, 4, rec->subs[k].capital);
+    if (sqlite3_step(*q) != SQLITE_DONE) return SQLITE_ERROR;
+  }
+  sqlite3_finalize(*q);
+  *q = NULL;
+  *doing = "inserting sub-account metrics";
+  if (sqlite3_prepare_v2(s->db, "INSERT INTO sub_metrics VALUES (?1, ?2, ?3, ?4)", -1, q, NULL) != SQLITE_OK)
+    return SQLITE_ERROR;
+  for (size_t k = 0; k < rec->nsubs; k++)
+    for (size_t m = 0; m < rec->subs[k].nmetrics; m++) {
+      sqlite3_reset(*q);
+      sqlite3_bind_int64(*q, 1, id);
+      sqlite3_bind_int64(*q, 2, (sqlite3_int64)k);
+      sqlite3_bind_text(*q, 3, rec->subs[k].metric_names[m], -1, SQLITE_STATIC);
+      bind_real_or_null(*q, 4, rec->subs[k].metric_values[m]);
+      if (sqlite3_step(*q) != SQLITE_DONE) return SQLITE_ERROR;
+    }
+  sqlite3_finalize(*q);
+  *q = NULL;
+  *doing = "inserting sub-account equity curves";
+  if (sqlite3_prepare_v2(s->db, "INSERT INTO sub_equity VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, q, NULL) != SQLITE_OK)
+    return SQLITE_ERROR;
+  for (size_t k = 0; k < rec->nsubs; k++) {
+    const keel_run_sub *u = &rec->subs[k];
+    for (size_t i = 0; u->values && i < rec->npoints; i++) {
+      sqlite3_reset(*q);
+      sqlite3_bind_int64(*q, 1, id);
+      sqlite3_bind_int64(*q, 2, (sqlite3_int64)k);
+      bind_date(*q, 3, rec->dates[i]);
+      sqlite3_bind_double(*q, 4, u->values[i]);
+      if (u->cash)
+        bind_real_or_null(*q, 5, u->cash[i]);
+      else
+        sqlite3_bind_null(*q, 5);
+      if (u->flows)
+        bind_real_or_null(*q, 6, u->flows[i]);
+      else
+        sqlite3_bind_null(*q, 6);
+      if (sqlite3_step(*q) != SQLITE_DONE) return SQLITE_ERROR;
+    }
+  }
+  sqlite3_finalize(*q);
+  *q = NULL;
+  *doing = "inserting events";
+  if (sqlite3_prepare_v2(s->db,
+                         "INSERT INTO events(run_id, date, sub, symbol, kind, stop, price, level) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         -1, q, NULL) != SQLITE_OK)
+    return SQLITE_ERROR;
+  for (size_t e = 0; e < rec->nevents; e++) {
+    const keel_run_event *ev = &rec->events[e];
+    sqlite3_reset(*q);
+    sqlite3_bind_int64(*q, 1, id);
+    bind_date(*q, 2, ev->date);
+    sqlite3_bind_int64(*q, 3, (sqlite3_int64)ev->sub);
+    bind_text_or_null(*q, 4, ev->symbol);
+    sqlite3_bind_text(*q, 5, ev->kind, -1, SQLITE_STATIC);
+    bind_text_or_null(*q, 6, ev->stop);
+    bind_real_or_null(*q, 7, ev->price);
+    bind_real_or_null(*q, 8, ev->level);
+    if (sqlite3_step(*q) != SQLITE_DONE) return SQLITE_ERROR;
+  }
+  sqlite3_finalize(*q);
+  *q = NULL;
+  *doing = "inserting optimiser calls";
+  if (sqlite3_prepare_v2(s->db,
+                         "INSERT INTO optimizer_calls(run_id, date, sub, status, iterations, solves, polished, "
+                         "res_prim, res_dual, ret, vol) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                         -1, q, NULL) != SQLITE_OK)
+    return SQLITE_ERROR;
+  for (size_t c = 0; c < rec->nopt_calls; c++) {
+    const keel_run_opt_call *oc = &rec->opt_calls[c];
+    sqlite3_reset(*q);
+    sqlite3_bind_int64(*q, 1, id);
+    bind_date(*q, 2, oc->date);
+    sqlite3_bind_int64(*q, 3, (sqlite3_int64)oc->sub);
+    sqlite3_bind_text(*q, 4, oc->status, -1, SQLITE_STATIC);
+    sqlite3_bind_int(*q, 5, oc->iterations);
+    sqlite3_bind_int(*q, 6, oc->solves);
+    sqlite3_bind_int(*q, 7, oc->polished);
+    bind_real_or_null(*q, 8, oc->res_prim);
+    bind_real_or_null(*q, 9, oc->res_dual);
+    bind_real_or_null(*q, 10, oc->ret);
+    bind_real_or_null(*q, 11, oc->vol);
+    if (sqlite3_step(*q) != SQLITE_DONE) return SQLITE_ERROR;
+  }
+  sqlite3_finalize(*q);
+  *q = NULL;
+  return SQLITE_OK;
 }
 
 keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s, const keel_run_record *rec, int64_t *run_id) {
@@ -449,8 +619,10 @@ keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s, const keel_run_rec
   doing = "inserting the run";
   if (sqlite3_prepare_v2(s->db,
                          "INSERT INTO runs(kind, strategy, params, dataset, dataset_hash, seed, keel_version, "
-                         "start_date, end_date, status, npoints, ntrades) "
-                         "VALUES (?1, ?2, json(?3), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                         "start_date, end_date, status, npoints, ntrades, job_hash, error, nsubs, nevents, "
+                         "nopt_calls) "
+                         "VALUES (?1, ?2, json(?3), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+                         "?17)",
                          -1, &q, NULL) != SQLITE_OK)
     goto fail;
   sqlite3_bind_text(q, 1, rec->kind, -1, SQLITE_STATIC);
@@ -465,6 +637,17 @@ keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s, const keel_run_rec
   sqlite3_bind_text(q, 10, rec->status, -1, SQLITE_STATIC);
   sqlite3_bind_int64(q, 11, (sqlite3_int64)rec->npoints);
   sqlite3_bind_int64(q, 12, (sqlite3_int64)rec->ntrades);
+  if (rec->job_hash)
+    sqlite3_bind_text(q, 13, rec->job_hash, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(q, 13);
+  if (rec->error)
+    sqlite3_bind_text(q, 14, rec->error, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(q, 14);
+  sqlite3_bind_int64(q, 15, (sqlite3_int64)rec->nsubs);
+  sqlite3_bind_int64(q, 16, (sqlite3_int64)rec->nevents);
+  sqlite3_bind_int64(q, 17, (sqlite3_int64)rec->nopt_calls);
   if (sqlite3_step(q) != SQLITE_DONE) goto fail;
   sqlite3_int64 id = sqlite3_last_insert_rowid(s->db);
   sqlite3_finalize(q);
@@ -483,7 +666,7 @@ keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s, const keel_run_rec
   q = NULL;
 
   doing = "inserting the equity curve";
-  if (sqlite3_prepare_v2(s->db, "INSERT INTO equity VALUES (?1, ?2, ?3, ?4)", -1, &q, NULL) != SQLITE_OK) goto fail;
+  if (sqlite3_prepare_v2(s->db, "INSERT INTO equity(run_id, date, value, cash, flow) VALUES (?1, ?2, ?3, ?4, ?5)", -1, &q, NULL) != SQLITE_OK) goto fail;
   for (size_t i = 0; i < rec->npoints; i++) {
     sqlite3_reset(q);
     sqlite3_bind_int64(q, 1, id);
@@ -493,6 +676,10 @@ keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s, const keel_run_rec
       bind_real_or_null(q, 4, rec->cash[i]);
     else
       sqlite3_bind_null(q, 4);
+    if (rec->flows)
+      bind_real_or_null(q, 5, rec->flows[i]);
+    else
+      sqlite3_bind_null(q, 5);
     if (sqlite3_step(q) != SQLITE_DONE) goto fail;
   }
   sqlite3_finalize(q);
@@ -500,8 +687,8 @@ keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s, const keel_run_rec
 
   doing = "inserting trades";
   if (sqlite3_prepare_v2(s->db,
-                         "INSERT INTO trades(run_id, date, symbol, reason, shares, price, notional, cost) "
-                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         "INSERT INTO trades(run_id, date, symbol, reason, shares, price, notional, cost, sub) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                          -1, &q, NULL) != SQLITE_OK)
     goto fail;
   for (size_t t = 0; t < rec->ntrades; t++) {
@@ -515,10 +702,12 @@ keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s, const keel_run_rec
     sqlite3_bind_double(q, 6, tr->price);
     sqlite3_bind_double(q, 7, tr->notional);
     sqlite3_bind_double(q, 8, tr->cost);
+    sqlite3_bind_int64(q, 9, (sqlite3_int64)tr->sub);
     if (sqlite3_step(q) != SQLITE_DONE) goto fail;
   }
   sqlite3_finalize(q);
   q = NULL;
+  if (save_v2_parts(s, id, rec, &q, &doing) != SQLITE_OK) goto fail;
   doing = "committing the run";
   if (exec(s, "COMMIT") != SQLITE_OK) goto fail;
   if (run_id) *run_id = id;
@@ -528,4 +717,19 @@ fail:
   sqlite3_finalize(q);
   rollback(s);
   return st;
+}
+
+keel_status keel_store_has_job(keel_ctx *ctx, keel_store *s, const char *job_hash, int *found) {
+  if (!found) return keeli_error(ctx, KEEL_EINVAL, "keel_store_has_job: found is NULL");
+  *found = 0;
+  if (!s || !job_hash) return keeli_error(ctx, KEEL_EINVAL, "keel_store_has_job: bad argument");
+  sqlite3_stmt *q = NULL;
+  if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM runs WHERE job_hash = ?1", -1, &q, NULL) != SQLITE_OK)
+    return db_error(ctx, s, "looking up a job");
+  sqlite3_bind_text(q, 1, job_hash, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(q);
+  sqlite3_finalize(q);
+  if (rc == SQLITE_ROW) *found = 1;
+  else if (rc != SQLITE_DONE) return db_error(ctx, s, "looking up a job");
+  return KEEL_OK;
 }

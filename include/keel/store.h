@@ -3,7 +3,8 @@
  * The schema is versioned with PRAGMA user_version and migrated forward on
  * open; the database runs in WAL mode. Each run is written in one
  * transaction, so a killed process leaves every finished run whole and no
- * partial run. docs/store.md describes the tables.
+ * partial run; a run may carry a batch job's hash, unique in the store,
+ * so an interrupted batch resumes where it stopped. docs/store.md describes the tables.
  */
 #ifndef KEEL_STORE_H
 #define KEEL_STORE_H
@@ -21,7 +22,7 @@ extern "C" {
 #endif
 
 /* Schema version written by this library. */
-#define KEEL_STORE_SCHEMA_VERSION 1
+#define KEEL_STORE_SCHEMA_VERSION 2
 
 typedef struct keel_store keel_store;
 
@@ -42,14 +43,49 @@ KEEL_API keel_status keel_store_put_dataset(keel_ctx *ctx, keel_store *s, const 
 KEEL_API keel_status keel_store_get_dataset(keel_ctx *ctx, keel_store *s, const char *name,
                                             keel_panel **out);
 
-/* A finished run, as plain arrays, so the store needs no engine types. */
+/* A sub-account of a run: its name, capital and, optionally, its metrics
+ * and series over the run's points (values NULL: no series stored). */
+typedef struct keel_run_sub {
+  const char *name;
+  double capital;
+  size_t nmetrics;
+  const char *const *metric_names;
+  const double *metric_values; /* NaN stored as NULL */
+  const double *values;        /* npoints of the run, or NULL */
+  const double *cash;          /* may be NULL */
+  const double *flows;         /* may be NULL */
+} keel_run_sub;
+
+/* An event of a run (a stop trigger, its fill, a re-entry), as text. */
+typedef struct keel_run_event {
+  keel_date date;
+  uint32_t sub;
+  const char *symbol; /* the asset, or NULL for the whole sub-account */
+  const char *kind;   /* "stop", "stop_fill", "reentry" */
+  const char *stop;   /* the rule's kind, "trailing" */
+  double price, level;
+} keel_run_event;
+
+/* An optimiser call made by a strategy during the run (the audit trail). */
+typedef struct keel_run_opt_call {
+  keel_date date;
+  uint32_t sub;
+  const char *status; /* keel_qp_status_name */
+  int iterations, solves, polished;
+  double res_prim, res_dual;
+  double ret, vol;
+} keel_run_opt_call;
+
+/* A finished run, as plain arrays, so the store needs no engine types.
+ * Everything after nassets is optional (NULL / 0 = none), so a record
+ * filled as for schema version 1 is still valid. */
 typedef struct keel_run_record {
   const char *kind;         /* "backtest" */
   const char *strategy;     /* "fixed_weights" */
   const char *params_json;  /* parameters, a JSON object */
   const char *dataset;      /* dataset name or file name */
-  const char *dataset_hash; /* keel_panel_hash of the prices used */
-  const char *status;       /* "ok" */
+  const char *dataset_hash; /* keel_panel_hash of the prices used ("" when unknown) */
+  const char *status;       /* "ok", or "error" with error set */
   uint64_t seed;
   keel_date start, end;
   size_t nmetrics;
@@ -60,15 +96,30 @@ typedef struct keel_run_record {
   const double *values;
   const double *cash;          /* may be NULL */
   size_t ntrades;
-  const keel_trade *trades;
+  const keel_trade *trades;    /* keel_trade.sub is stored too */
   const char *const *asset_symbols; /* names for keel_trade.asset */
   size_t nassets;
+  /* schema version 2 */
+  const char *job_hash;        /* batch job identity (unique in the store), or NULL */
+  const char *error;           /* what went wrong, for status "error"; or NULL */
+  const double *flows;         /* npoints external flows, or NULL */
+  size_t nsubs;
+  const keel_run_sub *subs;
+  size_t nevents;
+  const keel_run_event *events;
+  size_t nopt_calls;
+  const keel_run_opt_call *opt_calls;
+  void *owner;                 /* private to whoever filled the record (keel_backtest_record_fill) */
 } keel_run_record;
 
 /* Writes one run and everything under it in one transaction; *run_id gets
  * its id. On failure nothing of the run is left in the database. */
 KEEL_API keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s,
                                          const keel_run_record *rec, int64_t *run_id);
+
+/* Sets *found to 1 if a run with this job hash is in the store (whatever
+ * its status), else 0. */
+KEEL_API keel_status keel_store_has_job(keel_ctx *ctx, keel_store *s, const char *job_hash, int *found);
 
 #ifdef __cplusplus
 }

@@ -271,6 +271,209 @@ static void test_kill_mid_write(void **state) {
   assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM runs"), runs + 1);
 }
 
+/* Schema 2: sub-accounts, their metrics and series, events, optimiser
+ * calls, trades' sub-account, flows and the job hash. */
+static void test_save_run_v2(void **state) {
+  (void)state;
+  const char *path = keel_test_tmp_path("runs2.db");
+  keel_store *s = NULL;
+  assert_ok(CTX, keel_store_open(CTX, path, &s));
+  keel_date dates[10];
+  double values[10], flows[10], sv[2][10], sc[10];
+  keel_trade trades[4];
+  keel_run_record r;
+  make_record(&r, 10, 4, dates, values, trades);
+  for (size_t i = 0; i < 10; i++) {
+    flows[i] = i == 5 ? 500 : 0;
+    sv[0][i] = 600 + (double)i, sv[1][i] = 400, sc[i] = 1;
+  }
+  trades[1].sub = 1;
+  const char *sm[2] = {"cagr", "sharpe"};
+  double smv[2][2] = {{0.1, NAN}, {0.2, 0.7}};
+  keel_run_sub subs[2] = {
+      {.name = "core", .capital = 600, .nmetrics = 2, .metric_names = sm, .metric_values = smv[0], .values = sv[0],
+       .cash = sc, .flows = flows},
+      {.name = "travel", .capital = 400, .nmetrics = 2, .metric_names = sm, .metric_values = smv[1], .values = sv[1]},
+  };
+  keel_run_event ev[2] = {{.date = dates[3], .sub = 0, .symbol = "AAA", .kind = "stop", .stop = "trailing",
+                           .price = 9.5, .level = 9.6},
+                          {.date = dates[4], .sub = 1, .symbol = NULL, .kind = "stop_fill", .stop = "drawdown",
+                           .price = 390, .level = NAN}};
+  keel_run_opt_call oc[1] = {{.date = dates[0], .sub = 1, .status = "optimal", .iterations = 12, .solves = 2,
+                              .polished = 1, .res_prim = 1e-9, .res_dual = 2e-9, .ret = 0.05, .vol = 0.1}};
+  r.flows = flows;
+  r.nsubs = 2, r.subs = subs;
+  r.nevents = 2, r.events = ev;
+  r.nopt_calls = 1, r.opt_calls = oc;
+  r.job_hash = "00000000deadbeef";
+  int found = -1;
+  assert_ok(CTX, keel_store_has_job(CTX, s, "00000000deadbeef", &found));
+  assert_int_equal(found, 0);
+  int64_t id = 0;
+  assert_ok(CTX, keel_store_save_run(CTX, s, &r, &id));
+  assert_ok(CTX, keel_store_has_job(CTX, s, "00000000deadbeef", &found));
+  assert_int_equal(found, 1);
+  assert_ok(CTX, keel_store_has_job(CTX, s, "00000000deadbeee", &found));
+  assert_int_equal(found, 0);
+  assert_int_equal(keel_test_sql_int(path, "SELECT nsubs * 100 + nevents * 10 + nopt_calls FROM runs"), 221);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM subaccounts WHERE run_id = 1"), 2);
+  assert_close(keel_test_sql_double(path, "SELECT capital FROM subaccounts WHERE name = 'travel'"), 400, 0, 0);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM sub_equity WHERE run_id = 1"), 20);
+  assert_close(keel_test_sql_double(path, "SELECT value FROM sub_equity WHERE sub = 0 ORDER BY date DESC"), 609, 0, 0);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM sub_equity WHERE sub = 1 AND cash IS NULL"), 10);
+  assert_close(keel_test_sql_double(path, "SELECT flow FROM sub_equity WHERE sub = 0 AND flow > 0"), 500, 0, 0);
+  assert_close(keel_test_sql_double(path, "SELECT sum(flow) FROM equity WHERE run_id = 1"), 500, 0, 0);
+  assert_int_equal(keel_test_sql_int(path, "SELECT value IS NULL FROM sub_metrics WHERE sub = 0 AND name = 'sharpe'"),
+                   1);
+  assert_close(keel_test_sql_double(path, "SELECT value FROM sub_metrics WHERE sub = 1 AND name = 'sharpe'"), 0.7, 0,
+               0);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM trades WHERE sub = 1"), 1);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM events WHERE symbol = 'AAA' AND kind = 'stop' "
+                                           "AND stop = 'trailing' AND price = 9.5"),
+                   1);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM events WHERE symbol IS NULL AND level IS NULL"), 1);
+  assert_int_equal(keel_test_sql_int(path, "SELECT iterations * 100 + solves * 10 + polished FROM optimizer_calls "
+                                           "WHERE status = 'optimal' AND sub = 1"),
+                   1221);
+  /* the job hash is unique: a second run of the same job is refused whole */
+  assert_status(CTX, keel_store_save_run(CTX, s, &r, &id), KEEL_EIO);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM runs"), 1);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM sub_equity"), 20);
+  /* an error row carries its message and no series */
+  keel_run_record e;
+  memset(&e, 0, sizeof e);
+  e.kind = "backtest", e.strategy = "", e.params_json = "{}", e.dataset = "x.csv", e.dataset_hash = "";
+  e.status = "error", e.error = "x.csv: no such file", e.job_hash = "0000000000000001";
+  assert_ok(CTX, keel_store_save_run(CTX, s, &e, &id));
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM runs WHERE status = 'error' AND error LIKE "
+                                           "'%no such file' AND npoints = 0"),
+                   1);
+  /* bad v2 parts are refused */
+  r.job_hash = NULL;
+  trades[1].sub = 2;
+  assert_status(CTX, keel_store_save_run(CTX, s, &r, &id), KEEL_EINVAL);
+  assert_errmsg(CTX, "sub-account 2");
+  trades[1].sub = 0;
+  subs[1].name = "";
+  assert_status(CTX, keel_store_save_run(CTX, s, &r, &id), KEEL_EINVAL);
+  subs[1].name = "travel";
+  /* a record without job hash may be saved any number of times */
+  assert_ok(CTX, keel_store_save_run(CTX, s, &r, &id));
+  assert_ok(CTX, keel_store_save_run(CTX, s, &r, &id));
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM runs"), 4);
+  /* deleting a run deletes everything under it */
+  sql(path, "PRAGMA foreign_keys = ON; DELETE FROM runs WHERE id = 1");
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM sub_equity WHERE run_id = 1") +
+                       keel_test_sql_int(path, "SELECT count(*) FROM events WHERE run_id = 1") +
+                       keel_test_sql_int(path, "SELECT count(*) FROM optimizer_calls WHERE run_id = 1") +
+                       keel_test_sql_int(path, "SELECT count(*) FROM subaccounts WHERE run_id = 1"),
+                   0);
+  keel_store_close(s);
+}
+
+/* The schema of version 1, as keel 0.x wrote it (data/store.c's first
+ * migration), to check that a v1 file is migrated in place. */
+static const char V1_SCHEMA[] =
+    "CREATE TABLE keel_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);\n"
+    "CREATE TABLE datasets (\n"
+    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, hash TEXT NOT NULL,\n"
+    "  nrows INTEGER NOT NULL, ncols INTEGER NOT NULL,\n"
+    "  first_date TEXT NOT NULL, last_date TEXT NOT NULL,\n"
+    "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')));\n"
+    "CREATE TABLE dataset_assets (\n"
+    "  dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,\n"
+    "  idx INTEGER NOT NULL, symbol TEXT NOT NULL, currency TEXT NOT NULL DEFAULT '',\n"
+    "  lot REAL NOT NULL DEFAULT 0, min_trade REAL NOT NULL DEFAULT 0,\n"
+    "  PRIMARY KEY (dataset_id, idx), UNIQUE (dataset_id, symbol)) WITHOUT ROWID;\n"
+    "CREATE TABLE prices (\n"
+    "  dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,\n"
+    "  asset_idx INTEGER NOT NULL, date TEXT NOT NULL, price REAL NOT NULL,\n"
+    "  PRIMARY KEY (dataset_id, asset_idx, date)) WITHOUT ROWID;\n"
+    "CREATE TABLE runs (\n"
+    "  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, strategy TEXT NOT NULL,\n"
+    "  params TEXT NOT NULL CHECK (json_valid(params)), dataset TEXT NOT NULL,\n"
+    "  dataset_hash TEXT NOT NULL, seed INTEGER NOT NULL, keel_version TEXT NOT NULL,\n"
+    "  start_date TEXT NOT NULL, end_date TEXT NOT NULL, status TEXT NOT NULL,\n"
+    "  npoints INTEGER NOT NULL, ntrades INTEGER NOT NULL,\n"
+    "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')));\n"
+    "CREATE TABLE metrics (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  name TEXT NOT NULL, value REAL, PRIMARY KEY (run_id, name)) WITHOUT ROWID;\n"
+    "CREATE TABLE equity (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  date TEXT NOT NULL, value REAL NOT NULL, cash REAL,\n"
+    "  PRIMARY KEY (run_id, date)) WITHOUT ROWID;\n"
+    "CREATE TABLE trades (\n"
+    "  id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  date TEXT NOT NULL, symbol TEXT NOT NULL, reason TEXT NOT NULL,\n"
+    "  shares REAL NOT NULL, price REAL NOT NULL, notional REAL NOT NULL, cost REAL NOT NULL);\n"
+    "CREATE INDEX trades_run ON trades(run_id, date);\n"
+    "INSERT INTO keel_meta VALUES ('created_by', 'keel 0.1.0');\n"
+    "INSERT INTO datasets(id, name, hash, nrows, ncols, first_date, last_date) "
+    "VALUES (1, 'old', 'feedfacefeedface', 2, 1, '2020-01-01', '2020-01-02');\n"
+    "INSERT INTO dataset_assets VALUES (1, 0, 'OLD', 'CHF', 0, 0);\n"
+    "INSERT INTO prices VALUES (1, 0, '2020-01-01', 10.5), (1, 0, '2020-01-02', 11.25);\n"
+    "INSERT INTO runs(id, kind, strategy, params, dataset, dataset_hash, seed, keel_version, start_date, end_date, "
+    "status, npoints, ntrades) VALUES (1, 'backtest', 'fixed_weights', '{\"weights\":{\"OLD\":1}}', 'old', "
+    "'feedfacefeedface', 7, '0.1.0', '2020-01-01', '2020-01-02', 'ok', 2, 1);\n"
+    "INSERT INTO metrics VALUES (1, 'sharpe', 0.5);\n"
+    "INSERT INTO equity VALUES (1, '2020-01-01', 1000, 0), (1, '2020-01-02', 1071.43, 0);\n"
+    "INSERT INTO trades(run_id, date, symbol, reason, shares, price, notional, cost) "
+    "VALUES (1, '2020-01-01', 'OLD', 'initial', 95.238, 10.5, 1000, 0);\n"
+    "PRAGMA user_version = 1;\n";
+
+static void test_migrate_v1(void **state) {
+  (void)state;
+  const char *path = keel_test_tmp_path("v1.db");
+  sql(path, V1_SCHEMA);
+  assert_int_equal(keel_test_sql_int(path, "PRAGMA user_version"), 1);
+  keel_store *s = NULL;
+  assert_ok(CTX, keel_store_open(CTX, path, &s));
+  assert_int_equal(keel_store_schema_version(s), 2);
+  assert_int_equal(keel_test_sql_int(path, "PRAGMA user_version"), 2);
+  /* the old data survived, with the new columns' defaults */
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM runs WHERE seed = 7 AND job_hash IS NULL AND "
+                                           "nsubs = 0 AND status = 'ok'"),
+                   1);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM trades WHERE sub = 0 AND symbol = 'OLD'"), 1);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM equity WHERE flow IS NULL"), 2);
+  assert_close(keel_test_sql_double(path, "SELECT value FROM metrics WHERE run_id = 1"), 0.5, 0, 0);
+  assert_int_equal(keel_test_sql_int(path, "SELECT value = 'keel 0.1.0' FROM keel_meta"), 1);
+  keel_panel *p = NULL;
+  assert_ok(CTX, keel_store_get_dataset(CTX, s, "old", &p));
+  assert_close(keel_panel_price(p, 1, 0), 11.25, 0, 0);
+  assert_string_equal(keel_panel_meta(p, 0)->currency, "CHF");
+  keel_panel_free(p);
+  /* new runs go in next to the old one */
+  keel_date dates[3];
+  double values[3];
+  keel_trade trades[1];
+  keel_run_record r;
+  make_record(&r, 3, 1, dates, values, trades);
+  r.job_hash = "0123456789abcdef";
+  int64_t id = 0;
+  assert_ok(CTX, keel_store_save_run(CTX, s, &r, &id));
+  assert_int_equal(id, 2);
+  int found = 0;
+  assert_ok(CTX, keel_store_has_job(CTX, s, "0123456789abcdef", &found));
+  assert_int_equal(found, 1);
+  keel_store_close(s);
+  /* and reopening does not migrate again */
+  assert_ok(CTX, keel_store_open(CTX, path, &s));
+  keel_store_close(s);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM runs"), 2);
+  /* an interrupted upgrade leaves version 1 whole: make the migration fail */
+  const char *path2 = keel_test_tmp_path("v1b.db");
+  sql(path2, V1_SCHEMA);
+  sql(path2, "CREATE TABLE events (x)");
+  assert_status(CTX, keel_store_open(CTX, path2, &s), KEEL_EIO);
+  assert_null(s);
+  assert_int_equal(keel_test_sql_int(path2, "PRAGMA user_version"), 1);
+  assert_int_equal(keel_test_sql_int(path2, "SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'job_hash'"),
+                   0);
+  assert_int_equal(keel_test_sql_int(path2, "SELECT count(*) FROM runs"), 1);
+}
+
 static keel_status oom_body(keel_ctx *ctx, void *arg) {
   (void)arg;
   static int n;
@@ -302,6 +505,7 @@ int main(void) {
       cmocka_unit_test(test_open_migrate),     cmocka_unit_test(test_refuse_foreign),
       cmocka_unit_test(test_dataset_roundtrip), cmocka_unit_test(test_save_run),
       cmocka_unit_test(test_kill_mid_write),   cmocka_unit_test(test_oom),
+      cmocka_unit_test(test_save_run_v2),      cmocka_unit_test(test_migrate_v1),
   };
   return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);
 }
