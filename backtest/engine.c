@@ -540,8 +540,9 @@ static keel_status update_volk(run *E, sub_run *S, size_t t) {
   size_t m = window_returns(E, S, t, v->window);
   double k, sg;
   keel_status st = keel_voltarget_scale(E->ctx, v, S->na, S->base, S->R, m, E->spec->periods_per_year, &k, &sg);
-  if (st == KEEL_EINVAL && m < v->window) {
-    /* too little history yet: hold the basket unscaled */
+  if (st == KEEL_EINVAL) {
+    /* fewer than two usable returns (too little history yet, or its assets
+     * not priced): hold the basket unscaled */
     keel_clear_error(E->ctx);
     k = fmin(1, v->leverage_cap);
     st = KEEL_OK;
