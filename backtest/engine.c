@@ -612,24 +612,31 @@ static keel_status step_fills(run *E, sub_run *S, size_t t) {
     }
     return KEEL_OK;
   }
+  /* the fills of a row are one trade group; defensive purchases follow */
+  double *d = S->tmp, V = sub_value(E, S), net = 0;
+  int any = 0, defensive = 0;
   for (size_t k = 0; k < S->na; k++) {
+    d[k] = 0;
     if (!S->pending[k] || isnan(S->px[k])) continue;
+    d[k] = -S->shares[k];
+    any = 1;
+  }
+  if (!any) return KEEL_OK;
+  if ((st = apply_trades(E, S, t, d, KEEL_REASON_STOP, V, 0))) return st;
+  for (size_t k = 0; k < S->na; k++) {
+    if (d[k] == 0 && !(S->pending[k] && !isnan(S->px[k]))) continue;
     const keel_stop_rule *rule = &sp->stops[S->pend_rule[k]];
-    double p = S->px[k], sold = S->shares[k], V = sub_value(E, S);
-    double *d = S->tmp;
-    memset(d, 0, S->na * sizeof *d);
-    d[k] = -sold;
+    if ((st = add_event(E, S, t, KEEL_EVENT_STOP_FILL, (long)k, rule->kind, S->px[k], NAN))) return st;
     S->pending[k] = 0;
-    if ((st = apply_trades(E, S, t, d, KEEL_REASON_STOP, V, 0))) return st;
-    if ((st = add_event(E, S, t, KEEL_EVENT_STOP_FILL, (long)k, rule->kind, p, NAN))) return st;
     S->locked[k] = 1;
     S->lock_rule[k] = S->pend_rule[k];
     S->fill_row[k] = t;
     if (rule->action == KEEL_STOP_TO_DEFENSIVE) {
-      double net = sold * p * (1 - S->cs) - S->fee;
-      if ((st = buy_pro_rata(E, S, t, sp->defensive, net, KEEL_REASON_STOP))) return st;
+      net += -d[k] * S->px[k] * (1 - S->cs) - S->fee;
+      defensive = 1;
     }
   }
+  if (defensive && net > 0 && (st = buy_pro_rata(E, S, t, sp->defensive, net, KEEL_REASON_STOP))) return st;
   return KEEL_OK;
 }
 
