@@ -1,6 +1,9 @@
-/* keel — the backtest engine: one account, one fixed-weight basket.
- * Semantics in keel/backtest.h and docs/backtest.md. */
+/* keel — the backtest engine: accounts of sub-accounts, each with its own
+ * basket or strategy, schedule, bands, volatility target, costs, DCA plans
+ * and stop rules. The rules are in docs/backtest.md; this file follows
+ * its "one row, in order". */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,37 +11,38 @@
 #include "keel/backtest.h"
 
 /* An asset trades when its target differs from its holding by more than
- * this fraction of the account's value. */
+ * this fraction of the sub-account's value. */
 #define TRADE_TOL 1e-12
+
+typedef struct sub_result {
+  char *name;
+  size_t na;
+  size_t *assets;
+  double *values, *cash, *flows;
+  keel_metrics metrics;
+} sub_result;
 
 struct keel_backtest_result {
   keeli_heap heap;
-  size_t n, na;
+  size_t n, na, nsubs;
   double capital;
+  uint64_t seed;
   keel_date *dates;
-  double *values, *cash, *traded, *costs;
-  double *holdings; /* n x na shares */
+  double *values, *cash, *traded, *costs, *flows;
+  double *holdings; /* n x na shares, or NULL */
   keel_trade *trades;
   size_t ntrades, tradecap;
   keel_rebalance *rebal;
   size_t nrebal, rebalcap;
+  keel_event *events;
+  size_t nevents, eventcap;
+  keel_opt_call *opt;
+  size_t nopt, optcap;
   keel_metrics metrics;
+  sub_result *subs;
 };
 
-static const char *const CAL_NAMES[] = {"daily", "weekly", "monthly", "quarterly", "yearly", "never", "every_n"};
-
-const char *keel_calendar_name(keel_calendar c) {
-  return (unsigned)c < sizeof CAL_NAMES / sizeof CAL_NAMES[0] ? CAL_NAMES[c] : "unknown";
-}
-
-int keel_calendar_parse(const char *name, keel_calendar *out) {
-  for (size_t i = 0; i < sizeof CAL_NAMES / sizeof CAL_NAMES[0]; i++)
-    if (name && strcmp(name, CAL_NAMES[i]) == 0) {
-      *out = (keel_calendar)i;
-      return 0;
-    }
-  return -1;
-}
+/* ---- defaults and names ---- */
 
 void keel_backtest_config_default(keel_backtest_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
@@ -47,55 +51,209 @@ void keel_backtest_config_default(keel_backtest_config *cfg) {
   cfg->periods_per_year = 252;
 }
 
+void keel_subaccount_spec_default(keel_subaccount_spec *s) {
+  memset(s, 0, sizeof *s);
+  s->name = "main";
+  s->capital = 100000;
+  s->schedule.calendar = KEEL_CAL_MONTHLY;
+  s->band_check.calendar = KEEL_CAL_DAILY;
+  s->vol.estimator = KEEL_VOL_ROLLING;
+  s->vol.window = 63;
+  s->vol.halflife = 21;
+  s->vol.leverage_cap = 1;
+  s->vol.rebalance_band = 0.1;
+  keel_cost_model_default(&s->costs);
+  s->skip_lookback = 252;
+}
+
+void keel_account_spec_default(keel_account_spec *a) {
+  memset(a, 0, sizeof *a);
+  a->benchmark = -1;
+  a->periods_per_year = 252;
+  a->record_holdings = 1;
+}
+
+const char *keel_event_kind_name(keel_event_kind k) {
+  switch (k) {
+    case KEEL_EVENT_STOP: return "stop";
+    case KEEL_EVENT_STOP_FILL: return "stop_fill";
+    case KEEL_EVENT_REENTRY: return "reentry";
+  }
+  return "unknown";
+}
+
 void keel_backtest_result_free(keel_backtest_result *r) {
   if (!r) return;
   keeli_heap h = r->heap;
-  void *blocks[] = {r->dates, r->values, r->cash, r->traded, r->costs, r->holdings, r->trades, r->rebal};
+  if (r->subs)
+    for (size_t s = 0; s < r->nsubs; s++) {
+      sub_result *u = &r->subs[s];
+      void *b[] = {u->name, u->assets, u->values, u->cash, u->flows};
+      for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) keeli_heap_free(&h, b[i]);
+    }
+  void *blocks[] = {r->dates, r->values, r->cash,  r->traded, r->costs,  r->flows,
+                    r->holdings, r->trades, r->rebal, r->events, r->opt, r->subs};
   for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) keeli_heap_free(&h, blocks[i]);
   keeli_heap_free(&h, r);
 }
 
-/* Calendar period of a date; a rebalance happens when it changes. */
-static long period_key(keel_calendar c, keel_date d) {
-  int y, m;
-  switch (c) {
-    case KEEL_CAL_DAILY: return d;
-    case KEEL_CAL_WEEKLY: return d - keel_date_weekday(d);
-    case KEEL_CAL_MONTHLY: keel_date_to_ymd(d, &y, &m, NULL); return y * 12L + m;
-    case KEEL_CAL_QUARTERLY: keel_date_to_ymd(d, &y, &m, NULL); return y * 4L + (m - 1) / 3;
-    case KEEL_CAL_YEARLY: keel_date_to_ymd(d, &y, NULL, NULL); return y;
-    case KEEL_CAL_NEVER:
-    case KEEL_CAL_EVERY_N: return 0;
-  }
-  return 0;
+/* ---- the run's state ---- */
+
+typedef struct sub_run {
+  const keel_subaccount_spec *sp;
+  sub_result *res;
+  uint32_t idx;
+  size_t na;
+  const size_t *col;
+  double cb, cs, fee;
+  double *minn, *lot; /* per asset; lot 0 = any fraction */
+  int rounding;       /* lots or minimums in play */
+  int borrow;         /* cash may go negative (leverage_cap > 1) */
+  double cash;
+  double *shares, *base, *tau, *x, *h, *w, *px, *bp, *tmp, *cbv, *csv;
+  double *entry, *avg, *peak;
+  unsigned char *frozen, *in_s, *locked, *pending;
+  int *lock_rule, *pend_rule;
+  size_t *fill_row;
+  int sub_locked, sub_pending, sub_rule;
+  size_t sub_fill_row;
+  double twr, twr_peak, vprev;
+  double shadow, *ring; /* the shadow index and its last `ringn` values */
+  size_t ringn, ringpos, ringcnt;
+  double volk, volk_traded;
+  double *R, *cov; /* window returns (rows x na), skip covariance (na x na) */
+  size_t Rrows;
+  keel_date *dca_first;
+  double flow_row, traded_row, costs_row;
+  int reentered;
+} sub_run;
+
+typedef struct run {
+  keel_ctx *ctx;
+  const keel_panel *panel;
+  const keel_account_spec *spec;
+  keel_backtest_result *r;
+  const keel_date *dates;
+  const double *px; /* panel closes */
+  size_t na_panel, start;
+  double *last;     /* last close per panel column */
+  sub_run *subs;
+} run;
+
+static const char *date_str(keel_date d, char *buf) {
+  keel_date_format(d, buf);
+  return buf;
 }
 
-/* The rebalance problem of one day: find the post-trade value V' with
- *   g(V') = V' + c sum_{j in S} |w_j k(V') - x_j| + fee |S| - V = 0,
- * k(V') = min(V', (V' - XF) / WT), the scale of the tradable targets that
- * keeps cash >= 0 next to frozen holdings XF. g is continuous, piecewise
- * linear and strictly increasing (slope >= 1 - c), so the root is found
- * exactly: binary search over the breakpoints, then a linear solve on the
- * bracketing segment. */
+/* ---- recording ---- */
+
+static keel_status add_trade(run *E, sub_run *S, size_t t, size_t k, keel_trade_reason why, double dshares,
+                             double price, double cost) {
+  keel_backtest_result *r = E->r;
+  if (keeli_reserve(E->ctx, (void **)&r->trades, &r->tradecap, r->ntrades + 1, sizeof *r->trades))
+    return KEEL_ENOMEM;
+  keel_trade *tr = &r->trades[r->ntrades++];
+  tr->date = E->dates[E->start + t];
+  tr->asset = (uint32_t)S->col[k];
+  tr->sub = S->idx;
+  tr->reason = why;
+  tr->shares = dshares;
+  tr->price = price;
+  tr->notional = dshares * price;
+  tr->cost = cost;
+  S->traded_row += fabs(tr->notional);
+  S->costs_row += cost;
+  return KEEL_OK;
+}
+
+static keel_status add_rebalance(run *E, sub_run *S, size_t t, keel_trade_reason why, double before, double costs,
+                                 double traded, uint32_t ntr) {
+  keel_backtest_result *r = E->r;
+  if (keeli_reserve(E->ctx, (void **)&r->rebal, &r->rebalcap, r->nrebal + 1, sizeof *r->rebal)) return KEEL_ENOMEM;
+  keel_rebalance *rb = &r->rebal[r->nrebal++];
+  rb->date = E->dates[E->start + t];
+  rb->sub = S->idx;
+  rb->reason = why;
+  rb->value_before = before;
+  rb->value_after = before - costs;
+  rb->costs = costs;
+  rb->traded = traded;
+  rb->ntrades = ntr;
+  return KEEL_OK;
+}
+
+static keel_status add_event(run *E, sub_run *S, size_t t, keel_event_kind kind, long k, keel_stop_kind stop,
+                             double price, double level) {
+  keel_backtest_result *r = E->r;
+  if (keeli_reserve(E->ctx, (void **)&r->events, &r->eventcap, r->nevents + 1, sizeof *r->events))
+    return KEEL_ENOMEM;
+  keel_event *ev = &r->events[r->nevents++];
+  ev->date = E->dates[E->start + t];
+  ev->kind = kind;
+  ev->sub = S->idx;
+  ev->asset = k < 0 ? -1 : (int32_t)S->col[k];
+  ev->stop = stop;
+  ev->price = price;
+  ev->level = level;
+  return KEEL_OK;
+}
+
+/* ---- marking ---- */
+
+static double holding_value(const run *E, const sub_run *S, size_t k) {
+  return S->shares[k] != 0 ? S->shares[k] * E->last[S->col[k]] : 0;
+}
+
+static double sub_value(const run *E, sub_run *S) {
+  double v = S->cash;
+  for (size_t k = 0; k < S->na; k++) {
+    S->x[k] = holding_value(E, S, k);
+    v += S->x[k];
+  }
+  return v;
+}
+
+/* A change of holding by d shares at price p: entry, peak and average
+ * cost follow purchases; a position sold out forgets them. */
+static void position_update(sub_run *S, size_t k, double d, double p) {
+  double s0 = S->shares[k], s1 = s0 + d;
+  if (d > 0) {
+    if (!(s0 > 0)) {
+      S->entry[k] = S->avg[k] = S->peak[k] = p;
+    } else {
+      S->avg[k] = (S->avg[k] * s0 + p * d) / s1;
+    }
+  }
+  if (!(s1 > 0)) S->entry[k] = S->avg[k] = S->peak[k] = NAN;
+}
+
+/* ---- trading to targets: the exact cost equation ---- */
+
+/* k(V'): the scale of the tradable targets that keeps cash >= 0 next to
+ * frozen holdings XF. */
 typedef struct rebal_problem {
   size_t na;
-  const double *w, *x;   /* weights, current holding values */
-  const unsigned char *tradable, *in_s;
-  double c, fee, V, XF, WT;
+  const double *tau, *x;
+  const unsigned char *in_s;
+  double cb, cs, fee, V, XF, WT;
   size_t ns;
+  int borrow;
 } rebal_problem;
 
 static double scale_k(const rebal_problem *q, double vp) {
-  if (q->WT <= 0) return vp;
+  if (q->borrow || q->WT <= 0) return vp;
   double k2 = (vp - q->XF) / q->WT;
   return vp < k2 ? vp : k2;
 }
 
 static double g_of(const rebal_problem *q, double vp) {
-  double k = scale_k(q, vp), s = 0;
+  double k = scale_k(q, vp), c = 0;
   for (size_t j = 0; j < q->na; j++)
-    if (q->in_s[j]) s += fabs(q->w[j] * k - q->x[j]);
-  return vp + q->c * s + q->fee * (double)q->ns - q->V;
+    if (q->in_s[j]) {
+      double d = q->tau[j] * k - q->x[j];
+      c += d > 0 ? q->cb * d : -q->cs * d;
+    }
+  return vp + c + q->fee * (double)q->ns - q->V;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -103,35 +261,37 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* Returns 0 and sets *vp, or -1 if no V' > XF exists (costs exceed value).
- * bp is scratch for na + 3 doubles. */
+/* g is continuous, piecewise linear and strictly increasing (slope >= 1 -
+ * max rate), so its root is found exactly: binary search over the
+ * breakpoints, then a linear solve on the bracketing segment. Returns 0
+ * and sets *vp, or -1 if no V' > XF exists (costs exceed value). bp is
+ * scratch for na + 3 doubles. */
 static int solve_vp(const rebal_problem *q, double *bp, double *vp) {
-  if (q->ns == 0) { /* nothing trades, nothing is paid */
+  if (q->ns == 0) {
     *vp = q->V;
     return 0;
   }
-  double lo = q->XF, hi = q->V;
+  double lo = q->borrow ? 0 : q->XF, hi = q->V;
   if (!(hi > lo)) return -1;
   double glo = g_of(q, lo);
   if (glo >= 0) return -1;
   size_t m = 0;
   bp[m++] = lo;
   bp[m++] = hi;
-  if (q->WT > 0 && q->WT < 1) {
+  if (!q->borrow && q->WT > 0 && q->WT < 1) {
     double kink = q->XF / (1 - q->WT);
     if (kink > lo && kink < hi) bp[m++] = kink;
   }
   for (size_t j = 0; j < q->na; j++) {
-    if (!q->in_s[j] || q->w[j] <= 0) continue;
-    double K = q->x[j] / q->w[j]; /* k at which target j equals holding j */
-    double v = q->WT > 0 ? fmax(K, q->WT * K + q->XF) : K;
+    if (!q->in_s[j] || q->tau[j] == 0) continue;
+    double K = q->x[j] / q->tau[j]; /* k at which target j equals holding j */
+    double v = !q->borrow && q->WT > 0 ? fmax(K, q->WT * K + q->XF) : K;
     if (v > lo && v < hi) bp[m++] = v;
   }
   qsort(bp, m, sizeof *bp, cmp_double);
-  /* invariant: g(bp[a]) < 0 <= g(bp[b]) */
   size_t a = 0, b = m - 1;
   double ga = glo, gb = g_of(q, hi);
-  if (gb < 0) return -1; /* cannot happen: g(V) = costs >= 0 */
+  if (gb < 0) return -1;
   while (b - a > 1) {
     size_t mid = a + (b - a) / 2;
     double gm = g_of(q, bp[mid]);
@@ -148,196 +308,991 @@ static int solve_vp(const rebal_problem *q, double *bp, double *vp) {
   return 0;
 }
 
-keel_status keel_backtest_run(keel_ctx *ctx, const keel_panel *panel, const keel_backtest_config *cfg,
-                              keel_backtest_result **out) {
-  if (!out) return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_run: out is NULL");
-  *out = NULL;
-  if (!panel || !cfg) return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_run: panel or config is NULL");
-  const size_t na = keel_panel_nassets(panel), nd = keel_panel_ndates(panel);
-  if (cfg->nweights != na || !cfg->weights)
-    return keeli_error(ctx, KEEL_EINVAL, "backtest: %zu weights given for %zu assets", cfg->nweights, na);
-  double wsum = 0;
-  for (size_t j = 0; j < na; j++) {
-    double w = cfg->weights[j];
-    if (!isfinite(w) || w < 0)
-      return keeli_error(ctx, KEEL_EINVAL, "backtest: weight of %s is %g; weights must be finite and >= 0",
-                         keel_panel_symbol(panel, j), w);
-    wsum += w;
-  }
-  if (wsum > 1 + 1e-12)
-    return keeli_error(ctx, KEEL_EINVAL, "backtest: weights sum to %.15g; they must sum to at most 1 (no leverage)",
-                       wsum);
-  if (!isfinite(cfg->capital) || !(cfg->capital > 0))
-    return keeli_error(ctx, KEEL_EINVAL, "backtest: capital %g must be finite and > 0", cfg->capital);
-  if (!isfinite(cfg->cost_bps) || cfg->cost_bps < 0 || cfg->cost_bps >= 10000)
-    return keeli_error(ctx, KEEL_EINVAL, "backtest: cost_bps %g must be in [0, 10000)", cfg->cost_bps);
-  if (!isfinite(cfg->fee) || cfg->fee < 0)
-    return keeli_error(ctx, KEEL_EINVAL, "backtest: fee %g must be finite and >= 0", cfg->fee);
-  if (!isfinite(cfg->periods_per_year) || !(cfg->periods_per_year > 0))
-    return keeli_error(ctx, KEEL_EINVAL, "backtest: periods_per_year %g must be > 0", cfg->periods_per_year);
-  if (!isfinite(cfg->risk_free)) return keeli_error(ctx, KEEL_EINVAL, "backtest: risk_free must be finite");
-  if ((unsigned)cfg->rebalance > KEEL_CAL_NEVER)
-    return keeli_error(ctx, KEEL_EINVAL, "backtest: unknown rebalance calendar %d", (int)cfg->rebalance);
-  const size_t start = cfg->start, end = cfg->end ? cfg->end : nd;
-  if (end > nd || start >= end)
-    return keeli_error(ctx, KEEL_EINVAL, "backtest: rows [%zu, %zu) are not a non-empty range of the %zu rows",
-                       start, end, nd);
-  const size_t n = end - start;
+static double trade_cost(const sub_run *S, double notional) {
+  return (notional > 0 ? S->cb : -S->cs) * notional + S->fee;
+}
 
+/* Rounds the trades d (shares) to lots and minimums so cash stays >= 0:
+ * nearest lot first, then buys rounded down, then the smallest buys
+ * cancelled. Returns the cash after trading. */
+static double round_trades(const run *E, const sub_run *S, double *d, double cash0) {
+  const size_t na = S->na;
+  for (int pass = 0; pass < 2; pass++) {
+    double cash = cash0;
+    for (size_t k = 0; k < na; k++) {
+      if (!S->in_s[k] || d[k] == 0) continue;
+      double L = S->lot[k];
+      if (L > 0 && d[k] != -S->shares[k]) {
+        double m = d[k] / L;
+        d[k] = (pass == 1 && d[k] > 0 ? floor(m + 1e-9) : nearbyint(m)) * L;
+      }
+      double p = S->px[k];
+      if (d[k] != 0 && fabs(d[k] * p) < S->minn[k]) d[k] = 0;
+      if (d[k] != 0) cash -= d[k] * p + trade_cost(S, d[k] * p);
+    }
+    if (cash >= 0 || S->borrow) return cash;
+  }
+  /* cancel buys, smallest notional first */
+  double cash = cash0;
+  for (size_t k = 0; k < na; k++)
+    if (S->in_s[k] && d[k] != 0) cash -= d[k] * S->px[k] + trade_cost(S, d[k] * S->px[k]);
+  while (cash < 0) {
+    size_t best = na;
+    for (size_t k = 0; k < na; k++)
+      if (S->in_s[k] && d[k] > 0 && (best == na || d[k] * S->px[k] < d[best] * S->px[best])) best = k;
+    if (best == na) break;
+    double nb = d[best] * S->px[best];
+    cash += nb + trade_cost(S, nb);
+    d[best] = 0;
+  }
+  (void)E;
+  return cash;
+}
+
+/* Applies trades d (shares, over the sub-account's assets) at prices
+ * S->px: records them and a rebalance, updates positions and cash. */
+static keel_status apply_trades(run *E, sub_run *S, size_t t, const double *d, keel_trade_reason why, double V,
+                                int always) {
+  double costs = 0, traded = 0;
+  uint32_t ntr = 0;
+  keel_status st;
+  for (size_t k = 0; k < S->na; k++) {
+    if (d[k] == 0) continue;
+    double p = S->px[k], notional = d[k] * p, cost = trade_cost(S, notional);
+    if ((st = add_trade(E, S, t, k, why, d[k], p, cost))) return st;
+    position_update(S, k, d[k], p);
+    S->shares[k] += d[k];
+    S->cash -= notional + cost;
+    costs += cost;
+    traded += fabs(notional);
+    ntr++;
+  }
+  return ntr || always ? add_rebalance(E, S, t, why, V, costs, traded, ntr) : KEEL_OK;
+}
+
+/* Trades the sub-account to targets tau at prices S->px (NaN: no price).
+ * Frozen assets (no price, pending, S->frozen) keep their holdings. */
+static keel_status trade_to(run *E, sub_run *S, size_t t, const double *tau, keel_trade_reason why) {
+  const size_t na = S->na;
+  double V = sub_value(E, S), XF = 0, WT = 0;
+  unsigned char *tradable = S->frozen; /* reused: 1 = can trade */
+  for (size_t k = 0; k < na; k++) {
+    tradable[k] = !isnan(S->px[k]) && !S->pending[k];
+    if (tradable[k])
+      WT += tau[k];
+    else
+      XF += S->x[k];
+  }
+  rebal_problem q = {.na = na, .tau = tau, .x = S->x, .in_s = S->in_s, .cb = S->cb, .cs = S->cs, .fee = S->fee,
+                     .V = V, .XF = XF, .WT = WT, .borrow = S->borrow};
+  memset(S->in_s, 0, na);
+  /* Which assets trade is decided at the solution, re-solved until the set
+   * is stable (it changes only when a target lands within the tolerance
+   * of its holding). */
+  double vp = V;
+  for (int iter = 0;; iter++) {
+    double k = scale_k(&q, vp);
+    size_t ns = 0;
+    int changed = 0;
+    for (size_t j = 0; j < na; j++) {
+      unsigned char s = tradable[j] && fabs(tau[j] * k - S->x[j]) > TRADE_TOL * fabs(V);
+      changed |= s != S->in_s[j];
+      S->in_s[j] = s;
+      ns += s;
+    }
+    q.ns = ns;
+    if (iter > 0 && !changed) break;
+    if (solve_vp(&q, S->bp, &vp) != 0) {
+      char db[KEEL_DATE_BUFSIZE];
+      return keeli_error(E->ctx, KEEL_EINFEASIBLE,
+                         "backtest: on %s trading costs (%zu trades x fee %g) exceed the account's value %.2f "
+                         "(sub-account %s)",
+                         date_str(E->dates[E->start + t], db), ns, S->fee, V, S->sp->name);
+    }
+    if (iter == 7) break; /* keep the set the last solve used */
+  }
+  const double k = scale_k(&q, vp);
+  double *d = S->tmp;
+  if (!S->rounding) {
+    /* exact: holdings at target after costs; cash is what is left */
+    double costs = 0, traded = 0, held = 0;
+    uint32_t ntr = 0;
+    keel_status st;
+    for (size_t j = 0; j < na; j++) {
+      if (!S->in_s[j]) {
+        held += S->x[j];
+        continue;
+      }
+      double hj = tau[j] * k, p = S->px[j], notional = hj - S->x[j], cost = trade_cost(S, notional);
+      double ds = notional / p;
+      if ((st = add_trade(E, S, t, j, why, ds, p, cost))) return st;
+      position_update(S, j, ds, p);
+      S->shares[j] = hj / p;
+      costs += cost;
+      traded += fabs(notional);
+      held += hj;
+      ntr++;
+    }
+    S->cash = V - costs - held;
+    return add_rebalance(E, S, t, why, V, costs, traded, ntr);
+  }
+  for (size_t j = 0; j < na; j++) d[j] = S->in_s[j] ? tau[j] * k / S->px[j] - S->shares[j] : 0;
+  round_trades(E, S, d, S->cash);
+  return apply_trades(E, S, t, d, why, V, 1);
+}
+
+/* Buys (amount > 0) of the assets in proportion to weights tau, paid from
+ * cash: b_j = tau_j K with sum b_j (1 + cb) + fee n = amount sum tau
+ * over the tradable, unlocked assets. */
+static keel_status buy_pro_rata(run *E, sub_run *S, size_t t, const double *tau, double amount,
+                                keel_trade_reason why) {
+  const size_t na = S->na;
+  double T = 0;
+  size_t nb = 0;
+  for (size_t k = 0; k < na; k++) {
+    S->in_s[k] = !isnan(S->px[k]) && !S->pending[k] && !S->locked[k] && tau[k] > 0;
+    if (S->in_s[k]) T += tau[k], nb++;
+  }
+  if (!(T > 0) || !(amount > 0)) return KEEL_OK;
+  double spend = fmin(amount * T, S->borrow ? INFINITY : S->cash);
+  double K = (spend - S->fee * (double)nb) / (T * (1 + S->cb));
+  if (!(K > 0)) return KEEL_OK; /* the fees would eat the installment */
+  double V = sub_value(E, S), *d = S->tmp;
+  for (size_t k = 0; k < na; k++) d[k] = S->in_s[k] ? tau[k] * K / S->px[k] : 0;
+  if (S->rounding) round_trades(E, S, d, S->cash);
+  return apply_trades(E, S, t, d, why, V, 0);
+}
+
+/* Sales in proportion to the holdings' values raising `need` net of costs. */
+static keel_status sell_pro_rata(run *E, sub_run *S, size_t t, double need, keel_trade_reason why) {
+  const size_t na = S->na;
+  double V = sub_value(E, S), X = 0;
+  size_t ns = 0;
+  for (size_t k = 0; k < na; k++) {
+    S->in_s[k] = !isnan(S->px[k]) && !S->pending[k] && S->shares[k] > 0;
+    if (S->in_s[k]) X += S->x[k], ns++;
+  }
+  if (!(X > 0) || !(need > 0)) return KEEL_OK;
+  double M = fmin((need + S->fee * (double)ns) / (X * (1 - S->cs)), 1), *d = S->tmp;
+  for (size_t k = 0; k < na; k++) d[k] = S->in_s[k] ? (M >= 1 ? -S->shares[k] : -S->shares[k] * M) : 0;
+  if (S->rounding) round_trades(E, S, d, S->cash);
+  return apply_trades(E, S, t, d, why, V, 0);
+}
+
+/* ---- targets ---- */
+
+/* The effective targets: base times the vol scale, with locked assets'
+ * weight moved to cash or to the defensive basket. */
+static void effective_targets(const run *E, sub_run *S) {
+  const keel_subaccount_spec *sp = S->sp;
+  const size_t na = S->na;
+  (void)E;
+  if (S->sub_locked) {
+    int def = sp->stops[S->sub_rule].action == KEEL_STOP_TO_DEFENSIVE;
+    for (size_t k = 0; k < na; k++) S->tau[k] = def ? sp->defensive[k] : 0;
+    return;
+  }
+  double moved = 0;
+  for (size_t k = 0; k < na; k++) {
+    S->tau[k] = S->base[k] * S->volk;
+    if (S->locked[k] && sp->stops[S->lock_rule[k]].action == KEEL_STOP_TO_DEFENSIVE) moved += S->tau[k];
+    if (S->locked[k]) S->tau[k] = 0;
+  }
+  if (moved > 0) {
+    double ds = 0;
+    for (size_t k = 0; k < na; k++)
+      if (!S->locked[k]) ds += sp->defensive[k];
+    for (size_t k = 0; k < na; k++)
+      if (!S->locked[k] && ds > 0) S->tau[k] += moved * sp->defensive[k] / ds;
+  }
+}
+
+/* Returns of the sub-account's assets over the `rows` rows ending at row
+ * t (panel rows start+t-rows+1 .. start+t, each against the asset's last
+ * price before it) into S->R; NaN where there is none. Returns the number
+ * of rows filled. */
+static size_t window_returns(const run *E, sub_run *S, size_t t, size_t rows) {
+  const size_t i1 = E->start + t, na = S->na, stride = E->na_panel;
+  size_t i0 = i1 + 1 > rows ? i1 + 1 - rows : 0;
+  if (i0 < 1) i0 = 1;
+  if (i1 < i0) return 0;
+  size_t m = i1 - i0 + 1;
+  for (size_t k = 0; k < na; k++) {
+    const size_t c = S->col[k];
+    /* the last price before row i0 */
+    double prev = NAN;
+    for (size_t i = i0; i-- > 0;)
+      if (!isnan(E->px[i * stride + c])) {
+        prev = E->px[i * stride + c];
+        break;
+      }
+    for (size_t i = i0; i <= i1; i++) {
+      double p = E->px[i * stride + c];
+      S->R[(i - i0) * na + k] = isnan(p) || isnan(prev) ? NAN : p / prev - 1;
+      if (!isnan(p)) prev = p;
+    }
+  }
+  return m;
+}
+
+static keel_status update_volk(run *E, sub_run *S, size_t t) {
+  const keel_voltarget *v = &S->sp->vol;
+  size_t m = window_returns(E, S, t, v->window);
+  double k, sg;
+  keel_status st = keel_voltarget_scale(E->ctx, v, S->na, S->base, S->R, m, E->spec->periods_per_year, &k, &sg);
+  if (st == KEEL_EINVAL) {
+    /* fewer than two usable returns (too little history yet, or its assets
+     * not priced): hold the basket unscaled */
+    keel_clear_error(E->ctx);
+    k = fmin(1, v->leverage_cap);
+    st = KEEL_OK;
+  }
+  if (st) return st;
+  S->volk = k;
+  return KEEL_OK;
+}
+
+static keel_status refresh_targets(run *E, sub_run *S, size_t t) {
+  const keel_subaccount_spec *sp = S->sp;
+  const size_t na = S->na;
+  if (sp->weights) {
+    memcpy(S->base, sp->weights, na * sizeof(double));
+    return KEEL_OK;
+  }
+  double V = sub_value(E, S);
+  for (size_t k = 0; k < na; k++) S->w[k] = V != 0 ? S->x[k] / V : 0;
+  keel_strategy_input in = {.panel = E->panel, .row = E->start + t, .first_row = E->start,
+                            .date = E->dates[E->start + t], .nassets = na, .assets = S->col, .weights = S->w,
+                            .shares = S->shares, .cash = S->cash, .value = V, .cost_buy = S->cbv,
+                            .cost_sell = S->csv, .periods_per_year = E->spec->periods_per_year};
+  keel_status st;
+  const keel_strategy *sg = sp->strategy;
+  if (t == 0 && sg->ops->init && (st = sg->ops->init(sg->state, E->ctx, &in))) return st;
+  keel_opt_record rec;
+  memset(&rec, 0, sizeof rec);
+  if ((st = sg->ops->rebalance(sg->state, E->ctx, &in, S->base, &rec))) return st;
+  double sum = 0;
+  for (size_t k = 0; k < na; k++) {
+    double w = S->base[k];
+    if (!isfinite(w) || (w < 0 && !sp->allow_short))
+      return keeli_error(E->ctx, KEEL_EINVAL, "backtest: strategy %s gave %s the weight %g in sub-account %s",
+                         sg->ops->name ? sg->ops->name : "?", keel_panel_symbol(E->panel, S->col[k]), w, sp->name);
+    sum += w;
+  }
+  if (sum > 1 + 1e-9)
+    return keeli_error(E->ctx, KEEL_EINVAL, "backtest: strategy %s gave weights summing to %.15g in sub-account %s",
+                       sg->ops->name ? sg->ops->name : "?", sum, sp->name);
+  if (rec.used) {
+    keel_backtest_result *r = E->r;
+    if (keeli_reserve(E->ctx, (void **)&r->opt, &r->optcap, r->nopt + 1, sizeof *r->opt)) return KEEL_ENOMEM;
+    r->opt[r->nopt++] = (keel_opt_call){E->dates[E->start + t], S->idx, rec};
+  }
+  return KEEL_OK;
+}
+
+/* ---- the steps of a row ---- */
+
+static keel_status step_fills(run *E, sub_run *S, size_t t) {
+  const keel_subaccount_spec *sp = S->sp;
+  keel_status st;
+  if (S->sub_pending) {
+    /* a drawdown stop: everything to cash or to the defensive basket */
+    int def = sp->stops[S->sub_rule].action == KEEL_STOP_TO_DEFENSIVE;
+    for (size_t k = 0; k < S->na; k++) S->pending[k] = 0;
+    for (size_t k = 0; k < S->na; k++) S->tau[k] = def ? sp->defensive[k] : 0;
+    if ((st = trade_to(E, S, t, S->tau, KEEL_REASON_STOP))) return st;
+    int left = 0;
+    for (size_t k = 0; k < S->na; k++)
+      if (isnan(S->px[k]) && S->shares[k] != 0 && !(def && sp->defensive[k] > 0)) left = 1;
+    if ((st = add_event(E, S, t, KEEL_EVENT_STOP_FILL, -1, KEEL_STOP_DRAWDOWN, sub_value(E, S), NAN))) return st;
+    if (!left) {
+      S->sub_pending = 0;
+      S->sub_locked = 1;
+      S->sub_fill_row = t;
+    }
+    return KEEL_OK;
+  }
+  /* the fills of a row are one trade group; defensive purchases follow */
+  double *d = S->tmp, V = sub_value(E, S), net = 0;
+  int any = 0, defensive = 0;
+  for (size_t k = 0; k < S->na; k++) {
+    d[k] = 0;
+    if (!S->pending[k] || isnan(S->px[k])) continue;
+    d[k] = -S->shares[k];
+    any = 1;
+  }
+  if (!any) return KEEL_OK;
+  if ((st = apply_trades(E, S, t, d, KEEL_REASON_STOP, V, 0))) return st;
+  for (size_t k = 0; k < S->na; k++) {
+    if (d[k] == 0 && !(S->pending[k] && !isnan(S->px[k]))) continue;
+    const keel_stop_rule *rule = &sp->stops[S->pend_rule[k]];
+    if ((st = add_event(E, S, t, KEEL_EVENT_STOP_FILL, (long)k, rule->kind, S->px[k], NAN))) return st;
+    S->pending[k] = 0;
+    S->locked[k] = 1;
+    S->lock_rule[k] = S->pend_rule[k];
+    S->fill_row[k] = t;
+    if (rule->action == KEEL_STOP_TO_DEFENSIVE) {
+      net += -d[k] * S->px[k] * (1 - S->cs) - S->fee;
+      defensive = 1;
+    }
+  }
+  if (defensive && net > 0 && (st = buy_pro_rata(E, S, t, sp->defensive, net, KEEL_REASON_STOP))) return st;
+  return KEEL_OK;
+}
+
+/* Mean of the last `days` closes with a price of panel column c up to
+ * panel row i (NaN if there are fewer). */
+static double moving_average(const run *E, size_t c, size_t i, unsigned days) {
+  double s = 0;
+  unsigned m = 0;
+  for (size_t r = i + 1; r-- > 0 && m < days;) {
+    double p = E->px[r * E->na_panel + c];
+    if (!isnan(p)) s += p, m++;
+  }
+  return m == days ? s / days : NAN;
+}
+
+static int reentry_holds(const run *E, const sub_run *S, const keel_stop_rule *rule, size_t t, size_t fill, long k) {
+  switch (rule->reentry) {
+    case KEEL_REENTRY_NEVER: return 0;
+    case KEEL_REENTRY_AFTER_DAYS: return t - fill >= rule->days;
+    case KEEL_REENTRY_ABOVE_MA:
+      if (k >= 0) {
+        double p = S->px[k];
+        double ma = moving_average(E, S->col[k], E->start + t, rule->days);
+        return !isnan(p) && !isnan(ma) && p > ma;
+      } else {
+        if (S->ringcnt < rule->days) return 0;
+        double s = 0;
+        for (size_t j = 0; j < rule->days; j++) s += S->ring[(S->ringpos + S->ringn - 1 - j) % S->ringn];
+        return S->shadow > s / rule->days;
+      }
+  }
+  return 0;
+}
+
+static keel_status step_reentry(run *E, sub_run *S, size_t t) {
+  keel_status st;
+  S->reentered = 0;
+  if (S->sub_locked && reentry_holds(E, S, &S->sp->stops[S->sub_rule], t, S->sub_fill_row, -1)) {
+    S->sub_locked = 0;
+    S->twr_peak = S->twr;
+    S->reentered = 1;
+    if ((st = add_event(E, S, t, KEEL_EVENT_REENTRY, -1, KEEL_STOP_DRAWDOWN, S->shadow, NAN))) return st;
+  }
+  for (size_t k = 0; k < S->na; k++) {
+    if (!S->locked[k]) continue;
+    const keel_stop_rule *rule = &S->sp->stops[S->lock_rule[k]];
+    if (!reentry_holds(E, S, rule, t, S->fill_row[k], (long)k)) continue;
+    S->locked[k] = 0;
+    S->reentered = 1;
+    if ((st = add_event(E, S, t, KEEL_EVENT_REENTRY, (long)k, rule->kind, S->px[k], NAN))) return st;
+  }
+  return KEEL_OK;
+}
+
+static double installment(const keel_dca *p, keel_date first, keel_date d) {
+  double years = floor((double)(d - first) / 365.25);
+  return p->amount * pow(1 + p->step_up, years);
+}
+
+/* A cash flow through keel_cashflow_allocate, the cash sleeve (1 - sum
+ * tau) taking part as one more asset: a contribution (amount > 0, already
+ * in cash) buys the most underweight first, a withdrawal (< 0) sells the
+ * most overweight first. The costs come out of the flow: the gross amount
+ * G allocated solves G + costs(G) = amount (contribution) or G - costs(G)
+ * = |amount| (withdrawal), by fixed-point iteration (a contraction by the
+ * cost rate). Assets that cannot trade take no part. */
+static keel_status flow_underweight(run *E, sub_run *S, size_t t, double amount) {
+  const size_t na = S->na;
+  double V = sub_value(E, S), tsum = 0, *xa = S->h, *ta = S->bp, *out = S->w;
+  for (size_t k = 0; k < na; k++) {
+    int ok = !isnan(S->px[k]) && !S->pending[k] && !S->locked[k];
+    xa[k] = ok ? fmax(S->x[k], 0) : 0;
+    ta[k] = ok ? fmax(S->tau[k], 0) : 0;
+    tsum += fmax(S->tau[k], 0);
+  }
+  const double A = fabs(amount);
+  xa[na] = fmax(amount > 0 ? S->cash - A : S->cash, 0);
+  ta[na] = fmax(1 - tsum, 0);
+  double cap = 0;
+  for (size_t k = 0; k <= na; k++) cap += xa[k];
+  double G = amount > 0 ? A / (1 + S->cb) : fmin(A, cap);
+  keel_status st;
+  for (int it = 0; it < 60; it++) {
+    if ((st = keel_cashflow_allocate(E->ctx, na + 1, xa, ta, amount > 0 ? G : -G, out))) return st;
+    double traded = 0;
+    size_t n = 0;
+    for (size_t k = 0; k < na; k++)
+      if (out[k] != 0) traded += fabs(out[k]), n++;
+    double c = (amount > 0 ? S->cb : S->cs) * traded + S->fee * (double)n;
+    double G1 = amount > 0 ? A - c : fmin(A + c, cap);
+    if (!(G1 > 0)) return KEEL_OK; /* costs would take it all: nothing trades */
+    if (fabs(G1 - G) <= 1e-14 * A) break;
+    G = G1;
+  }
+  double *d = S->tmp;
+  for (size_t k = 0; k < na; k++) {
+    d[k] = out[k] != 0 ? out[k] / S->px[k] : 0;
+    if (amount < 0 && d[k] < -S->shares[k]) d[k] = -S->shares[k];
+    S->in_s[k] = d[k] != 0;
+  }
+  if (S->rounding) round_trades(E, S, d, S->cash);
+  return apply_trades(E, S, t, d, KEEL_REASON_DCA, V, 0);
+}
+
+static keel_status step_dca(run *E, sub_run *S, size_t t) {
+  const keel_subaccount_spec *sp = S->sp;
+  const keel_date d = E->dates[E->start + t], prev = t ? E->dates[E->start + t - 1] : KEEL_DATE_NONE;
+  keel_status st;
+  for (size_t i = 0; i < sp->ndca; i++) {
+    const keel_dca *p = &sp->dca[i];
+    if (p->start != KEEL_DATE_NONE && d < p->start) continue;
+    if (p->end != KEEL_DATE_NONE && d > p->end) continue;
+    int first = S->dca_first[i] == KEEL_DATE_NONE;
+    if (!first && !keel_schedule_due(&p->schedule, prev, d, t)) continue;
+    if (first) S->dca_first[i] = d;
+    double A = installment(p, S->dca_first[i], d);
+    if (A > 0) {
+      if (p->source == KEEL_DCA_EXTERNAL) {
+        S->cash += A;
+        S->flow_row += A;
+      } else {
+        A = fmin(A, fmax(S->cash, 0));
+      }
+      if (p->dest == KEEL_DCA_TO_TARGET) {
+        if ((st = buy_pro_rata(E, S, t, S->tau, A, KEEL_REASON_DCA))) return st;
+      } else if ((st = flow_underweight(E, S, t, A))) {
+        return st;
+      }
+    } else if (A < 0) {
+      double W = -A;
+      if (p->dest == KEEL_DCA_TO_TARGET) {
+        if (S->cash < W && (st = sell_pro_rata(E, S, t, W - S->cash, KEEL_REASON_DCA))) return st;
+      } else if ((st = flow_underweight(E, S, t, -W))) {
+        return st;
+      }
+      double out = fmin(W, fmax(S->cash, 0));
+      if (p->source == KEEL_DCA_EXTERNAL) {
+        S->cash -= out;
+        S->flow_row -= out;
+      }
+    }
+  }
+  return KEEL_OK;
+}
+
+/* The cost-aware skip: is gamma/2 (w - tau)' S (w - tau) h above the cost
+ * of trading straight to tau, per unit of value? */
+static int worth_trading(run *E, sub_run *S, size_t t, double V) {
+  const keel_subaccount_spec *sp = S->sp;
+  const size_t na = S->na;
+  size_t m = window_returns(E, S, t, sp->skip_lookback);
+  keel_cov_options o;
+  keel_cov_options_default(&o);
+  o.missing = KEEL_MISSING_PAIRWISE;
+  o.periods_per_year = E->spec->periods_per_year;
+  if (m < 3 || keel_cov(E->ctx, keel_cmat_view(S->R, m, na), &o, keel_mat_view(S->cov, na, na), NULL) != KEEL_OK) {
+    keel_clear_error(E->ctx); /* no estimate yet: trade */
+    return 1;
+  }
+  double cost = 0, te = 0;
+  for (size_t k = 0; k < na; k++) {
+    double dv = S->tau[k] * V - S->x[k];
+    if (!isnan(S->px[k]) && fabs(dv) > TRADE_TOL * fabs(V)) cost += (dv > 0 ? S->cb * dv : -S->cs * dv) + S->fee;
+    S->w[k] = S->x[k] / V - S->tau[k];
+  }
+  for (size_t i = 0; i < na; i++)
+    for (size_t j = 0; j < na; j++) {
+      double c = S->cov[i * na + j];
+      if (!isnan(c)) te += S->w[i] * c * S->w[j];
+    }
+  static const double period_years[] = {1 / 252.0, 1 / 52.0, 1 / 12.0, 1 / 4.0, 1, 1, 0};
+  const keel_schedule *sc = sp->band.kind != KEEL_BAND_NONE ? &sp->band_check : &sp->schedule;
+  double h = sc->calendar == KEEL_CAL_EVERY_N ? sc->every / E->spec->periods_per_year : period_years[sc->calendar];
+  return sp->skip_gamma / 2 * te * h > cost / V;
+}
+
+static keel_status step_rebalance(run *E, sub_run *S, size_t t, int due) {
+  const keel_subaccount_spec *sp = S->sp;
+  const size_t na = S->na;
+  const keel_date d = E->dates[E->start + t], prev = t ? E->dates[E->start + t - 1] : KEEL_DATE_NONE;
+  keel_trade_reason why;
+  const double *target = S->tau;
+  if (t == 0) {
+    why = KEEL_REASON_INITIAL;
+  } else if (S->reentered) {
+    why = KEEL_REASON_REENTRY;
+  } else if (due && (sp->band.kind == KEEL_BAND_NONE || sp->rebalance_on_schedule)) {
+    why = KEEL_REASON_CALENDAR;
+  } else {
+    why = KEEL_REASON_BAND;
+    int breach = 0;
+    double V = 0;
+    if (sp->band.kind != KEEL_BAND_NONE && keel_schedule_due(&sp->band_check, prev, d, t)) {
+      V = sub_value(E, S);
+      for (size_t k = 0; k < na; k++) S->w[k] = S->x[k] / V;
+      breach = keel_band_breached(&sp->band, na, S->w, S->tau) < na;
+    }
+    if (breach) {
+      if (sp->band.action != KEEL_BAND_TO_TARGET) {
+        keel_band_adjust(&sp->band, na, S->w, S->tau, S->h);
+        target = S->h;
+      }
+    } else if (sp->vol.target > 0 && fabs(S->volk - S->volk_traded) > sp->vol.rebalance_band * S->volk_traded) {
+      why = KEEL_REASON_VOLTARGET;
+    } else {
+      return KEEL_OK;
+    }
+  }
+  if (sp->skip_gamma > 0 && (why == KEEL_REASON_CALENDAR || why == KEEL_REASON_BAND || why == KEEL_REASON_VOLTARGET)) {
+    double V = sub_value(E, S);
+    if (V > 0 && !worth_trading(E, S, t, V)) return KEEL_OK;
+  }
+  S->volk_traded = S->volk;
+  return trade_to(E, S, t, target, why);
+}
+
+static keel_status step_stops(run *E, sub_run *S, size_t t, double V) {
+  const keel_subaccount_spec *sp = S->sp;
+  keel_status st;
+  /* peaks follow every close of a position */
+  for (size_t k = 0; k < S->na; k++)
+    if (S->shares[k] > 0 && !isnan(S->px[k]) && !(S->peak[k] >= S->px[k])) S->peak[k] = S->px[k];
+  for (size_t i = 0; i < sp->nstops; i++) {
+    const keel_stop_rule *rule = &sp->stops[i];
+    if (rule->kind == KEEL_STOP_DRAWDOWN) {
+      if (S->sub_locked || S->sub_pending) continue;
+      double lvl = S->twr_peak * (1 - rule->level);
+      if (S->twr <= lvl) {
+        S->sub_pending = 1;
+        S->sub_rule = (int)i;
+        if ((st = add_event(E, S, t, KEEL_EVENT_STOP, -1, rule->kind, S->twr, lvl))) return st;
+      }
+      continue;
+    }
+    for (size_t k = 0; k < S->na; k++) {
+      if (rule->asset >= 0 && (size_t)rule->asset != k) continue;
+      if (!(S->shares[k] > 0) || S->locked[k] || S->pending[k] || S->sub_pending || isnan(S->px[k])) continue;
+      double c = S->px[k], ref = rule->ref == KEEL_STOP_REF_AVG_COST ? S->avg[k] : S->entry[k], lvl;
+      int hit;
+      switch (rule->kind) {
+        case KEEL_STOP_LOSS: lvl = ref * (1 - rule->level), hit = c <= lvl; break;
+        case KEEL_STOP_TAKE_PROFIT: lvl = ref * (1 + rule->level), hit = c >= lvl; break;
+        default: lvl = S->peak[k] * (1 - rule->level), hit = c <= lvl; break;
+      }
+      if (!hit) continue;
+      S->pending[k] = 1;
+      S->pend_rule[k] = (int)i;
+      if ((st = add_event(E, S, t, KEEL_EVENT_STOP, (long)k, rule->kind, c, lvl))) return st;
+    }
+  }
+  (void)V;
+  return KEEL_OK;
+}
+
+/* One row of one sub-account. */
+static keel_status step_row(run *E, sub_run *S, size_t t) {
+  const keel_subaccount_spec *sp = S->sp;
+  const size_t i = E->start + t, na = S->na;
+  const double *row = E->px + i * E->na_panel;
+  keel_status st;
+  S->flow_row = S->traded_row = S->costs_row = 0;
+  for (size_t k = 0; k < na; k++) S->px[k] = row[S->col[k]];
+
+  if ((st = step_fills(E, S, t))) return st;
+  if ((st = step_reentry(E, S, t))) return st;
+  int due = t > 0 && keel_schedule_due(&sp->schedule, E->dates[i - 1], E->dates[i], t);
+  if (t == 0 || due) {
+    if ((st = refresh_targets(E, S, t))) return st;
+  }
+  if (sp->vol.target > 0 && (t == 0 || due || isfinite(sp->vol.rebalance_band))) {
+    if ((st = update_volk(E, S, t))) return st;
+  }
+  effective_targets(E, S);
+  if (sp->ndca && (st = step_dca(E, S, t))) return st;
+  if ((st = step_rebalance(E, S, t, due))) return st;
+
+  /* marking, the time-weighted index and the shadow index */
+  double V = sub_value(E, S);
+  if (t > 0 && S->vprev > 0) S->twr *= (V - S->flow_row) / S->vprev;
+  if (S->twr > S->twr_peak) S->twr_peak = S->twr;
+  S->vprev = V;
+  if (S->ring) {
+    if (t > 0) {
+      double rb = 0;
+      const double *pr = E->px + (i - 1) * E->na_panel;
+      for (size_t k = 0; k < na; k++) {
+        double p1 = row[S->col[k]], p0 = pr[S->col[k]];
+        if (!isnan(p1) && !isnan(p0)) rb += S->base[k] * (p1 / p0 - 1);
+      }
+      S->shadow *= 1 + rb;
+    }
+    S->ring[S->ringpos] = S->shadow;
+    S->ringpos = (S->ringpos + 1) % S->ringn;
+    if (S->ringcnt < S->ringn) S->ringcnt++;
+  }
+  S->res->values[t] = V;
+  S->res->cash[t] = S->cash;
+  S->res->flows[t] = S->flow_row;
+  if (sp->nstops && (st = step_stops(E, S, t, V))) return st;
+  return KEEL_OK;
+}
+
+/* ---- set-up and validation ---- */
+
+#define CHECK(cond, ...)                                              \
+  do {                                                                \
+    if (!(cond)) return keeli_error(ctx, KEEL_EINVAL, __VA_ARGS__);   \
+  } while (0)
+
+static keel_status check_schedule(keel_ctx *ctx, const char *sub, const char *what, const keel_schedule *s) {
+  CHECK((unsigned)s->calendar <= KEEL_CAL_EVERY_N, "backtest: sub-account %s: unknown %s calendar %d", sub, what,
+        (int)s->calendar);
+  CHECK(s->calendar != KEEL_CAL_EVERY_N || s->every >= 1, "backtest: sub-account %s: %s every_n needs every >= 1",
+        sub, what);
+  return KEEL_OK;
+}
+
+static keel_status check_weights(keel_ctx *ctx, const keel_panel *p, const char *sub, const char *what, size_t na,
+                                 const size_t *col, const double *w, int shorts, double cap) {
+  double sum = 0;
+  for (size_t k = 0; k < na; k++) {
+    CHECK(isfinite(w[k]) && (shorts || w[k] >= 0),
+          "backtest: sub-account %s: %s weight of %s is %g; weights must be finite and >= 0", sub, what,
+          keel_panel_symbol(p, col[k]), w[k]);
+    sum += w[k];
+  }
+  CHECK(sum <= cap + 1e-12, "backtest: sub-account %s: %s weights sum to %.15g; they must sum to at most %g", sub,
+        what, sum, cap);
+  return KEEL_OK;
+}
+
+static keel_status check_sub(keel_ctx *ctx, const keel_panel *p, const keel_subaccount_spec *sp, size_t na,
+                             const size_t *col, keel_date d0) {
+  const char *nm = sp->name;
+  keel_status st;
+  CHECK(nm && *nm, "backtest: a sub-account has no name");
+  CHECK(!sp->weights != !sp->strategy, "backtest: sub-account %s: give fixed weights or a strategy (one of them)", nm);
+  CHECK(!sp->strategy || (sp->strategy->ops && sp->strategy->ops->rebalance),
+        "backtest: sub-account %s: the strategy has no rebalance function", nm);
+  if (sp->weights && (st = check_weights(ctx, p, nm, "target", na, col, sp->weights, sp->allow_short, 1))) return st;
+  CHECK(isfinite(sp->capital) && sp->capital >= 0, "backtest: sub-account %s: capital %g must be finite and >= 0", nm,
+        sp->capital);
+  if ((st = check_schedule(ctx, nm, "schedule", &sp->schedule))) return st;
+  if ((st = check_schedule(ctx, nm, "band check", &sp->band_check))) return st;
+  const keel_band *b = &sp->band;
+  CHECK((unsigned)b->kind <= KEEL_BAND_COMBINED, "backtest: sub-account %s: unknown band kind %d", nm, (int)b->kind);
+  if (b->kind == KEEL_BAND_ABSOLUTE || b->kind == KEEL_BAND_COMBINED)
+    CHECK(b->abs > 0 && b->abs < 1, "backtest: sub-account %s: band abs %g must be in (0, 1)", nm, b->abs);
+  if (b->kind == KEEL_BAND_RELATIVE || b->kind == KEEL_BAND_COMBINED)
+    CHECK(b->rel > 0 && isfinite(b->rel), "backtest: sub-account %s: band rel %g must be > 0", nm, b->rel);
+  CHECK((unsigned)b->action <= KEEL_BAND_TO_INNER, "backtest: sub-account %s: unknown band action %d", nm,
+        (int)b->action);
+  if (b->action == KEEL_BAND_TO_INNER)
+    CHECK(b->inner >= 0 && b->inner < 1, "backtest: sub-account %s: band inner %g must be in [0, 1)", nm, b->inner);
+  const keel_voltarget *v = &sp->vol;
+  if (v->target > 0) {
+    CHECK(isfinite(v->target), "backtest: sub-account %s: vol target must be finite", nm);
+    CHECK((unsigned)v->estimator <= KEEL_VOL_EWMA, "backtest: sub-account %s: unknown vol estimator", nm);
+    CHECK(v->window >= 2, "backtest: sub-account %s: vol window %u must be >= 2", nm, v->window);
+    CHECK(v->estimator != KEEL_VOL_EWMA || (v->halflife > 0 && isfinite(v->halflife)),
+          "backtest: sub-account %s: vol halflife %g must be > 0", nm, v->halflife);
+    CHECK(v->leverage_cap > 0 && isfinite(v->leverage_cap),
+          "backtest: sub-account %s: leverage cap %g must be finite and > 0", nm, v->leverage_cap);
+    CHECK(v->rebalance_band > 0, "backtest: sub-account %s: vol rebalance band %g must be > 0", nm,
+          v->rebalance_band);
+  }
+  const keel_cost_model *c = &sp->costs;
+  const double rates[] = {c->buy_bps, c->sell_bps, c->spread_bps, c->slippage_bps};
+  const char *rn[] = {"buy_bps", "sell_bps", "spread_bps", "slippage_bps"};
+  for (size_t i = 0; i < 4; i++)
+    CHECK(isfinite(rates[i]) && rates[i] >= 0 && rates[i] < 10000,
+          "backtest: sub-account %s: %s %g must be in [0, 10000)", nm, rn[i], rates[i]);
+  CHECK(keel_cost_rate_buy(c) < 1 && keel_cost_rate_sell(c) < 1,
+        "backtest: sub-account %s: the cost rates add up to 100%% or more", nm);
+  CHECK(isfinite(c->fee) && c->fee >= 0, "backtest: sub-account %s: fee %g must be finite and >= 0", nm, c->fee);
+  CHECK(isfinite(c->min_notional) && c->min_notional >= 0,
+        "backtest: sub-account %s: min_notional %g must be finite and >= 0", nm, c->min_notional);
+  CHECK(isfinite(sp->skip_gamma) && sp->skip_gamma >= 0, "backtest: sub-account %s: skip gamma must be >= 0", nm);
+  CHECK(sp->skip_gamma == 0 || sp->skip_lookback >= 3, "backtest: sub-account %s: skip lookback must be >= 3", nm);
+  CHECK(!sp->ndca || sp->dca, "backtest: sub-account %s: %zu DCA plans but no array", nm, sp->ndca);
+  int funded = sp->capital > 0;
+  for (size_t i = 0; i < sp->ndca; i++) {
+    const keel_dca *q = &sp->dca[i];
+    CHECK(isfinite(q->amount) && q->amount != 0, "backtest: sub-account %s: dca[%zu] amount %g must be finite and != 0",
+          nm, i, q->amount);
+    CHECK(isfinite(q->step_up) && q->step_up > -1, "backtest: sub-account %s: dca[%zu] step_up %g must be > -1", nm, i,
+          q->step_up);
+    CHECK(q->start == KEEL_DATE_NONE || q->end == KEEL_DATE_NONE || q->start <= q->end,
+          "backtest: sub-account %s: dca[%zu] ends before it starts", nm, i);
+    CHECK((unsigned)q->source <= KEEL_DCA_FROM_CASH && (unsigned)q->dest <= KEEL_DCA_TO_UNDERWEIGHT,
+          "backtest: sub-account %s: dca[%zu] has an unknown source or destination", nm, i);
+    if ((st = check_schedule(ctx, nm, "dca", &q->schedule))) return st;
+    if (q->source == KEEL_DCA_EXTERNAL && q->amount > 0 && (q->start == KEEL_DATE_NONE || q->start <= d0)) funded = 1;
+  }
+  CHECK(funded, "backtest: sub-account %s: no capital and no contribution on the first date: nothing to invest", nm);
+  CHECK(!sp->nstops || sp->stops, "backtest: sub-account %s: %zu stop rules but no array", nm, sp->nstops);
+  for (size_t i = 0; i < sp->nstops; i++) {
+    const keel_stop_rule *r = &sp->stops[i];
+    CHECK((unsigned)r->kind <= KEEL_STOP_DRAWDOWN, "backtest: sub-account %s: stops[%zu] has an unknown kind", nm, i);
+    CHECK(r->level > 0 && isfinite(r->level) && (r->kind == KEEL_STOP_TAKE_PROFIT || r->level < 1),
+          "backtest: sub-account %s: stops[%zu] level %g must be in (0, 1)%s", nm, i, r->level,
+          r->kind == KEEL_STOP_TAKE_PROFIT ? " or above for take-profit" : "");
+    CHECK(r->asset >= -1 && r->asset < (long)na, "backtest: sub-account %s: stops[%zu] asset %ld is not one of its %zu",
+          nm, i, r->asset, na);
+    CHECK(r->kind != KEEL_STOP_DRAWDOWN || r->asset == -1,
+          "backtest: sub-account %s: stops[%zu] a drawdown stop applies to the whole sub-account", nm, i);
+    CHECK((unsigned)r->reentry <= KEEL_REENTRY_ABOVE_MA && (unsigned)r->action <= KEEL_STOP_TO_DEFENSIVE &&
+              (unsigned)r->ref <= KEEL_STOP_REF_AVG_COST,
+          "backtest: sub-account %s: stops[%zu] has an unknown re-entry, action or reference", nm, i);
+    CHECK(r->reentry == KEEL_REENTRY_NEVER || r->days >= 1,
+          "backtest: sub-account %s: stops[%zu] re-entry needs days >= 1", nm, i);
+    CHECK(r->action != KEEL_STOP_TO_DEFENSIVE || sp->defensive,
+          "backtest: sub-account %s: stops[%zu] moves to the defensive basket, but none is given", nm, i);
+  }
+  if (sp->defensive && (st = check_weights(ctx, p, nm, "defensive", na, col, sp->defensive, 0, 1))) return st;
+  return KEEL_OK;
+}
+
+static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp, size_t idx, size_t n) {
+  keel_ctx *ctx = E->ctx;
+  keel_backtest_result *r = E->r;
+  sub_result *u = &r->subs[idx];
+  const size_t na = sp->nassets ? sp->nassets : E->na_panel;
+  S->sp = sp;
+  S->res = u;
+  S->idx = (uint32_t)idx;
+  S->na = na;
+  u->na = na;
+  if (!(u->name = keeli_strdup(ctx, sp->name)) || !(u->assets = keeli_alloc_array(ctx, na, sizeof(size_t))) ||
+      !(u->values = keeli_alloc_array(ctx, n, sizeof(double))) ||
+      !(u->cash = keeli_alloc_array(ctx, n, sizeof(double))) || !(u->flows = keeli_alloc_array(ctx, n, sizeof(double))))
+    return KEEL_ENOMEM;
+  for (size_t k = 0; k < na; k++) u->assets[k] = sp->nassets ? sp->assets[k] : k;
+  S->col = u->assets;
+  double **arr[] = {&S->shares, &S->base, &S->tau, &S->x,   &S->h,     &S->w,    &S->px,   &S->tmp,
+                    &S->cbv,    &S->csv,  &S->entry, &S->avg, &S->peak, &S->minn, &S->lot};
+  for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++)
+    if (!(*arr[i] = keeli_calloc(ctx, na + 1, sizeof(double)))) return KEEL_ENOMEM;
+  if (!(S->bp = keeli_alloc_array(ctx, na + 3, sizeof(double))) || !(S->frozen = keeli_calloc(ctx, na, 1)) ||
+      !(S->in_s = keeli_calloc(ctx, na, 1)) || !(S->locked = keeli_calloc(ctx, na, 1)) ||
+      !(S->pending = keeli_calloc(ctx, na, 1)) || !(S->lock_rule = keeli_calloc(ctx, na, sizeof(int))) ||
+      !(S->pend_rule = keeli_calloc(ctx, na, sizeof(int))) ||
+      !(S->fill_row = keeli_calloc(ctx, na, sizeof(size_t))) ||
+      !(S->dca_first = keeli_alloc_array(ctx, sp->ndca + 1, sizeof(keel_date))))
+    return KEEL_ENOMEM;
+  for (size_t i = 0; i < sp->ndca; i++) S->dca_first[i] = KEEL_DATE_NONE;
+  S->cb = keel_cost_rate_buy(&sp->costs);
+  S->cs = keel_cost_rate_sell(&sp->costs);
+  S->fee = sp->costs.fee;
+  S->borrow = sp->vol.target > 0 && sp->vol.leverage_cap > 1;
+  for (size_t k = 0; k < na; k++) {
+    const keel_asset_meta *m = keel_panel_meta(E->panel, S->col[k]);
+    S->lot[k] = sp->costs.use_lots ? m->lot : 0;
+    S->minn[k] = fmax(sp->costs.min_notional, m->min_trade);
+    S->rounding |= S->lot[k] > 0 || S->minn[k] > 0;
+    S->cbv[k] = S->cb;
+    S->csv[k] = S->cs;
+    S->entry[k] = S->avg[k] = S->peak[k] = NAN;
+  }
+  size_t rows = 0;
+  if (sp->vol.target > 0) rows = sp->vol.window;
+  if (sp->skip_gamma > 0 && sp->skip_lookback > rows) rows = sp->skip_lookback;
+  if (rows) {
+    if (!(S->R = keeli_alloc_array(ctx, rows, na * sizeof(double)))) return KEEL_ENOMEM;
+    S->Rrows = rows;
+  }
+  if (sp->skip_gamma > 0 && !(S->cov = keeli_alloc_array(ctx, na, na * sizeof(double)))) return KEEL_ENOMEM;
+  unsigned ring = 0;
+  for (size_t i = 0; i < sp->nstops; i++)
+    if (sp->stops[i].kind == KEEL_STOP_DRAWDOWN && sp->stops[i].reentry == KEEL_REENTRY_ABOVE_MA &&
+        sp->stops[i].days > ring)
+      ring = sp->stops[i].days;
+  if (ring) {
+    if (!(S->ring = keeli_alloc_array(ctx, ring, sizeof(double)))) return KEEL_ENOMEM;
+    S->ringn = ring;
+  }
+  S->cash = sp->capital;
+  S->twr = S->twr_peak = S->shadow = 1;
+  S->volk = S->volk_traded = 1;
+  return KEEL_OK;
+}
+
+static void sub_teardown(keel_ctx *ctx, sub_run *S) {
+  void *b[] = {S->shares, S->base, S->tau, S->x, S->h, S->w, S->px, S->tmp, S->cbv, S->csv, S->entry, S->avg,
+               S->peak, S->minn, S->lot, S->bp, S->frozen, S->in_s, S->locked, S->pending, S->lock_rule,
+               S->pend_rule, S->fill_row, S->dca_first, S->R, S->cov, S->ring};
+  for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) keeli_free(ctx, b[i]);
+}
+
+static keel_status sub_metrics(run *E, size_t n, const double *values, const double *flows, const double *traded,
+                               const double *costs, const double *exposure, double initial, size_t ntrades,
+                               size_t nstops, keel_metrics *out) {
+  const keel_account_spec *a = E->spec;
+  int anyflow = 0;
+  for (size_t t = 0; t < n; t++) anyflow |= flows[t] != 0;
+  double *bench = NULL;
+  if (a->benchmark >= 0) {
+    if (!(bench = keeli_alloc_array(E->ctx, n, sizeof(double)))) return KEEL_ENOMEM;
+    double lastp = NAN;
+    for (size_t t = 0; t < n; t++) {
+      double p = E->px[(E->start + t) * E->na_panel + (size_t)a->benchmark];
+      if (!isnan(p)) lastp = p;
+      bench[t] = lastp;
+    }
+    if (isnan(bench[0])) {
+      char db[KEEL_DATE_BUFSIZE];
+      keeli_free(E->ctx, bench);
+      return keeli_error(E->ctx, KEEL_EINVAL, "backtest: the benchmark %s has no price on the first date %s",
+                         keel_panel_symbol(E->panel, (size_t)a->benchmark), date_str(E->dates[E->start], db));
+    }
+  }
+  keel_metrics_input mi = {.n = n, .dates = E->r->dates, .values = values, .initial = initial, .traded = traded,
+                           .costs = costs, .periods_per_year = a->periods_per_year, .risk_free = a->risk_free,
+                           .flows = anyflow ? flows : NULL, .exposure = exposure, .benchmark = bench,
+                           .ntrades = ntrades, .nstops = nstops};
+  keel_status st = keel_metrics_compute(E->ctx, &mi, out);
+  keeli_free(E->ctx, bench);
+  return st;
+}
+
+keel_status keel_backtest_run_account(keel_ctx *ctx, const keel_panel *panel, const keel_account_spec *spec,
+                                      keel_backtest_result **out) {
+  if (!out) return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_run_account: out is NULL");
+  *out = NULL;
+  if (!panel || !spec) return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_run_account: panel or spec is NULL");
+  const size_t nap = keel_panel_nassets(panel), nd = keel_panel_ndates(panel);
+  CHECK(spec->nsubs >= 1 && spec->subs, "backtest: an account needs at least one sub-account");
+  CHECK(isfinite(spec->periods_per_year) && spec->periods_per_year > 0, "backtest: periods_per_year %g must be > 0",
+        spec->periods_per_year);
+  CHECK(isfinite(spec->risk_free), "backtest: risk_free must be finite");
+  CHECK(spec->benchmark >= -1 && spec->benchmark < (long)nap, "backtest: benchmark column %ld is not in the panel",
+        spec->benchmark);
+  CHECK((unsigned)spec->fill <= KEEL_FILL_NEXT_OPEN, "backtest: unknown fill %d", (int)spec->fill);
+  CHECK(spec->fill == KEEL_FILL_CLOSE,
+        "backtest: fill at the next open is not available in this version of the engine; trades fill at the close");
+  const size_t start = spec->start, end = spec->end ? spec->end : nd;
+  CHECK(end <= nd && start < end, "backtest: rows [%zu, %zu) are not a non-empty range of the %zu rows", start, end,
+        nd);
+  const keel_date d0 = keel_panel_dates(panel)[start];
+  for (size_t s = 0; s < spec->nsubs; s++) {
+    const keel_subaccount_spec *sp = &spec->subs[s];
+    CHECK(!sp->nassets || sp->assets, "backtest: sub-account %zu: nassets %zu but no asset list", s, sp->nassets);
+    for (size_t k = 0; k < sp->nassets; k++) {
+      CHECK(sp->assets[k] < nap, "backtest: sub-account %s: asset %zu is column %zu of a %zu-column panel",
+            sp->name ? sp->name : "?", k, sp->assets[k], nap);
+      for (size_t j = 0; j < k; j++)
+        CHECK(sp->assets[j] != sp->assets[k], "backtest: sub-account %s lists %s twice", sp->name ? sp->name : "?",
+              keel_panel_symbol(panel, sp->assets[k]));
+    }
+    size_t na = sp->nassets ? sp->nassets : nap;
+    size_t *col = keeli_alloc_array(ctx, na, sizeof *col);
+    if (!col) return KEEL_ENOMEM;
+    for (size_t k = 0; k < na; k++) col[k] = sp->nassets ? sp->assets[k] : k;
+    keel_status st = check_sub(ctx, panel, sp, na, col, d0);
+    keeli_free(ctx, col);
+    if (st) return st;
+    for (size_t j = 0; j < s; j++)
+      CHECK(strcmp(spec->subs[j].name, sp->name) != 0, "backtest: two sub-accounts are named %s", sp->name);
+  }
+
+  const size_t n = end - start;
+  keel_status st = KEEL_OK;
   keel_backtest_result *r = keeli_calloc(ctx, 1, sizeof *r);
   if (!r) return KEEL_ENOMEM;
   r->heap = *keeli_ctx_heap(ctx);
   r->n = n;
-  r->na = na;
-  r->capital = cfg->capital;
-  r->dates = keeli_alloc_array(ctx, n, sizeof *r->dates);
-  r->values = keeli_alloc_array(ctx, n, sizeof(double));
-  r->cash = keeli_alloc_array(ctx, n, sizeof(double));
-  r->traded = keeli_calloc(ctx, n, sizeof(double));
-  r->costs = keeli_calloc(ctx, n, sizeof(double));
-  r->holdings = keeli_alloc_array(ctx, n, na * sizeof(double));
-  /* scratch: shares, last prices, holding values, targets, flags, breakpoints */
-  double *shares = keeli_calloc(ctx, na, sizeof *shares);
-  double *last = keeli_alloc_array(ctx, na, sizeof *last);
-  double *x = keeli_alloc_array(ctx, na, sizeof *x);
-  double *h = keeli_alloc_array(ctx, na, sizeof *h);
-  double *bp = keeli_alloc_array(ctx, na + 3, sizeof *bp);
-  unsigned char *tradable = keeli_alloc(ctx, na);
-  unsigned char *in_s = keeli_calloc(ctx, na, 1);
-  keel_status st = KEEL_OK;
-  if (!r->dates || !r->values || !r->cash || !r->traded || !r->costs || !r->holdings || !shares || !last || !x ||
-      !h || !bp || !tradable || !in_s) {
+  r->na = nap;
+  r->nsubs = spec->nsubs;
+  r->seed = spec->seed;
+  run E = {.ctx = ctx, .panel = panel, .spec = spec, .r = r, .dates = keel_panel_dates(panel),
+           .px = keel_panel_prices(panel), .na_panel = nap, .start = start};
+  double *exposure = NULL;
+  if (!(r->subs = keeli_calloc(ctx, spec->nsubs, sizeof *r->subs)) ||
+      !(E.subs = keeli_calloc(ctx, spec->nsubs, sizeof *E.subs)) ||
+      !(r->dates = keeli_alloc_array(ctx, n, sizeof *r->dates)) || !(r->values = keeli_calloc(ctx, n, sizeof(double))) ||
+      !(r->cash = keeli_calloc(ctx, n, sizeof(double))) || !(r->traded = keeli_calloc(ctx, n, sizeof(double))) ||
+      !(r->costs = keeli_calloc(ctx, n, sizeof(double))) || !(r->flows = keeli_calloc(ctx, n, sizeof(double))) ||
+      !(E.last = keeli_alloc_array(ctx, nap, sizeof(double))) ||
+      !(exposure = keeli_alloc_array(ctx, n * (spec->nsubs + 1), sizeof(double))) ||
+      (spec->record_holdings && !(r->holdings = keeli_calloc(ctx, n, nap * sizeof(double))))) {
     st = KEEL_ENOMEM;
     goto done;
   }
-
-  const keel_date *dates = keel_panel_dates(panel);
-  const double *px = keel_panel_prices(panel);
-  const double c = cfg->cost_bps / 1e4;
-  double cash = cfg->capital;
-  long prev_key = 0;
-  for (size_t j = 0; j < na; j++) last[j] = NAN;
-
+  for (size_t j = 0; j < nap; j++) E.last[j] = NAN;
+  for (size_t s = 0; s < spec->nsubs; s++) {
+    if ((st = sub_setup(&E, &E.subs[s], &spec->subs[s], s, n))) goto done;
+    r->capital += spec->subs[s].capital;
+  }
   for (size_t t = 0; t < n; t++) {
     const size_t i = start + t;
-    const double *row = px + i * na;
-    for (size_t j = 0; j < na; j++)
-      if (!isnan(row[j])) last[j] = row[j];
-    long key = period_key(cfg->rebalance, dates[i]);
-    int rebalance = t == 0 || (cfg->rebalance != KEEL_CAL_NEVER && key != prev_key);
-    prev_key = key;
-
-    if (rebalance) {
-      rebal_problem q = {.na = na, .w = cfg->weights, .x = x, .tradable = tradable, .in_s = in_s, .c = c,
-                         .fee = cfg->fee};
-      double V = cash, XF = 0, WT = 0;
-      for (size_t j = 0; j < na; j++) {
-        x[j] = shares[j] != 0 ? shares[j] * last[j] : 0;
-        V += x[j];
-        tradable[j] = !isnan(row[j]);
-        if (tradable[j])
-          WT += cfg->weights[j];
-        else
-          XF += x[j];
-      }
-      q.V = V, q.XF = XF, q.WT = WT;
-      /* Which assets trade: decided at the solution, re-solved until the
-       * set is stable (it changes only when a target lands within the
-       * tolerance of its holding). */
-      double vp = V;
-      for (int iter = 0;; iter++) {
-        double k = scale_k(&q, vp);
-        size_t ns = 0;
-        int changed = 0;
-        for (size_t j = 0; j < na; j++) {
-          unsigned char s = tradable[j] && fabs(cfg->weights[j] * k - x[j]) > TRADE_TOL * V;
-          changed |= s != in_s[j];
-          in_s[j] = s;
-          ns += s;
-        }
-        q.ns = ns;
-        if (iter > 0 && !changed) break;
-        if (solve_vp(&q, bp, &vp) != 0) {
-          char db[KEEL_DATE_BUFSIZE];
-          keel_date_format(dates[i], db);
-          st = keeli_error(ctx, KEEL_EINFEASIBLE,
-                           "backtest: on %s trading costs (%zu trades x fee %g) exceed the account's value %.2f",
-                           db, ns, cfg->fee, V);
-          goto done;
-        }
-        if (iter == 7) break; /* keep the set the last solve used */
-      }
-      double k = scale_k(&q, vp), costs = 0, traded = 0, held = 0;
-      uint32_t ntr = 0;
-      for (size_t j = 0; j < na; j++) {
-        h[j] = in_s[j] ? cfg->weights[j] * k : x[j];
-        if (!in_s[j]) {
-          held += x[j];
-          continue;
-        }
-        double notional = h[j] - x[j];
-        double cost = c * fabs(notional) + cfg->fee;
-        if (keeli_reserve(ctx, (void **)&r->trades, &r->tradecap, r->ntrades + 1, sizeof *r->trades)) {
-          st = KEEL_ENOMEM;
-          goto done;
-        }
-        keel_trade *tr = &r->trades[r->ntrades++];
-        tr->date = dates[i];
-        tr->asset = (uint32_t)j;
-        tr->sub = 0;
-        tr->reason = t == 0 ? KEEL_REASON_INITIAL : KEEL_REASON_CALENDAR;
-        tr->shares = notional / row[j];
-        tr->price = row[j];
-        tr->notional = notional;
-        tr->cost = cost;
-        shares[j] = h[j] / row[j];
-        costs += cost;
-        traded += fabs(notional);
-        held += h[j];
-        ntr++;
-      }
-      cash = V - costs - held;
-      if (keeli_reserve(ctx, (void **)&r->rebal, &r->rebalcap, r->nrebal + 1, sizeof *r->rebal)) {
-        st = KEEL_ENOMEM;
-        goto done;
-      }
-      keel_rebalance *rb = &r->rebal[r->nrebal++];
-      rb->date = dates[i];
-      rb->sub = 0;
-      rb->reason = t == 0 ? KEEL_REASON_INITIAL : KEEL_REASON_CALENDAR;
-      rb->value_before = V;
-      rb->value_after = V - costs;
-      rb->costs = costs;
-      rb->traded = traded;
-      rb->ntrades = ntr;
-      r->costs[t] = costs;
-      r->traded[t] = traded;
+    const double *row = E.px + i * nap;
+    for (size_t j = 0; j < nap; j++)
+      if (!isnan(row[j])) E.last[j] = row[j];
+    r->dates[t] = E.dates[i];
+    double invested_all = 0;
+    for (size_t s = 0; s < spec->nsubs; s++) {
+      sub_run *S = &E.subs[s];
+      if ((st = step_row(&E, S, t))) goto done;
+      double V = S->res->values[t];
+      r->values[t] += V;
+      r->cash[t] += S->cash;
+      r->flows[t] += S->flow_row;
+      r->traded[t] += S->traded_row;
+      r->costs[t] += S->costs_row;
+      exposure[(s + 1) * n + t] = V != 0 ? (V - S->cash) / V : 0;
+      invested_all += V - S->cash;
+      if (r->holdings)
+        for (size_t k = 0; k < S->na; k++) r->holdings[t * nap + S->col[k]] += S->shares[k];
     }
-
-    double value = cash;
-    double *hold = r->holdings + t * na;
-    for (size_t j = 0; j < na; j++) {
-      hold[j] = shares[j];
-      if (shares[j] != 0) value += shares[j] * last[j];
-    }
-    r->dates[t] = dates[i];
-    r->values[t] = value;
-    r->cash[t] = cash;
+    exposure[t] = r->values[t] != 0 ? invested_all / r->values[t] : 0;
   }
 
-  keel_metrics_input mi = {.n = n, .dates = r->dates, .values = r->values, .initial = cfg->capital,
-                           .traded = r->traded, .costs = r->costs, .periods_per_year = cfg->periods_per_year,
-                           .risk_free = cfg->risk_free};
-  st = keel_metrics_compute(ctx, &mi, &r->metrics);
+  /* metrics: the account, then each sub-account */
+  size_t nstops_all = 0;
+  for (size_t e = 0; e < r->nevents; e++) nstops_all += r->events[e].kind == KEEL_EVENT_STOP;
+  if ((st = sub_metrics(&E, n, r->values, r->flows, r->traded, r->costs, exposure, r->capital, r->ntrades, nstops_all,
+                        &r->metrics)))
+    goto done;
+  for (size_t s = 0; s < spec->nsubs; s++) {
+    sub_result *u = &r->subs[s];
+    double *tr = keeli_calloc(ctx, n, sizeof(double)), *co = keeli_calloc(ctx, n, sizeof(double));
+    if (!tr || !co) {
+      keeli_free(ctx, tr);
+      keeli_free(ctx, co);
+      st = KEEL_ENOMEM;
+      goto done;
+    }
+    size_t nt = 0, ns = 0;
+    size_t t = 0;
+    for (size_t q = 0; q < r->ntrades; q++) {
+      const keel_trade *x = &r->trades[q];
+      if (x->sub != s) continue;
+      while (t < n && r->dates[t] < x->date) t++;
+      tr[t] += fabs(x->notional);
+      co[t] += x->cost;
+      nt++;
+    }
+    for (size_t e = 0; e < r->nevents; e++) ns += r->events[e].sub == s && r->events[e].kind == KEEL_EVENT_STOP;
+    st = sub_metrics(&E, n, u->values, u->flows, tr, co, exposure + (s + 1) * n, spec->subs[s].capital, nt, ns,
+                     &u->metrics);
+    keeli_free(ctx, tr);
+    keeli_free(ctx, co);
+    if (st) {
+      char msg[512];
+      snprintf(msg, sizeof msg, "%s", keel_errmsg(ctx));
+      st = keeli_error(ctx, st, "backtest: sub-account %s: %s", spec->subs[s].name, msg);
+      goto done;
+    }
+  }
 
 done:
-  keeli_free(ctx, shares);
-  keeli_free(ctx, last);
-  keeli_free(ctx, x);
-  keeli_free(ctx, h);
-  keeli_free(ctx, bp);
-  keeli_free(ctx, tradable);
-  keeli_free(ctx, in_s);
+  if (E.subs)
+    for (size_t s = 0; s < spec->nsubs; s++) sub_teardown(ctx, &E.subs[s]);
+  keeli_free(ctx, E.subs);
+  keeli_free(ctx, E.last);
+  keeli_free(ctx, exposure);
   if (st != KEEL_OK) {
     keel_backtest_result_free(r);
     return st;
@@ -346,6 +1301,41 @@ done:
   return KEEL_OK;
 }
 
+/* The first slice's interface: one sub-account, fixed weights, a calendar
+ * and one proportional rate on both sides. */
+keel_status keel_backtest_run(keel_ctx *ctx, const keel_panel *panel, const keel_backtest_config *cfg,
+                              keel_backtest_result **out) {
+  if (!out) return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_run: out is NULL");
+  *out = NULL;
+  if (!panel || !cfg) return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_run: panel or config is NULL");
+  const size_t na = keel_panel_nassets(panel);
+  if (cfg->nweights != na || !cfg->weights)
+    return keeli_error(ctx, KEEL_EINVAL, "backtest: %zu weights given for %zu assets", cfg->nweights, na);
+  CHECK(isfinite(cfg->capital) && cfg->capital > 0, "backtest: capital %g must be finite and > 0", cfg->capital);
+  CHECK(isfinite(cfg->cost_bps) && cfg->cost_bps >= 0 && cfg->cost_bps < 10000,
+        "backtest: cost_bps %g must be in [0, 10000)", cfg->cost_bps);
+  CHECK((unsigned)cfg->rebalance <= KEEL_CAL_NEVER, "backtest: unknown rebalance calendar %d", (int)cfg->rebalance);
+  keel_subaccount_spec sub;
+  keel_subaccount_spec_default(&sub);
+  sub.weights = cfg->weights;
+  sub.capital = cfg->capital;
+  sub.schedule.calendar = cfg->rebalance;
+  sub.costs.buy_bps = sub.costs.sell_bps = cfg->cost_bps;
+  sub.costs.fee = cfg->fee;
+  sub.costs.use_lots = 0;
+  keel_account_spec a;
+  keel_account_spec_default(&a);
+  a.nsubs = 1;
+  a.subs = &sub;
+  a.periods_per_year = cfg->periods_per_year;
+  a.risk_free = cfg->risk_free;
+  a.start = cfg->start;
+  a.end = cfg->end;
+  return keel_backtest_run_account(ctx, panel, &a, out);
+}
+
+/* ---- accessors ---- */
+
 size_t keel_backtest_npoints(const keel_backtest_result *r) { return r->n; }
 size_t keel_backtest_nassets(const keel_backtest_result *r) { return r->na; }
 const keel_date *keel_backtest_dates(const keel_backtest_result *r) { return r->dates; }
@@ -353,10 +1343,26 @@ const double *keel_backtest_values(const keel_backtest_result *r) { return r->va
 const double *keel_backtest_cash(const keel_backtest_result *r) { return r->cash; }
 const double *keel_backtest_traded(const keel_backtest_result *r) { return r->traded; }
 const double *keel_backtest_costs(const keel_backtest_result *r) { return r->costs; }
-const double *keel_backtest_holdings(const keel_backtest_result *r, size_t i) { return r->holdings + i * r->na; }
+const double *keel_backtest_flows(const keel_backtest_result *r) { return r->flows; }
+const double *keel_backtest_holdings(const keel_backtest_result *r, size_t i) {
+  return r->holdings ? r->holdings + i * r->na : NULL;
+}
 size_t keel_backtest_ntrades(const keel_backtest_result *r) { return r->ntrades; }
 const keel_trade *keel_backtest_trades(const keel_backtest_result *r) { return r->trades; }
 size_t keel_backtest_nrebalances(const keel_backtest_result *r) { return r->nrebal; }
 const keel_rebalance *keel_backtest_rebalances(const keel_backtest_result *r) { return r->rebal; }
 const keel_metrics *keel_backtest_metrics(const keel_backtest_result *r) { return &r->metrics; }
 double keel_backtest_capital(const keel_backtest_result *r) { return r->capital; }
+uint64_t keel_backtest_seed(const keel_backtest_result *r) { return r->seed; }
+size_t keel_backtest_nsubs(const keel_backtest_result *r) { return r->nsubs; }
+const char *keel_backtest_sub_name(const keel_backtest_result *r, size_t s) { return r->subs[s].name; }
+size_t keel_backtest_sub_nassets(const keel_backtest_result *r, size_t s) { return r->subs[s].na; }
+const size_t *keel_backtest_sub_assets(const keel_backtest_result *r, size_t s) { return r->subs[s].assets; }
+const double *keel_backtest_sub_values(const keel_backtest_result *r, size_t s) { return r->subs[s].values; }
+const double *keel_backtest_sub_cash(const keel_backtest_result *r, size_t s) { return r->subs[s].cash; }
+const double *keel_backtest_sub_flows(const keel_backtest_result *r, size_t s) { return r->subs[s].flows; }
+const keel_metrics *keel_backtest_sub_metrics(const keel_backtest_result *r, size_t s) { return &r->subs[s].metrics; }
+size_t keel_backtest_nevents(const keel_backtest_result *r) { return r->nevents; }
+const keel_event *keel_backtest_events(const keel_backtest_result *r) { return r->events; }
+size_t keel_backtest_nopt_calls(const keel_backtest_result *r) { return r->nopt; }
+const keel_opt_call *keel_backtest_opt_calls(const keel_backtest_result *r) { return r->opt; }

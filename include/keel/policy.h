@@ -152,10 +152,11 @@ KEEL_API keel_status keel_voltarget_scale(keel_ctx *ctx, const keel_voltarget *v
  * the flow (cash included), amount > 0 money to invest (or < 0 to raise).
  * A contribution buys b_i = max(0, L t_i - x_i), a withdrawal sells
  * s_i = max(0, x_i - L t_i), with the level L solved exactly so that the
- * trades add up to |amount| (water-filling; when |amount| exceeds what the
- * targets can absorb, the remainder is spread in proportion to t). out (n)
+ * trades add up to |amount| (water-filling). Assets with no target are
+ * never bought and are sold first (pro rata) for a withdrawal; with no
+ * target at all a contribution buys nothing (it stays in cash). out (n)
  * gets the signed trade values. Returns KEEL_EINVAL for negative targets or
- * a withdrawal larger than the holdings. */
+ * holdings, or a withdrawal larger than the holdings. */
 KEEL_API keel_status keel_cashflow_allocate(keel_ctx *ctx, size_t n, const double *x, const double *t, double amount,
                                             double *out);
 

@@ -101,6 +101,51 @@ static void test_monotone_and_unrecovered(void **state) {
   keel_ctx_free(ctx);
 }
 
+/* Flows: time-weighted returns, the index for drawdown; a benchmark for
+ * tracking error and information ratio; exposure for time in market. All
+ * by hand on four points. */
+static void test_flows_and_benchmark(void **state) {
+  (void)state;
+  keel_ctx *ctx = NULL;
+  assert_int_equal(keel_ctx_new(NULL, &ctx), KEEL_OK);
+  keel_date dates[4] = {D(2020, 1, 1), D(2020, 4, 1), D(2020, 7, 1), D(2020, 10, 1)};
+  /* 100 grows to 110, then 50 is paid in (160), it falls to 150, then 50
+   * is taken out (120) */
+  double v[4] = {110, 160, 150, 120}, f[4] = {0, 50, 0, -50}, b[4] = {10, 10.5, 10, 11},
+         ex[4] = {1, 0.5, 0, 0.9};
+  keel_metrics_input in = {.n = 4, .dates = dates, .values = v, .initial = 100, .periods_per_year = 4,
+                           .flows = f, .benchmark = b, .exposure = ex, .ntrades = 7, .nstops = 2};
+  keel_metrics m;
+  assert_ok(ctx, keel_metrics_compute(ctx, &in, &m));
+  const double r[4] = {0.1, 0, 150.0 / 160 - 1, 170.0 / 150 - 1};
+  const double I3 = 1.1 * 1 * (150.0 / 160) * (170.0 / 150);
+  assert_close(m.total_return, I3 - 1, 1e-14, 0);
+  /* the index peaks at 1.1 (points 0 and 1) and falls to 1.1 * 15/16 */
+  assert_close(m.max_drawdown, 1 - 150.0 / 160, 1e-14, 0);
+  assert_int_equal(m.dd_trough, dates[2]);
+  assert_int_equal(m.dd_recovery, dates[3]); /* 1.1 * 17/16 > 1.1 */
+  double a[3], am = 0;
+  for (int t = 1; t < 4; t++) am += (a[t - 1] = r[t] - (b[t] / b[t - 1] - 1)) / 3;
+  double as = 0;
+  for (int t = 0; t < 3; t++) as += (a[t] - am) * (a[t] - am);
+  const double te = sqrt(as / 2) * 2;
+  assert_close(m.tracking_error, te, 1e-13, 0);
+  assert_close(m.info_ratio, am * 4 / te, 1e-13, 0);
+  assert_close(m.time_in_market, 0.75, 0, 0);
+  assert_int_equal(m.ntrades, 7);
+  assert_int_equal(m.nstops, 2);
+
+  /* no initial value: the first return is that of the first payment */
+  double v2[2] = {99, 108.9}, f2[2] = {100, 0};
+  keel_metrics_input in2 = {.n = 2, .dates = dates, .values = v2, .initial = 0, .periods_per_year = 4, .flows = f2};
+  assert_ok(ctx, keel_metrics_compute(ctx, &in2, &m));
+  assert_close(m.total_return, 0.99 * 1.1 - 1, 1e-14, 0);
+  assert_true(isnan(m.tracking_error) && isnan(m.time_in_market));
+  in2.flows = NULL;
+  assert_status(ctx, keel_metrics_compute(ctx, &in2, &m), KEEL_EINVAL);
+  keel_ctx_free(ctx);
+}
+
 static void test_rejects(void **state) {
   (void)state;
   keel_ctx *ctx = NULL;
@@ -139,6 +184,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hand_case),
       cmocka_unit_test(test_monotone_and_unrecovered),
+      cmocka_unit_test(test_flows_and_benchmark),
       cmocka_unit_test(test_rejects),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,589 @@
+/* Tests of accounts of sub-accounts (backtest/engine.c): hand cases for
+ * stops, DCA, lots and strategies, and properties over random policies. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keel_test.h"
+
+static keel_date D(int y, int m, int d) {
+  keel_date x;
+  assert_int_equal(keel_date_from_ymd(y, m, d, &x), 0);
+  return x;
+}
+
+/* n business days from (y, m, d) on */
+static void bdays(keel_date *out, size_t n, int y, int m, int d) {
+  keel_date x = D(y, m, d);
+  for (size_t i = 0; i < n; x++)
+    if (keel_date_weekday(x) < 5) out[i++] = x;
+}
+
+static keel_panel *panel_of(size_t nd, size_t na, const double *px, int y, int m, int d) {
+  keel_date *dates = malloc(nd * sizeof *dates);
+  bdays(dates, nd, y, m, d);
+  const char *names[] = {"A", "B", "C", "D", "E", "F", "G", "H"};
+  keel_panel *p = NULL;
+  assert_ok(CTX, keel_panel_new(CTX, nd, na, dates, names, px, &p));
+  free(dates);
+  return p;
+}
+
+static keel_backtest_result *run1(const keel_panel *p, const keel_subaccount_spec *sub) {
+  keel_account_spec a;
+  keel_account_spec_default(&a);
+  a.nsubs = 1;
+  a.subs = sub;
+  keel_backtest_result *r = NULL;
+  assert_ok(CTX, keel_backtest_run_account(CTX, p, &a, &r));
+  return r;
+}
+
+/* A trailing stop trails the peak since entry, fills at the next close,
+ * and the position is not bought back until the re-entry rule allows. */
+static void test_trailing_stop(void **state) {
+  (void)state;
+  /* A rises to 120, falls to 90 (25% below the peak: the stop at 20%
+   * triggers on that close), the next close is 95: the sale fills there */
+  double px[] = {100, 110, 120, 90, 95, 97, 99, 101, 103, 105};
+  keel_panel *p = panel_of(10, 1, px, 2021, 3, 1);
+  double w[] = {1};
+  keel_stop_rule rule;
+  keel_stop_rule_default(&rule);
+  rule.kind = KEEL_STOP_TRAILING;
+  rule.level = 0.2;
+  rule.reentry = KEEL_REENTRY_AFTER_DAYS;
+  rule.days = 3;
+  keel_subaccount_spec sub;
+  keel_subaccount_spec_default(&sub);
+  sub.weights = w;
+  sub.capital = 1000;
+  sub.schedule.calendar = KEEL_CAL_DAILY; /* a rebalance every day must not buy it back */
+  sub.stops = &rule;
+  sub.nstops = 1;
+  keel_backtest_result *r = run1(p, &sub);
+  const keel_event *ev = keel_backtest_events(r);
+  assert_int_equal(keel_backtest_nevents(r), 3);
+  assert_int_equal(ev[0].kind, KEEL_EVENT_STOP);
+  assert_int_equal(ev[0].date, keel_panel_dates(p)[3]);
+  assert_close(ev[0].price, 90, 0, 0);
+  assert_close(ev[0].level, 120 * 0.8, 1e-15, 0); /* the peak, not the entry price 100 */
+  assert_int_equal(ev[1].kind, KEEL_EVENT_STOP_FILL);
+  assert_int_equal(ev[1].date, keel_panel_dates(p)[4]);
+  assert_int_equal(ev[2].kind, KEEL_EVENT_REENTRY);
+  assert_int_equal(ev[2].date, keel_panel_dates(p)[7]); /* 3 rows after the fill */
+  const keel_trade *tr = keel_backtest_trades(r);
+  size_t nt = keel_backtest_ntrades(r);
+  assert_int_equal(nt, 3);
+  assert_int_equal(tr[0].reason, KEEL_REASON_INITIAL);
+  assert_int_equal(tr[1].reason, KEEL_REASON_STOP);
+  assert_close(tr[1].price, 95, 0, 0);
+  assert_close(tr[1].shares, -10, 1e-14, 0);
+  assert_int_equal(tr[2].reason, KEEL_REASON_REENTRY);
+  assert_int_equal(tr[2].date, keel_panel_dates(p)[7]);
+  assert_close(tr[2].notional, 950, 1e-14, 0);
+  /* locked rows hold cash only */
+  for (size_t t = 4; t < 7; t++) assert_close(keel_backtest_cash(r)[t], 950, 1e-14, 0);
+  assert_close(keel_backtest_values(r)[9], 950.0 / 101 * 105, 1e-13, 0);
+  assert_int_equal(keel_backtest_metrics(r)->nstops, 1);
+  keel_backtest_result_free(r);
+  keel_panel_free(p);
+}
+
+/* Stop-loss from the entry price vs from the average cost; take-profit;
+ * a stop with no re-entry stays out for good. */
+static void test_stop_refs(void **state) {
+  (void)state;
+  /* day 0 buys at 100; DCA on day 2 buys more at 80 (avg cost below 100) */
+  double px[] = {100, 90, 80, 82, 78, 76, 75, 74, 73, 130};
+  keel_panel *p = panel_of(10, 1, px, 2021, 3, 1);
+  double w[] = {1};
+  keel_stop_rule rule;
+  keel_stop_rule_default(&rule);
+  rule.kind = KEEL_STOP_LOSS;
+  rule.level = 0.2; /* entry 100: triggers at <= 80, on day 2 */
+  rule.ref = KEEL_STOP_REF_ENTRY;
+  keel_subaccount_spec sub;
+  keel_subaccount_spec_default(&sub);
+  sub.weights = w;
+  sub.capital = 1000;
+  sub.schedule.calendar = KEEL_CAL_NEVER;
+  sub.stops = &rule;
+  sub.nstops = 1;
+  keel_backtest_result *r = run1(p, &sub);
+  assert_int_equal(keel_backtest_events(r)[0].date, keel_panel_dates(p)[2]);
+  assert_close(keel_backtest_trades(r)[1].price, 82, 0, 0);
+  assert_int_equal(keel_backtest_nevents(r), 2); /* never re-enters: 130 is never bought */
+  assert_close(keel_backtest_values(r)[9], keel_backtest_cash(r)[9], 0, 0);
+  keel_backtest_result_free(r);
+
+  /* with the average cost: a second purchase at 80 lowers it to
+   * 2000 / (10 + 12.5) = 88.9, so the stop waits for 71.1 */
+  keel_dca plan;
+  keel_dca_default(&plan);
+  plan.amount = 1000;
+  plan.schedule.calendar = KEEL_CAL_EVERY_N;
+  plan.schedule.every = 2;
+  plan.start = keel_panel_dates(p)[2];
+  plan.end = keel_panel_dates(p)[2];
+  rule.ref = KEEL_STOP_REF_AVG_COST;
+  sub.dca = &plan;
+  sub.ndca = 1;
+  r = run1(p, &sub);
+  assert_int_equal(keel_backtest_nevents(r), 0);
+  assert_close(keel_backtest_flows(r)[2], 1000, 0, 0);
+  assert_close(keel_backtest_holdings(r, 2)[0], 10 + 12.5, 1e-14, 0);
+  keel_backtest_result_free(r);
+
+  /* take-profit 25% from entry: triggers at 130 on the last day, fills never (no next row) */
+  rule.kind = KEEL_STOP_TAKE_PROFIT;
+  rule.level = 0.25;
+  rule.ref = KEEL_STOP_REF_ENTRY;
+  sub.dca = NULL;
+  sub.ndca = 0;
+  r = run1(p, &sub);
+  assert_int_equal(keel_backtest_nevents(r), 1);
+  assert_int_equal(keel_backtest_events(r)[0].kind, KEEL_EVENT_STOP);
+  assert_int_equal(keel_backtest_ntrades(r), 1);
+  keel_backtest_result_free(r);
+  keel_panel_free(p);
+}
+
+/* A DCA plan into one asset without costs: the time-weighted return is
+ * the asset's return whatever the flows, the installments step up
+ * yearly, and the shares are the sum of installment / price. */
+static void test_dca_time_weighted(void **state) {
+  (void)state;
+  const size_t nd = 600;
+  double *px = malloc(nd * sizeof *px);
+  uint32_t seed = 5;
+  px[0] = 50;
+  for (size_t i = 1; i < nd; i++) px[i] = px[i - 1] * (1 + 0.02 * keel_test_lcg(&seed));
+  keel_panel *p = panel_of(nd, 1, px, 2019, 1, 1);
+  double w[] = {1};
+  keel_dca plan;
+  keel_dca_default(&plan);
+  plan.amount = 1000;
+  plan.step_up = 0.1;
+  keel_subaccount_spec sub;
+  keel_subaccount_spec_default(&sub);
+  sub.weights = w;
+  sub.capital = 0; /* all the money comes from the plan */
+  sub.schedule.calendar = KEEL_CAL_NEVER;
+  sub.dca = &plan;
+  sub.ndca = 1;
+  keel_backtest_result *r = run1(p, &sub);
+  const keel_date *dt = keel_panel_dates(p);
+  double shares = 0, paid = 0;
+  int y0, m0, yy, mm;
+  keel_date_to_ymd(dt[0], &y0, &m0, NULL);
+  for (size_t t = 0; t < nd; t++) {
+    keel_date_to_ymd(dt[t], &yy, &mm, NULL);
+    int prev_m = -1, prev_y = -1;
+    if (t) keel_date_to_ymd(dt[t - 1], &prev_y, &prev_m, NULL);
+    if (t == 0 || mm != prev_m) {
+      double a = 1000 * pow(1.1, floor((double)(dt[t] - dt[0]) / 365.25));
+      shares += a / px[t];
+      paid += a;
+      assert_close(keel_backtest_flows(r)[t], a, 1e-14, 0);
+    }
+  }
+  assert_close(keel_backtest_holdings(r, nd - 1)[0], shares, 1e-12, 0);
+  const keel_metrics *m = keel_backtest_metrics(r);
+  assert_close(m->total_return, px[nd - 1] / px[0] - 1, 1e-12, 0);
+  assert_close(keel_backtest_values(r)[nd - 1], shares * px[nd - 1], 1e-12, 0);
+  assert_true(paid > 20 * 1000);
+  keel_backtest_result_free(r);
+  keel_panel_free(p);
+  free(px);
+}
+
+/* Whole lots and a minimum trade: shares are multiples of the lot, no
+ * trade is below the minimum, cash never negative. */
+static void test_lots(void **state) {
+  (void)state;
+  double px[] = {10, 20, 11, 19, 12, 18, 13, 17, 14, 16};
+  keel_panel *p = panel_of(5, 2, px, 2021, 3, 1);
+  keel_asset_meta meta = {"", 10, 0};
+  assert_ok(CTX, keel_panel_set_meta(CTX, p, 0, &meta));
+  meta.lot = 5;
+  meta.min_trade = 150;
+  assert_ok(CTX, keel_panel_set_meta(CTX, p, 1, &meta));
+  double w[] = {0.5, 0.5};
+  keel_subaccount_spec sub;
+  keel_subaccount_spec_default(&sub);
+  sub.weights = w;
+  sub.capital = 10000;
+  sub.schedule.calendar = KEEL_CAL_DAILY;
+  sub.costs.buy_bps = sub.costs.sell_bps = 20;
+  sub.costs.fee = 2;
+  keel_backtest_result *r = run1(p, &sub);
+  const keel_trade *tr = keel_backtest_trades(r);
+  for (size_t i = 0; i < keel_backtest_ntrades(r); i++) {
+    double lot = tr[i].asset == 0 ? 10 : 5;
+    assert_close(tr[i].shares / lot, nearbyint(tr[i].shares / lot), 0, 1e-9);
+    if (tr[i].asset == 1) assert_true(fabs(tr[i].notional) >= 150);
+  }
+  for (size_t t = 0; t < 5; t++) {
+    assert_true(keel_backtest_cash(r)[t] >= 0);
+    const double *h = keel_backtest_holdings(r, t);
+    assert_close(h[0] / 10, nearbyint(h[0] / 10), 0, 1e-9);
+    assert_close(h[1] / 5, nearbyint(h[1] / 5), 0, 1e-9);
+  }
+  /* day 0: 500 shares of A and 250 of B would cost 10000 + costs: the buys round down */
+  assert_true(keel_backtest_holdings(r, 0)[0] <= 500 && keel_backtest_holdings(r, 0)[1] <= 250);
+  keel_backtest_result_free(r);
+  keel_panel_free(p);
+}
+
+/* A strategy through the vtable: it sees no row after the decision, its
+ * optimiser record joins the audit trail. */
+typedef struct flip_state {
+  int calls;
+  size_t last_row;
+} flip_state;
+
+static keel_status flip_rebalance(void *st, keel_ctx *ctx, const keel_strategy_input *in, double *target,
+                                  keel_opt_record *rec) {
+  (void)ctx;
+  flip_state *f = st;
+  f->calls++;
+  f->last_row = in->row;
+  int odd = f->calls % 2;
+  target[0] = odd ? 0.7 : 0.3;
+  target[1] = odd ? 0.3 : 0.7;
+  rec->used = 1;
+  rec->iterations = f->calls;
+  rec->res_prim = 1e-12;
+  return KEEL_OK;
+}
+
+static const keel_strategy_ops FLIP_OPS = {"flip", NULL, flip_rebalance, NULL};
+
+static void test_strategy_and_two_subs(void **state) {
+  (void)state;
+  const size_t nd = 80;
+  double *px = malloc(nd * 3 * sizeof *px);
+  uint32_t seed = 9;
+  for (size_t j = 0; j < 3; j++) px[j] = 100;
+  for (size_t i = 1; i < nd; i++)
+    for (size_t j = 0; j < 3; j++) px[i * 3 + j] = px[(i - 1) * 3 + j] * (1 + 0.03 * keel_test_lcg(&seed));
+  keel_panel *p = panel_of(nd, 3, px, 2021, 1, 4);
+  flip_state fs = {0, 0};
+  keel_strategy strat = {&FLIP_OPS, &fs};
+  size_t cols_a[] = {0, 1}, cols_b[] = {2, 1};
+  double wb[] = {0.5, 0.25};
+  keel_subaccount_spec subs[2];
+  keel_subaccount_spec_default(&subs[0]);
+  keel_subaccount_spec_default(&subs[1]);
+  subs[0].name = "core";
+  subs[0].nassets = 2;
+  subs[0].assets = cols_a;
+  subs[0].strategy = &strat;
+  subs[0].capital = 5000;
+  subs[1].name = "travel";
+  subs[1].nassets = 2;
+  subs[1].assets = cols_b;
+  subs[1].weights = wb;
+  subs[1].capital = 2000;
+  subs[1].schedule.calendar = KEEL_CAL_WEEKLY;
+  subs[1].costs.sell_bps = 30;
+  keel_account_spec a;
+  keel_account_spec_default(&a);
+  a.nsubs = 2;
+  a.subs = subs;
+  a.benchmark = 2;
+  keel_backtest_result *r = NULL;
+  assert_ok(CTX, keel_backtest_run_account(CTX, p, &a, &r));
+  /* monthly: January 4 (initial), February 1, March 1, April 1 */
+  assert_int_equal(fs.calls, 4);
+  assert_int_equal(keel_backtest_nopt_calls(r), 4);
+  assert_int_equal(keel_backtest_opt_calls(r)[3].rec.iterations, 4);
+  assert_int_equal(keel_backtest_opt_calls(r)[1].date, D(2021, 2, 1));
+  assert_int_equal(keel_backtest_nsubs(r), 2);
+  assert_string_equal(keel_backtest_sub_name(r, 1), "travel");
+  for (size_t t = 0; t < nd; t++) {
+    assert_close(keel_backtest_values(r)[t], keel_backtest_sub_values(r, 0)[t] + keel_backtest_sub_values(r, 1)[t],
+                 1e-14, 0);
+    /* the travel fund keeps a quarter in cash after each weekly rebalance */
+  }
+  /* the core sub-account holds 0.7 / 0.3 after the first decision */
+  const double *h0 = keel_backtest_holdings(r, 0);
+  double v0 = keel_backtest_sub_values(r, 0)[0];
+  assert_close(h0[0] * 100 / v0, 0.7, 1e-12, 0);
+  assert_true(isfinite(keel_backtest_metrics(r)->tracking_error));
+  assert_true(isfinite(keel_backtest_sub_metrics(r, 1)->info_ratio));
+  assert_close(keel_backtest_sub_metrics(r, 1)->time_in_market, 1, 0, 0);
+  keel_backtest_result_free(r);
+  keel_panel_free(p);
+  free(px);
+}
+
+/* Every bad setting is named. */
+static void test_rejects(void **state) {
+  (void)state;
+  double px[] = {10, 20, 11, 19};
+  keel_panel *p = panel_of(2, 2, px, 2021, 3, 1);
+  double w[] = {0.5, 0.5}, bad[] = {0.8, 0.8};
+  keel_subaccount_spec sub;
+  keel_account_spec a;
+  keel_backtest_result *r = (keel_backtest_result *)1;
+#define REJECT(setup, needle)                                                \
+  do {                                                                       \
+    keel_subaccount_spec_default(&sub);                                      \
+    sub.weights = w;                                                         \
+    keel_account_spec_default(&a);                                           \
+    a.nsubs = 1;                                                             \
+    a.subs = &sub;                                                           \
+    setup;                                                                   \
+    assert_status(CTX, keel_backtest_run_account(CTX, p, &a, &r), KEEL_EINVAL); \
+    assert_null(r);                                                          \
+    assert_errmsg(CTX, needle);                                              \
+  } while (0)
+  REJECT(sub.weights = bad, "sum to 1.6");
+  REJECT(sub.band.kind = KEEL_BAND_COMBINED, "band abs 0 must be in (0, 1)");
+  REJECT((sub.band.kind = KEEL_BAND_RELATIVE, sub.band.rel = -1), "band rel -1");
+  REJECT(sub.capital = 0, "nothing to invest");
+  REJECT(sub.costs.fee = NAN, "fee nan");
+  REJECT(a.fill = KEEL_FILL_NEXT_OPEN, "next open");
+  REJECT(sub.strategy = (keel_strategy *)&sub, "fixed weights or a strategy");
+  keel_stop_rule rule;
+  keel_stop_rule_default(&rule);
+  rule.action = KEEL_STOP_TO_DEFENSIVE;
+  REJECT((sub.stops = &rule, sub.nstops = 1), "but none is given");
+  REJECT((rule.action = KEEL_STOP_TO_CASH, rule.level = 1.5, sub.stops = &rule, sub.nstops = 1), "level 1.5");
+  size_t twice[] = {1, 1};
+  REJECT((sub.nassets = 2, sub.assets = twice), "lists B twice");
+#undef REJECT
+  keel_panel_free(p);
+}
+
+/* ---- properties over random policies and panels ---- */
+
+typedef struct prop_case {
+  keel_panel *p;
+  keel_subaccount_spec subs[3];
+  size_t cols[3][6];
+  double w[3][6], def[3][6];
+  keel_dca dca[3][2];
+  keel_stop_rule stops[3][2];
+  size_t nsubs;
+} prop_case;
+
+static double u01(uint32_t *s) { return keel_test_lcg(s) + 0.5; }
+
+static void make_case(prop_case *c, uint32_t seed, size_t nd, size_t na) {
+  memset(c, 0, sizeof *c);
+  double *px = malloc(nd * na * sizeof *px);
+  for (size_t j = 0; j < na; j++) {
+    size_t first = u01(&seed) < 0.3 ? (size_t)(u01(&seed) * nd / 3) : 0; /* late listings */
+    double x = 20 + 80 * u01(&seed);
+    for (size_t i = 0; i < nd; i++) {
+      x *= 1 + 0.04 * keel_test_lcg(&seed) + (u01(&seed) < 0.01 ? -0.2 : 0);
+      px[i * na + j] = i < first || (i > first && u01(&seed) < 0.02) ? NAN : x; /* halts */
+    }
+  }
+  c->p = panel_of(nd, na, px, 2015, 6, 1);
+  free(px);
+  for (size_t j = 0; j < na; j++) {
+    keel_asset_meta m = {"", u01(&seed) < 0.3 ? 1 : 0, u01(&seed) < 0.2 ? 50 : 0};
+    assert_ok(CTX, keel_panel_set_meta(CTX, c->p, j, &m));
+  }
+  c->nsubs = 1 + (size_t)(u01(&seed) * 3) % 3;
+  const char *names[] = {"s0", "s1", "s2"};
+  for (size_t s = 0; s < c->nsubs; s++) {
+    keel_subaccount_spec *sp = &c->subs[s];
+    keel_subaccount_spec_default(sp);
+    sp->name = names[s];
+    size_t m = 2 + (size_t)(u01(&seed) * (double)(na - 1));
+    if (m > na) m = na;
+    size_t off = (size_t)(u01(&seed) * (double)na);
+    double sum = 0;
+    for (size_t k = 0; k < m; k++) {
+      c->cols[s][k] = (off + k) % na;
+      c->w[s][k] = u01(&seed);
+      sum += c->w[s][k];
+      c->def[s][k] = k == 0 ? 1 : 0;
+    }
+    double invest = u01(&seed) < 0.5 ? 1 : 0.7 + 0.3 * u01(&seed);
+    for (size_t k = 0; k < m; k++) c->w[s][k] *= invest / sum;
+    sp->nassets = m;
+    sp->assets = c->cols[s];
+    sp->weights = c->w[s];
+    sp->capital = 1000 + 100000 * u01(&seed);
+    sp->schedule.calendar = (keel_calendar)((size_t)(u01(&seed) * 7) % 7);
+    sp->schedule.every = 1 + (unsigned)(u01(&seed) * 30);
+    if (u01(&seed) < 0.5) {
+      sp->band.kind = (keel_band_kind)(1 + (size_t)(u01(&seed) * 3) % 3);
+      sp->band.abs = 0.02 + 0.08 * u01(&seed);
+      sp->band.rel = 0.1 + 0.4 * u01(&seed);
+      sp->band.action = (keel_band_action)((size_t)(u01(&seed) * 3) % 3);
+      sp->band.inner = 0.5;
+      sp->rebalance_on_schedule = u01(&seed) < 0.3;
+    }
+    if (u01(&seed) < 0.3) {
+      sp->vol.target = 0.05 + 0.15 * u01(&seed);
+      sp->vol.estimator = u01(&seed) < 0.5 ? KEEL_VOL_ROLLING : KEEL_VOL_EWMA;
+      sp->vol.window = 20;
+    }
+    sp->costs.buy_bps = 30 * u01(&seed);
+    sp->costs.sell_bps = 30 * u01(&seed);
+    sp->costs.spread_bps = 10 * u01(&seed);
+    sp->costs.fee = u01(&seed) < 0.5 ? 0 : 3 * u01(&seed);
+    sp->costs.min_notional = u01(&seed) < 0.3 ? 100 : 0;
+    if (u01(&seed) < 0.2) sp->skip_gamma = 5, sp->skip_lookback = 60;
+    size_t nd_ = 0;
+    if (u01(&seed) < 0.6) {
+      keel_dca *q = &c->dca[s][nd_++];
+      keel_dca_default(q);
+      q->amount = 500 * u01(&seed);
+      q->step_up = 0.05;
+      q->dest = u01(&seed) < 0.5 ? KEEL_DCA_TO_TARGET : KEEL_DCA_TO_UNDERWEIGHT;
+      q->source = u01(&seed) < 0.8 ? KEEL_DCA_EXTERNAL : KEEL_DCA_FROM_CASH;
+    }
+    if (u01(&seed) < 0.4) {
+      keel_dca *q = &c->dca[s][nd_++];
+      keel_dca_default(q);
+      q->amount = -200 * u01(&seed) - 1;
+      q->schedule.calendar = KEEL_CAL_QUARTERLY;
+      q->dest = u01(&seed) < 0.5 ? KEEL_DCA_TO_TARGET : KEEL_DCA_TO_UNDERWEIGHT;
+    }
+    sp->dca = c->dca[s];
+    sp->ndca = nd_;
+    size_t ns = 0;
+    if (u01(&seed) < 0.6) {
+      keel_stop_rule *r = &c->stops[s][ns++];
+      keel_stop_rule_default(r);
+      r->kind = (keel_stop_kind)((size_t)(u01(&seed) * 3) % 3);
+      r->level = 0.05 + 0.15 * u01(&seed);
+      r->ref = u01(&seed) < 0.5 ? KEEL_STOP_REF_ENTRY : KEEL_STOP_REF_AVG_COST;
+      r->action = u01(&seed) < 0.7 ? KEEL_STOP_TO_CASH : KEEL_STOP_TO_DEFENSIVE;
+      r->reentry = (keel_reentry)((size_t)(u01(&seed) * 3) % 3);
+      r->days = 5 + (unsigned)(u01(&seed) * 20);
+    }
+    if (u01(&seed) < 0.3) {
+      keel_stop_rule *r = &c->stops[s][ns++];
+      keel_stop_rule_default(r);
+      r->kind = KEEL_STOP_DRAWDOWN;
+      r->level = 0.1 + 0.1 * u01(&seed);
+      r->action = u01(&seed) < 0.5 ? KEEL_STOP_TO_CASH : KEEL_STOP_TO_DEFENSIVE;
+      r->reentry = u01(&seed) < 0.5 ? KEEL_REENTRY_AFTER_DAYS : KEEL_REENTRY_ABOVE_MA;
+      r->days = 10;
+    }
+    sp->stops = c->stops[s];
+    sp->nstops = ns;
+    sp->defensive = c->def[s];
+  }
+}
+
+/* Replays the trades: per sub-account shares and cash from the trade
+ * list, flows and costs; checks values, conservation and the rules. */
+static void check_case(const prop_case *c, const keel_backtest_result *r, uint32_t seed) {
+  const keel_panel *p = c->p;
+  const size_t nd = keel_backtest_npoints(r), na = keel_panel_nassets(p);
+  const keel_trade *tr = keel_backtest_trades(r);
+  const size_t nt = keel_backtest_ntrades(r);
+  size_t q = 0;
+  double last[8];
+  for (size_t j = 0; j < na; j++) last[j] = NAN;
+  double sh[3][8] = {{0}}, cash[3];
+  for (size_t s = 0; s < c->nsubs; s++) cash[s] = c->subs[s].capital;
+  for (size_t t = 0; t < nd; t++) {
+    const keel_date d = keel_backtest_dates(r)[t];
+    for (size_t j = 0; j < na; j++) {
+      double x = keel_panel_price(p, t, j);
+      if (!isnan(x)) last[j] = x;
+    }
+    for (size_t s = 0; s < c->nsubs; s++) cash[s] += keel_backtest_sub_flows(r, s)[t];
+    for (; q < nt && tr[q].date == d; q++) {
+      const keel_trade *x = &tr[q];
+      const keel_subaccount_spec *sp = &c->subs[x->sub];
+      size_t k = 0;
+      while (sp->assets[k] != x->asset) k++;
+      /* trades only at a price of that day */
+      assert_close(x->price, keel_panel_price(p, t, x->asset), 0, 0);
+      assert_close(x->notional, x->shares * x->price, 1e-15, 1e-12);
+      double rate = x->shares > 0 ? keel_cost_rate_buy(&sp->costs) : keel_cost_rate_sell(&sp->costs);
+      assert_close(x->cost, rate * fabs(x->notional) + sp->costs.fee, 1e-12, 1e-12);
+      const keel_asset_meta *m = keel_panel_meta(p, x->asset);
+      double minn = fmax(sp->costs.min_notional, m->min_trade);
+      if (minn > 0) assert_true(fabs(x->notional) >= minn * (1 - 1e-12));
+      sh[x->sub][k] += x->shares;
+      if (m->lot > 0 && fabs(sh[x->sub][k]) > 1e-9)
+        assert_close(sh[x->sub][k], nearbyint(sh[x->sub][k]), 0, 1e-6);
+      cash[x->sub] -= x->notional + x->cost;
+    }
+    double total = 0;
+    for (size_t s = 0; s < c->nsubs; s++) {
+      const keel_subaccount_spec *sp = &c->subs[s];
+      double v = cash[s];
+      for (size_t k = 0; k < sp->nassets; k++) {
+        if (fabs(sh[s][k]) < 1e-9 * fmax(1, fabs(keel_backtest_sub_values(r, s)[t]))) sh[s][k] = 0;
+        assert_true(sh[s][k] >= 0); /* no shorts */
+        if (sh[s][k] != 0) v += sh[s][k] * last[sp->assets[k]];
+      }
+      double V = keel_backtest_sub_values(r, s)[t];
+      if (fabs(v - V) > 1e-9 * fabs(V))
+        fail_msg("seed %u sub %zu row %zu: replayed value %.17g, engine %.17g", seed, s, t, v, V);
+      assert_close(keel_backtest_sub_cash(r, s)[t], cash[s], 1e-9, 1e-9 * fabs(V));
+      if (!(cash[s] >= -1e-9 * fabs(V))) fail_msg("seed %u sub %zu row %zu: cash %g < 0", seed, s, t, cash[s]);
+      total += V;
+    }
+    assert_close(keel_backtest_values(r)[t], total, 1e-12, 0);
+  }
+  assert_int_equal(q, nt);
+  /* every rebalance conserves money */
+  const keel_rebalance *rb = keel_backtest_rebalances(r);
+  for (size_t i = 0; i < keel_backtest_nrebalances(r); i++)
+    assert_close(rb[i].value_before, rb[i].value_after + rb[i].costs, 1e-12, 0);
+}
+
+static void test_properties(void **state) {
+  (void)state;
+  for (uint32_t seed = 1; seed <= 60; seed++) {
+    prop_case c;
+    make_case(&c, seed * 7919u, 400, 6);
+    keel_account_spec a;
+    keel_account_spec_default(&a);
+    a.nsubs = c.nsubs;
+    a.subs = c.subs;
+    keel_backtest_result *r = NULL;
+    keel_status st = keel_backtest_run_account(CTX, c.p, &a, &r);
+    if (st != KEEL_OK) fail_msg("seed %u: %s", seed, keel_errmsg(CTX));
+    check_case(&c, r, seed);
+    keel_backtest_result_free(r);
+    keel_panel_free(c.p);
+  }
+}
+
+static keel_status oom_body(keel_ctx *ctx, void *arg) {
+  prop_case *c = arg;
+  keel_account_spec a;
+  keel_account_spec_default(&a);
+  a.nsubs = c->nsubs;
+  a.subs = c->subs;
+  a.benchmark = 0;
+  keel_backtest_result *r = NULL;
+  keel_status st = keel_backtest_run_account(ctx, c->p, &a, &r);
+  keel_backtest_result_free(r);
+  return st;
+}
+
+static void test_oom(void **state) {
+  (void)state;
+  prop_case c;
+  make_case(&c, 12345u, 60, 4);
+  for (size_t s = 0; s < c.nsubs; s++) c.subs[s].skip_gamma = 0; /* keep the loop short */
+  long n = keel_test_oom_loop(oom_body, &c);
+  assert_true(n > 10);
+  keel_panel_free(c.p);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_trailing_stop),  cmocka_unit_test(test_stop_refs), cmocka_unit_test(test_dca_time_weighted),
+      cmocka_unit_test(test_lots),           cmocka_unit_test(test_strategy_and_two_subs),
+      cmocka_unit_test(test_rejects),        cmocka_unit_test(test_properties), cmocka_unit_test(test_oom),
+  };
+  return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);
+}
