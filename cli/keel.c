@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "keel/keel.h"
 
@@ -43,7 +45,9 @@ static const char MAIN_HELP[] =
     "Usage: keel <command> [options]\n"
     "\n"
     "Commands:\n"
-    "  backtest   run a fixed-weight basket over price history and print its metrics\n"
+    "  backtest   run a fixed-weight basket (or a run description) over price\n"
+    "             history and print its metrics\n"
+    "  batch      run many run descriptions (JSON lines) into a results database\n"
     "  optimize   mean-variance weights from price history\n"
     "  frontier   the efficient frontier from price history, as CSV\n"
     "  import     load a price CSV into a keel database as a named dataset\n"
@@ -60,6 +64,8 @@ static const char MAIN_HELP[] =
 static const char BACKTEST_HELP[] =
     "Usage: keel backtest (--prices FILE | --db FILE --dataset NAME) --weights SYM=W,...\n"
     "                     [options]\n"
+    "       keel backtest (--prices FILE | --db FILE --dataset NAME) --spec RUN.json\n"
+    "                     [--db FILE] [--quiet]\n"
     "\n"
     "Runs one account holding a fixed-weight basket over the price history:\n"
     "the capital is invested at the first close, rebalanced back to the\n"
@@ -72,6 +78,14 @@ static const char BACKTEST_HELP[] =
     "                     (see 'keel import')\n"
     "  --start DATE       first date to use (yyyy-mm-dd; default: the first)\n"
     "  --end DATE         last date to use (default: the last)\n"
+    "\n"
+    "With --spec the account comes from a run description: sub-accounts with\n"
+    "their own capital, basket or strategy, schedule, bands, volatility\n"
+    "target, costs, DCA plans and stop rules (docs/formats.md, \"Run\n"
+    "descriptions\"); the options of the basket and policy below and --start,\n"
+    "--end are then part of the description and cannot be given.\n"
+    "\n"
+    "  --spec FILE        the run description (JSON)\n"
     "\n"
     "Basket and policy:\n"
     "  --weights LIST     target weights, e.g. EQUITY=0.6,BOND=0.4; each >= 0,\n"
@@ -130,9 +144,10 @@ static int parse_date_arg(const char *s, keel_date *out) { return keel_date_pars
 /* ---- backtest ----------------------------------------------------------- */
 
 typedef struct bt_opts {
-  const char *prices, *db, *dataset, *weights, *rebalance, *start, *end;
+  const char *prices, *db, *dataset, *weights, *rebalance, *start, *end, *spec;
   double cost_bps, fee, capital, risk_free;
   int quiet;
+  const char *policy_opt; /* the first basket or policy option given (not allowed with --spec) */
 } bt_opts;
 
 /* Parses "A=0.5,B=0.3" against the panel into w (zeroed, nassets long).
@@ -286,6 +301,124 @@ static int store_run(keel_ctx *ctx, const char *dbpath, const keel_panel *p, con
   return rc;
 }
 
+/* Reads a whole file (the run description); NULL with a message printed. */
+static char *read_text(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "keel: %s: %s\n", path, strerror(errno));
+    return NULL;
+  }
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  while (buf) {
+    size_t got = fread(buf + n, 1, cap - n, f);
+    n += got;
+    if (n < cap) break;
+    char *nb = realloc(buf, cap *= 2);
+    if (!nb) free(buf);
+    buf = nb;
+  }
+  int err = ferror(f);
+  fclose(f);
+  if (!buf || err) {
+    fprintf(stderr, "keel: %s: %s\n", path, buf ? "read error" : "out of memory");
+    free(buf);
+    return NULL;
+  }
+  *len = n;
+  return buf;
+}
+
+/* Loads the prices of --prices or --db/--dataset; source names them. */
+static int load_prices(keel_ctx *ctx, const bt_opts *o, keel_panel **p, char **base, const char **source) {
+  if (o->prices) {
+    if (keel_panel_read_csv(ctx, o->prices, NULL, p) != KEEL_OK) return fail(ctx);
+    *base = strdup(o->prices);
+    *source = *base ? basename(*base) : o->prices;
+    return 0;
+  }
+  keel_store *s = NULL;
+  keel_status st = keel_store_open(ctx, o->db, &s);
+  if (st == KEEL_OK) st = keel_store_get_dataset(ctx, s, o->dataset, p);
+  keel_store_close(s);
+  if (st != KEEL_OK) return fail(ctx);
+  *source = o->dataset;
+  return 0;
+}
+
+static void print_metrics(const keel_metrics *m) {
+  print_pct("total return", m->total_return);
+  print_pct("CAGR", m->cagr);
+  print_pct("volatility (annual)", m->volatility);
+  print_num("Sharpe", m->sharpe, 3);
+  print_num("Sortino", m->sortino, 3);
+  print_pct("max drawdown", m->max_drawdown);
+  print_num("Calmar", m->calmar, 3);
+  print_pct("turnover (annual)", m->turnover);
+  print_num("costs paid", m->costs_total, 2);
+}
+
+static void print_account_report(const keel_runspec *rs, const keel_backtest_result *r, const char *source) {
+  size_t n = keel_backtest_npoints(r), ns = keel_backtest_nsubs(r);
+  char d0[KEEL_DATE_BUFSIZE], d1[KEEL_DATE_BUFSIZE];
+  keel_date_format(keel_backtest_dates(r)[0], d0);
+  keel_date_format(keel_backtest_dates(r)[n - 1], d1);
+  printf("backtest of %s: %s .. %s (%zu days), %zu sub-account%s (%s)\n", source, d0, d1, n, ns, ns == 1 ? "" : "s",
+         keel_runspec_strategy(rs));
+  print_num("capital", keel_backtest_capital(r), 2);
+  print_num("final value", keel_backtest_values(r)[n - 1], 2);
+  print_metrics(keel_backtest_metrics(r));
+  printf("  %-22s %14zu\n", "rebalances", keel_backtest_nrebalances(r));
+  printf("  %-22s %14zu\n", "trades", keel_backtest_ntrades(r));
+  printf("  %-22s %14zu\n", "events", keel_backtest_nevents(r));
+  if (ns > 1)
+    for (size_t k = 0; k < ns; k++) {
+      const keel_metrics *m = keel_backtest_sub_metrics(r, k);
+      printf("sub-account %s: final value %.2f, CAGR %.2f%%, max drawdown %.2f%%\n", keel_backtest_sub_name(r, k),
+             keel_backtest_sub_values(r, k)[n - 1], 100 * m->cagr, 100 * m->max_drawdown);
+    }
+}
+
+static int backtest_spec(keel_ctx *ctx, const bt_opts *o) {
+  size_t len = 0;
+  char *text = read_text(o->spec, &len);
+  if (!text) return 1;
+  keel_panel *p = NULL;
+  char *base = NULL;
+  const char *source = NULL;
+  keel_runspec *rs = NULL;
+  keel_backtest_result *r = NULL;
+  int rc = load_prices(ctx, o, &p, &base, &source);
+  if (!rc && keel_runspec_parse(ctx, o->spec, text, len, p, NULL, &rs) != KEEL_OK) rc = fail(ctx);
+  if (!rc && keel_backtest_run_account(ctx, p, keel_runspec_account(rs), &r) != KEEL_OK) rc = fail(ctx);
+  if (!rc && !o->quiet) print_account_report(rs, r, source);
+  if (!rc && o->db) {
+    keel_record_meta meta = {.dataset = source,
+                             .params_json = keel_runspec_json(rs),
+                             .strategy = keel_runspec_strategy(rs),
+                             .spec = keel_runspec_account(rs)};
+    keel_run_record rec;
+    keel_store *s = NULL;
+    int64_t id = 0;
+    if (keel_backtest_record_fill(ctx, r, p, &meta, &rec) != KEEL_OK) {
+      rc = fail(ctx);
+    } else {
+      if (keel_store_open(ctx, o->db, &s) != KEEL_OK || keel_store_save_run(ctx, s, &rec, &id) != KEEL_OK)
+        rc = fail(ctx);
+      else if (!o->quiet)
+        printf("stored as run %lld in %s\n", (long long)id, o->db);
+      keel_store_close(s);
+      keel_backtest_record_free(&rec);
+    }
+  }
+  keel_backtest_result_free(r);
+  keel_runspec_free(rs);
+  keel_panel_free(p);
+  free(base);
+  free(text);
+  return rc;
+}
+
 static int cmd_backtest(keel_ctx *ctx, int argc, char **argv) {
   cmd_name = "keel backtest";
   bt_opts o = {.capital = 100000, .rebalance = "monthly"};
@@ -296,14 +429,19 @@ static int cmd_backtest(keel_ctx *ctx, int argc, char **argv) {
       {"fee", required_argument, 0, 'f'},      {"capital", required_argument, 0, 'k'},
       {"risk-free", required_argument, 0, 'R'}, {"start", required_argument, 0, 's'},
       {"end", required_argument, 0, 'e'},      {"quiet", no_argument, 0, 'q'},
-      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+      {"spec", required_argument, 0, 'S'},     {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
   int ch;
   opterr = 0;
   optind = 1;
   while ((ch = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
     double *num = NULL;
     const char *what = NULL;
+    if (strchr("wrsecfkR", ch) && !o.policy_opt)
+      for (size_t k = 0; longopts[k].name; k++)
+        if (longopts[k].val == ch) o.policy_opt = longopts[k].name;
     switch (ch) {
+      case 'S': o.spec = optarg; break;
       case 'p': o.prices = optarg; break;
       case 'd': o.db = optarg; break;
       case 'D': o.dataset = optarg; break;
@@ -326,6 +464,9 @@ static int cmd_backtest(keel_ctx *ctx, int argc, char **argv) {
   if (!o.prices && !o.dataset) return usage_error("give the prices: --prices FILE or --db FILE --dataset NAME");
   if (o.prices && o.dataset) return usage_error("--prices and --dataset cannot be used together");
   if (o.dataset && !o.db) return usage_error("--dataset needs --db FILE");
+  if (o.spec && o.policy_opt)
+    return usage_error("--%s cannot be used with --spec (the run description sets it)", o.policy_opt);
+  if (o.spec) return backtest_spec(ctx, &o);
   if (!o.weights) return usage_error("--weights is required, e.g. --weights EQUITY=0.6,BOND=0.4");
   keel_backtest_config cfg;
   keel_backtest_config_default(&cfg);
@@ -495,6 +636,153 @@ static int cmd_sample(keel_ctx *ctx, int argc, char **argv) {
   int rc = keel_panel_write_csv(ctx, p, outp) != KEEL_OK ? fail(ctx) : 0;
   keel_panel_free(p);
   return rc;
+}
+
+/* ---- batch ------------------------------------------------------------- */
+
+static const char BATCH_HELP[] =
+    "Usage: keel batch JOBS.jsonl|- --db RESULTS.db [--threads N] [--jsonl] [--quiet]\n"
+    "                  [--datasets DB]\n"
+    "\n"
+    "Runs every job of JOBS.jsonl (- reads standard input), one JSON object a\n"
+    "line: {\"id\": \"label\", \"dataset\": \"prices.csv\" or \"db:NAME\", \"run\": {a\n"
+    "run description as for backtest --spec}}, and stores each run, with its\n"
+    "metrics, equity curves, trades and events, in the SQLite database\n"
+    "RESULTS.db, one transaction per run. Jobs already stored (by the hash of\n"
+    "the job and its prices) are skipped, so an interrupted batch is resumed by\n"
+    "running the same command again. A job that fails is stored with status\n"
+    "'error' and its message, and the batch goes on; it is not run again on\n"
+    "resume (delete the error rows to retry them: docs/formats.md).\n"
+    "\n"
+    "  --db FILE          the results database, created if needed\n"
+    "  --datasets DB      where \"db:NAME\" datasets are read (default: --db)\n"
+    "  --threads N        worker threads (default 1)\n"
+    "  --jsonl            write one JSON line per finished job to standard output:\n"
+    "                     id, line, hash, status, run_id, metrics or error\n"
+    "  -q, --quiet        no progress bar, summary or job errors on stderr\n"
+    "  -h, --help         this help\n"
+    "\n"
+    "A progress bar with the time left is drawn on standard error when it is a\n"
+    "terminal. Exit status: 0 when every job ran (or was already stored), 1 when\n"
+    "a job failed or the batch could not go on, 2 bad usage.\n";
+
+typedef struct batch_cli {
+  int bar, quiet, jsonl;
+  double last_draw;
+} batch_cli;
+
+static double wall_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void batch_progress(void *ud, size_t done, size_t total, double eta) {
+  batch_cli *c = ud;
+  if (!c->bar) return;
+  double now = wall_seconds();
+  if (done < total && now - c->last_draw < 0.1) return;
+  c->last_draw = now;
+  enum { WIDTH = 30 };
+  size_t fill = total ? done * WIDTH / total : WIDTH;
+  char bar[WIDTH + 1];
+  for (size_t k = 0; k < WIDTH; k++) bar[k] = k < fill ? '#' : '.';
+  bar[WIDTH] = '\0';
+  char left[32] = "--:--";
+  if (eta >= 0) {
+    long t = (long)(eta + 0.5);
+    if (t >= 3600)
+      snprintf(left, sizeof left, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+      snprintf(left, sizeof left, "%02ld:%02ld", t / 60, t % 60);
+  }
+  fprintf(stderr, "\r[%s] %zu/%zu jobs, %s left ", bar, done, total, left);
+  if (done == total) fputc('\n', stderr);
+  fflush(stderr);
+}
+
+static void batch_result(void *ud, const char *line) {
+  batch_cli *c = ud;
+  if (c->jsonl) {
+    fputs(line, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+  }
+  if (!c->quiet && !c->jsonl) {
+    /* without --jsonl, failed jobs are told on stderr */
+    json_error_t je;
+    json_t *o = json_loads(line, 0, &je);
+    const char *err = o ? json_string_value(json_object_get(o, "error")) : NULL;
+    if (err) {
+      if (c->bar) fputc('\n', stderr);
+      fprintf(stderr, "keel: %s\n", err);
+    }
+    json_decref(o);
+  }
+}
+
+static int cmd_batch(keel_ctx *ctx, int argc, char **argv) {
+  cmd_name = "keel batch";
+  const char *db = NULL, *datasets = NULL, *file = NULL;
+  double threads = 1;
+  batch_cli c = {0};
+  static const struct option longopts[] = {{"db", required_argument, 0, 'd'},
+                                           {"datasets", required_argument, 0, 'D'},
+                                           {"threads", required_argument, 0, 't'},
+                                           {"jsonl", no_argument, 0, 'j'},
+                                           {"quiet", no_argument, 0, 'q'},
+                                           {"help", no_argument, 0, 'h'},
+                                           {0, 0, 0, 0}};
+  int ch;
+  opterr = 0;
+  optind = 1;
+  while ((ch = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
+    switch (ch) {
+      case 'd': db = optarg; break;
+      case 'D': datasets = optarg; break;
+      case 't':
+        if (parse_number(optarg, &threads) || threads < 1 || threads > 1024 || threads != floor(threads))
+          return usage_error("--threads: '%s' is not a whole number from 1 to 1024", optarg);
+        break;
+      case 'j': c.jsonl = 1; break;
+      case 'q': c.quiet = 1; break;
+      case 'h': fputs(BATCH_HELP, stdout); return 0;
+      case ':': return usage_error("option %s needs a value", argv[optind - 1]);
+      default: return usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind < argc) file = argv[optind++];
+  if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+  if (!file) return usage_error("give the jobs file (JSON lines), or - for standard input");
+  if (!db) return usage_error("--db is required");
+  FILE *in = strcmp(file, "-") ? fopen(file, "r") : stdin;
+  if (!in) {
+    fprintf(stderr, "keel: %s: %s\n", file, strerror(errno));
+    return 1;
+  }
+  c.bar = !c.quiet && isatty(STDERR_FILENO);
+  keel_batch_options bo;
+  keel_batch_options_default(&bo);
+  bo.input = in;
+  bo.input_name = strcmp(file, "-") ? file : "stdin";
+  bo.store_path = db;
+  bo.datasets_path = datasets;
+  bo.threads = (int)threads;
+  bo.progress = batch_progress;
+  bo.progress_ud = &c;
+  bo.on_result = batch_result;
+  bo.result_ud = &c;
+  keel_batch_summary sum;
+  keel_status st = keel_batch_run(ctx, &bo, &sum);
+  if (in != stdin) fclose(in);
+  if (st != KEEL_OK) {
+    if (c.bar) fputc('\n', stderr);
+    return fail(ctx);
+  }
+  if (!c.quiet)
+    fprintf(stderr, "keel: %zu jobs: %zu ran, %zu failed, %zu already stored, in %.1f s\n", sum.total, sum.ok,
+            sum.failed, sum.skipped, sum.seconds);
+  return sum.failed ? 1 : 0;
 }
 
 static const char OPTIMIZE_HELP[] =
@@ -762,6 +1050,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(t, "backtest")) fputs(BACKTEST_HELP, stdout);
     else if (!strcmp(t, "optimize") || !strcmp(t, "frontier")) fputs(OPTIMIZE_HELP, stdout);
     else if (!strcmp(t, "import")) fputs(IMPORT_HELP, stdout);
+    else if (!strcmp(t, "batch")) fputs(BATCH_HELP, stdout);
     else if (!strcmp(t, "sample")) fputs(SAMPLE_HELP, stdout);
     else return usage_error("no command '%s'", t);
     return 0;
@@ -771,6 +1060,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(cmd, "optimize")) fn = cmd_optimize;
   else if (!strcmp(cmd, "frontier")) fn = cmd_frontier;
   else if (!strcmp(cmd, "import")) fn = cmd_import;
+  else if (!strcmp(cmd, "batch")) fn = cmd_batch;
   else if (!strcmp(cmd, "sample")) fn = cmd_sample;
   else return usage_error("no command '%s'", cmd);
   keel_ctx *ctx = NULL;

@@ -223,7 +223,9 @@ keel_status keel_store_open(keel_ctx *ctx, const char *path, keel_store **out) {
 
 /* ---- datasets ----------------------------------------------------------- */
 
+/* A date as ISO text; KEEL_DATE_NONE (an error run's start and end) as ''. */
 static int bind_date(sqlite3_stmt *q, int col, keel_date d) {
+  if (d == KEEL_DATE_NONE) return sqlite3_bind_text(q, col, "", 0, SQLITE_STATIC);
   char b[KEEL_DATE_BUFSIZE];
   keel_date_format(d, b);
   return sqlite3_bind_text(q, col, b, -1, SQLITE_TRANSIENT);

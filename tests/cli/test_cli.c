@@ -329,11 +329,118 @@ static void test_optimize_and_frontier(void **state) {
   done(&r);
 }
 
+/* backtest --spec: a run description, the same metrics as --weights for
+ * the same basket, and stored with its sub-accounts. */
+static void test_backtest_spec(void **state) {
+  (void)state;
+  const char *spec = keel_test_tmp_path("run.json");
+  const char *j = "{\"start\": \"2015-01-01\", \"subaccounts\": [{\"name\": \"core\", \"capital\": 100000,\n"
+                  "  \"weights\": {\"EQUITY\": 0.6, \"BOND\": 0.4}, \"schedule\": \"monthly\",\n"
+                  "  \"costs\": {\"buy_bps\": 10, \"sell_bps\": 10, \"lots\": false}}]}";
+  assert_int_equal(keel_test_write_file(spec, j, strlen(j)), 0);
+  const char *db = keel_test_tmp_path("spec.db");
+  out_t a = run(ARGS("backtest", "--prices", SAMPLE, "--spec", spec, "--db", db));
+  assert_int_equal(a.status, 0);
+  assert_non_null(strstr(a.out, "1 sub-account (fixed_weights)"));
+  assert_non_null(strstr(a.out, "stored as run 1"));
+  out_t b = run(ARGS("backtest", "--prices", SAMPLE, "--weights", "EQUITY=0.6,BOND=0.4", "--cost-bps", "10",
+                     "--start", "2015-01-01", "--db", db));
+  assert_int_equal(b.status, 0);
+  /* the same final value and Sharpe ratio as the fixed-weight options */
+  const char *lines_of[] = {"final value", "Sharpe", "max drawdown"};
+  for (size_t k = 0; k < 3; k++) {
+    const char *x = strstr(a.out, lines_of[k]), *y = strstr(b.out, lines_of[k]);
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_memory_equal(x, y, strcspn(x, "\n"));
+  }
+  done(&a);
+  done(&b);
+  assert_close(db_metric(db, 1, "sharpe"), db_metric(db, 2, "sharpe"), 1e-12, 0);
+  assert_int_equal(db_int(db, "SELECT count(*) FROM subaccounts WHERE run_id = 1 AND name = 'core'"), 1);
+  assert_int_equal(db_int(db, "SELECT json_extract(params, '$.subaccounts[0].costs.buy_bps') FROM runs WHERE id = 1"),
+                   10);
+  assert_int_equal(db_int(db, "SELECT npoints = (SELECT count(*) FROM sub_equity WHERE run_id = 1) FROM runs "
+                              "WHERE id = 1"),
+                   1);
+  /* a bad description names the file and the path; options it sets are refused */
+  const char *bad = keel_test_tmp_path("bad_run.json");
+  const char *bj = "{\"subaccounts\": [{\"capital\": 1, \"weights\": {\"EQUITY\": 1},\n"
+                   "  \"band\": {\"kind\": \"absolute\", \"abs\": 2}}]}";
+  assert_int_equal(keel_test_write_file(bad, bj, strlen(bj)), 0);
+  out_t r = run(ARGS("backtest", "--prices", SAMPLE, "--spec", bad));
+  assert_int_equal(r.status, 1);
+  char want[4400];
+  snprintf(want, sizeof want, "keel: %s: subaccounts[0].band.abs: must be in (0, 1)\n", bad);
+  assert_string_equal(r.err, want);
+  done(&r);
+  r = run(ARGS("backtest", "--prices", SAMPLE, "--spec", spec, "--rebalance", "daily"));
+  assert_int_equal(r.status, 2);
+  assert_non_null(strstr(r.err, "--rebalance cannot be used with --spec"));
+  done(&r);
+  r = run(ARGS("backtest", "--prices", SAMPLE, "--spec", "/nonexistent/run.json"));
+  assert_int_equal(r.status, 1);
+  done(&r);
+}
+
+/* keel batch --jsonl: one line per job on stdout, failures as rows, exit 1
+ * when a job failed; a second run skips everything and exits 0. */
+static void test_batch_command(void **state) {
+  (void)state;
+  const char *jobs = keel_test_tmp_path("jobs.jsonl");
+  char text[4096];
+  snprintf(text, sizeof text,
+           "{\"id\": \"a\", \"dataset\": \"%s\", \"run\": {\"subaccounts\": [{\"capital\": 1000, "
+           "\"weights\": {\"EQUITY\": 1}}]}}\n"
+           "{\"id\": \"b\", \"dataset\": \"%s\", \"run\": {\"subaccounts\": [{\"capital\": 1000, "
+           "\"weights\": {\"BOND\": 0.5, \"GOLD\": 0.5}, \"schedule\": \"daily\"}]}}\n"
+           "{\"id\": \"c\", \"dataset\": \"%s\", \"run\": {\"subaccounts\": [{\"capital\": 1000, "
+           "\"weights\": {\"EQUITY\": 2}}]}}\n",
+           SAMPLE, SAMPLE, SAMPLE);
+  assert_int_equal(keel_test_write_file(jobs, text, strlen(text)), 0);
+  const char *db = keel_test_tmp_path("batch.db");
+  out_t r = run(ARGS("batch", jobs, "--db", db, "--jsonl", "--threads", "2"));
+  assert_int_equal(r.status, 1);
+  assert_int_equal(lines(r.out), 3);
+  assert_non_null(strstr(r.out, "\"id\":\"a\""));
+  assert_non_null(strstr(r.out, "\"status\":\"ok\""));
+  assert_non_null(strstr(r.out, "\"sharpe\":"));
+  assert_non_null(strstr(r.out, "\"error\":\""));
+  assert_non_null(strstr(r.out, "jobs.jsonl:3: run.subaccounts[0].weights: the weights sum to 2"));
+  /* not a terminal: no progress bar, only the summary */
+  assert_int_equal(lines(r.err), 1);
+  assert_non_null(strstr(r.err, "3 jobs: 2 ran, 1 failed, 0 already stored"));
+  done(&r);
+  assert_int_equal(db_int(db, "SELECT count(*) FROM runs"), 3);
+  r = run(ARGS("batch", jobs, "--db", db, "--jsonl", "--quiet"));
+  assert_int_equal(r.status, 0);
+  assert_string_equal(r.out, "");
+  assert_string_equal(r.err, "");
+  done(&r);
+  assert_int_equal(db_int(db, "SELECT count(*) FROM runs"), 3);
+  const char *const *bad[] = {ARGS("batch"), ARGS("batch", jobs), ARGS("batch", jobs, "--db", db, "--threads", "0"),
+                              ARGS("batch", jobs, "--db", db, "--bogus"), ARGS("batch", jobs, "x", "--db", db)};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    out_t u = run(bad[i]);
+    if (u.status != 2 || lines(u.err) != 1) fail_msg("batch usage case %zu: exit %d: %s", i, u.status, u.err);
+    done(&u);
+  }
+  r = run(ARGS("batch", "--help"));
+  assert_int_equal(r.status, 0);
+  assert_non_null(strstr(r.out, "--threads"));
+  assert_non_null(strstr(r.out, "--jsonl"));
+  done(&r);
+  r = run(ARGS("batch", "/nonexistent/jobs.jsonl", "--db", db));
+  assert_int_equal(r.status, 1);
+  done(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_help_version),       cmocka_unit_test(test_usage_errors),
       cmocka_unit_test(test_runtime_errors),     cmocka_unit_test(test_backtest_and_store),
       cmocka_unit_test(test_sample_command),     cmocka_unit_test(test_optimize_and_frontier),
+      cmocka_unit_test(test_backtest_spec),      cmocka_unit_test(test_batch_command),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

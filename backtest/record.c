@@ -1,0 +1,137 @@
+/* keel — a backtest result as a keel_run_record (keel/record.h). */
+#include <string.h>
+
+#include "core/internal.h"
+#include "keel/qp.h"
+#include "keel/record.h"
+
+typedef struct rec_owner {
+  keeli_heap heap;
+  const char **names; /* KEEL_METRICS_COUNT, static strings */
+  double *mvals;      /* KEEL_METRICS_COUNT * (1 + nsubs) */
+  const char **syms;  /* panel symbols, borrowed */
+  keel_run_sub *subs;
+  keel_run_event *events;
+  keel_run_opt_call *opt;
+  char hash[KEEL_PANEL_HASH_BUFSIZE];
+} rec_owner;
+
+void keel_backtest_record_free(keel_run_record *rec) {
+  if (!rec) return;
+  rec_owner *o = rec->owner;
+  if (o) {
+    keeli_heap h = o->heap;
+    keeli_heap_free(&h, o->names);
+    keeli_heap_free(&h, o->mvals);
+    keeli_heap_free(&h, o->syms);
+    keeli_heap_free(&h, o->subs);
+    keeli_heap_free(&h, o->events);
+    keeli_heap_free(&h, o->opt);
+    keeli_heap_free(&h, o);
+  }
+  memset(rec, 0, sizeof *rec);
+}
+
+static void metric_values(const keel_metrics *m, double *out) {
+  for (size_t k = 0; k < KEEL_METRICS_COUNT; k++) out[k] = keel_metrics_value(m, k);
+}
+
+keel_status keel_backtest_record_fill(keel_ctx *ctx, const keel_backtest_result *r, const keel_panel *panel,
+                                      const keel_record_meta *meta, keel_run_record *rec) {
+  if (!rec) return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_record_fill: rec is NULL");
+  memset(rec, 0, sizeof *rec);
+  if (!r || !panel || !meta || !meta->dataset)
+    return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_record_fill: result, panel and dataset name are required");
+  const size_t n = keel_backtest_npoints(r), ns = keel_backtest_nsubs(r), na = keel_panel_nassets(panel);
+  const size_t nev = keel_backtest_nevents(r), nopt = keel_backtest_nopt_calls(r);
+  if (n == 0) return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_record_fill: the result has no points");
+  if (meta->spec && meta->spec->nsubs != ns)
+    return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_record_fill: the spec has %zu sub-accounts, the result %zu",
+                       meta->spec->nsubs, ns);
+  if (!meta->spec && ns != 1)
+    return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_record_fill: %zu sub-accounts need the spec for their capital",
+                       ns);
+  rec_owner *o = keeli_calloc(ctx, 1, sizeof *o);
+  if (!o) return KEEL_ENOMEM;
+  o->heap = *keeli_ctx_heap(ctx);
+  rec->owner = o;
+  o->names = keeli_alloc_array(ctx, KEEL_METRICS_COUNT, sizeof *o->names);
+  o->mvals = keeli_alloc_array(ctx, KEEL_METRICS_COUNT * (1 + ns), sizeof *o->mvals);
+  o->syms = keeli_alloc_array(ctx, na ? na : 1, sizeof *o->syms);
+  o->subs = keeli_calloc(ctx, ns ? ns : 1, sizeof *o->subs);
+  o->events = keeli_calloc(ctx, nev ? nev : 1, sizeof *o->events);
+  o->opt = keeli_calloc(ctx, nopt ? nopt : 1, sizeof *o->opt);
+  if (!o->names || !o->mvals || !o->syms || !o->subs || !o->events || !o->opt) {
+    keel_backtest_record_free(rec);
+    return KEEL_ENOMEM;
+  }
+  for (size_t k = 0; k < KEEL_METRICS_COUNT; k++) o->names[k] = keel_metrics_name(k);
+  for (size_t j = 0; j < na; j++) o->syms[j] = keel_panel_symbol(panel, j);
+  keel_panel_hash(panel, o->hash);
+  metric_values(keel_backtest_metrics(r), o->mvals);
+  for (size_t s = 0; s < ns; s++) {
+    double *mv = o->mvals + KEEL_METRICS_COUNT * (1 + s);
+    metric_values(keel_backtest_sub_metrics(r, s), mv);
+    o->subs[s] = (keel_run_sub){.name = keel_backtest_sub_name(r, s),
+                                .capital = meta->spec ? meta->spec->subs[s].capital : keel_backtest_capital(r),
+                                .nmetrics = KEEL_METRICS_COUNT,
+                                .metric_names = o->names,
+                                .metric_values = mv,
+                                .values = keel_backtest_sub_values(r, s),
+                                .cash = keel_backtest_sub_cash(r, s),
+                                .flows = keel_backtest_sub_flows(r, s)};
+  }
+  const keel_event *ev = keel_backtest_events(r);
+  for (size_t e = 0; e < nev; e++)
+    o->events[e] = (keel_run_event){.date = ev[e].date,
+                                    .sub = ev[e].sub,
+                                    .symbol = ev[e].asset >= 0 && (size_t)ev[e].asset < na
+                                                  ? keel_panel_symbol(panel, (size_t)ev[e].asset)
+                                                  : NULL,
+                                    .kind = keel_event_kind_name(ev[e].kind),
+                                    .stop = keel_stop_kind_name(ev[e].stop),
+                                    .price = ev[e].price,
+                                    .level = ev[e].level};
+  const keel_opt_call *oc = keel_backtest_opt_calls(r);
+  for (size_t c = 0; c < nopt; c++)
+    o->opt[c] = (keel_run_opt_call){.date = oc[c].date,
+                                    .sub = oc[c].sub,
+                                    .status = keel_qp_status_name(oc[c].rec.status),
+                                    .iterations = oc[c].rec.iterations,
+                                    .solves = oc[c].rec.solves,
+                                    .polished = oc[c].rec.polished,
+                                    .res_prim = oc[c].rec.res_prim,
+                                    .res_dual = oc[c].rec.res_dual,
+                                    .ret = oc[c].rec.objective_ret,
+                                    .vol = oc[c].rec.objective_vol};
+  const keel_date *dates = keel_backtest_dates(r);
+  rec->kind = "backtest";
+  rec->strategy = meta->strategy ? meta->strategy : "fixed_weights";
+  rec->params_json = meta->params_json ? meta->params_json : "{}";
+  rec->dataset = meta->dataset;
+  rec->dataset_hash = o->hash;
+  rec->status = "ok";
+  rec->seed = keel_backtest_seed(r);
+  rec->start = dates[0];
+  rec->end = dates[n - 1];
+  rec->nmetrics = KEEL_METRICS_COUNT;
+  rec->metric_names = o->names;
+  rec->metric_values = o->mvals;
+  rec->npoints = n;
+  rec->dates = dates;
+  rec->values = keel_backtest_values(r);
+  rec->cash = keel_backtest_cash(r);
+  rec->flows = keel_backtest_flows(r);
+  rec->ntrades = keel_backtest_ntrades(r);
+  rec->trades = keel_backtest_trades(r);
+  rec->asset_symbols = o->syms;
+  rec->nassets = na;
+  rec->job_hash = meta->job_hash;
+  rec->nsubs = ns;
+  rec->subs = o->subs;
+  rec->nevents = nev;
+  rec->events = nev ? o->events : NULL;
+  rec->nopt_calls = nopt;
+  rec->opt_calls = nopt ? o->opt : NULL;
+  return KEEL_OK;
+}

@@ -1,0 +1,42 @@
+/* keel — a finished backtest as a store record (backtest/).
+ *
+ * keel_backtest_record_fill turns a keel_backtest_result, its panel and the
+ * run's description into a keel_run_record (keel/store.h) for
+ * keel_store_save_run, so the command and the batch runner store runs the
+ * same way. The record borrows the result's series and the panel's symbols
+ * (both must outlive it) and owns the rest, which
+ * keel_backtest_record_free releases.
+ */
+#ifndef KEEL_RECORD_H
+#define KEEL_RECORD_H
+
+#include "keel/backtest.h"
+#include "keel/panel.h"
+#include "keel/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct keel_record_meta {
+  const char *dataset;            /* dataset name or file name (required) */
+  const char *params_json;        /* the run's parameters, a JSON object ("{}" when NULL) */
+  const char *strategy;           /* what the targets come from ("fixed_weights" when NULL) */
+  const char *job_hash;           /* a batch job's identity, or NULL */
+  const keel_account_spec *spec;  /* the account run, for the sub-accounts' capital; may be NULL
+                                     with one sub-account (its capital is the result's) */
+} keel_record_meta;
+
+/* Fills *rec (every field; status "ok"). KEEL_ENOMEM, or KEEL_EINVAL for a
+ * missing dataset name or a spec that does not match the result. On
+ * failure *rec is zeroed and owns nothing. */
+KEEL_API keel_status keel_backtest_record_fill(keel_ctx *ctx, const keel_backtest_result *r, const keel_panel *panel,
+                                               const keel_record_meta *meta, keel_run_record *rec);
+/* Frees what keel_backtest_record_fill allocated and zeroes *rec; a zeroed
+ * record or NULL is a no-op. */
+KEEL_API void keel_backtest_record_free(keel_run_record *rec);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
