@@ -10,13 +10,9 @@
 #include <string.h>
 
 #include "keel_test.h"
-#include "keel/policy.h"
 
-static keel_date D(int y, int m, int d) {
-  keel_date x = 0;
-  assert_int_equal(keel_date_from_ymd(y, m, d, &x), 0);
-  return x;
-}
+#define D(y, m, d) keel_test_date(y, m, d)
+#include "keel/policy.h"
 
 /* ---- schedules ------------------------------------------------------------ */
 
