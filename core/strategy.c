@@ -327,7 +327,8 @@ static keel_status builtin_rebalance(void *state, keel_ctx *ctx, const keel_stra
   const bstate *b = state;
   keel_status st = check_input(ctx, b, in, "rebalance");
   if (st) return st;
-  if (!target) return keeli_error(ctx, KEEL_EINVAL, "strategy %s: rebalance: target is NULL", keel_builtin_name(b->kind));
+  if (!target)
+    return keeli_error(ctx, KEEL_EINVAL, "strategy %s: rebalance: target is NULL", keel_builtin_name(b->kind));
   if (rec) memset(rec, 0, sizeof *rec);
   const size_t na = in->nassets;
   for (size_t k = 0; k < na; k++) target[k] = 0;

@@ -168,7 +168,8 @@ static void make_prices(double *px, uint32_t seed, double drift) {
   for (size_t j = 0; j < NA; j++) px[j] = 10 + (double)j;
   for (size_t t = 1; t < ND; t++)
     for (size_t j = 0; j < NA; j++)
-      px[t * NA + j] = px[(t - 1) * NA + j] * (1 + drift * (double)(j + 1) * 1e-4 + vol[j] * 3.4 * lcg() + 0.002 * lcg());
+      px[t * NA + j] =
+          px[(t - 1) * NA + j] * (1 + drift * (double)(j + 1) * 1e-4 + vol[j] * 3.4 * lcg() + 0.002 * lcg());
   for (size_t t = 100; t < 105; t++) px[t * NA + 1] = NAN;
   for (size_t t = 0; t < 300; t++) px[t * NA + 4] = NAN;
 }
@@ -224,6 +225,11 @@ static size_t ref_returns(const double *px, size_t lo, size_t row, size_t n, con
   return T;
 }
 
+/* The estimator the references use (the strategies' default unless a
+ * test changes it). */
+static keel_cov_kind REF_COV = KEEL_COV_LW_IDENTITY;
+static double REF_HALFLIFE = 63;
+
 /* keel_mv_optimize called directly on the window of cols. */
 static void ref_mv(const double *px, size_t lo, size_t row, size_t n, const size_t *cols, keel_objective obj,
                    double max_weight, double rf, double *w, keel_mv_result *res, double *mu, double *S) {
@@ -231,7 +237,7 @@ static void ref_mv(const double *px, size_t lo, size_t row, size_t n, const size
   size_t T = ref_returns(px, lo, row, n, cols, X);
   keel_cov_options co;
   keel_cov_options_default(&co);
-  co.kind = KEEL_COV_LW_IDENTITY, co.periods_per_year = 252;
+  co.kind = REF_COV, co.halflife = REF_HALFLIFE, co.periods_per_year = 252;
   assert_ok(CTX, keel_cov(CTX, keel_cmat_view(X, T, n), &co, keel_mat_view(S, n, n), NULL));
   keel_mean_options mo;
   keel_mean_options_default(&mo);
@@ -377,6 +383,19 @@ static void test_min_variance_and_risk_parity(void **state) {
   for (size_t i = 0; i < 4; i++) d = fmax(d, fabs(t[i] - 0.9 * w[i]));
   assert_true(d <= 1e-15);
   assert_true(rc_spread(4, S, t) <= 1e-12);
+
+  /* every estimator reaches the optimiser as chosen */
+  const keel_cov_kind kinds[] = {KEEL_COV_SAMPLE, KEEL_COV_EWMA, KEEL_COV_LW_CONSTCORR, KEEL_COV_SEMI};
+  for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+    bp.cov = REF_COV = kinds[k], bp.halflife = REF_HALFLIFE = 30;
+    assert_ok(CTX, run_builtin(KEEL_STRAT_MIN_VARIANCE, &bp, &in, t, &rec));
+    ref_mv(px, 130, 250, 4, sub, KEEL_OBJ_MIN_VARIANCE, 0.4, 0, w, &r, mu, S);
+    for (size_t i = 0; i < 4; i++) assert_close(t[i], 0.9 * w[i], 0, 1e-15);
+    assert_ok(CTX, run_builtin(KEEL_STRAT_RISK_PARITY, &bp, &in, t, &rec));
+    assert_ok(CTX, keel_risk_parity(CTX, 4, keel_cmat_view(S, 4, 4), w));
+    for (size_t i = 0; i < 4; i++) assert_close(t[i], 0.9 * w[i], 0, 1e-15);
+  }
+  bp.cov = REF_COV = KEEL_COV_LW_IDENTITY, bp.halflife = REF_HALFLIFE = 63;
 
   /* infeasible cap: 2 usable assets at 0.4 */
   bp.max_weight = 0.4;
