@@ -2,6 +2,7 @@
  * basket or strategy, schedule, bands, volatility target, costs, DCA plans
  * and stop rules. The rules are in docs/backtest.md; this file follows
  * its "one row, in order". */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,10 @@ typedef struct sub_run {
   int borrow;         /* cash may go negative (leverage_cap > 1) */
   double cash;
   double *shares, *base, *tau, *x, *h, *w, *px, *bp, *tmp, *cbv, *csv;
+  double *lastp;      /* last close per asset (NaN before the first) */
+  double *bw;         /* band half-width per asset around tau */
+  double vmark;       /* the value the band check found, when nothing traded since */
+  int vmark_ok;
   double *entry, *avg, *peak;
   unsigned char *frozen, *in_s, *locked, *pending;
   int *lock_rule, *pend_rule;
@@ -136,7 +141,6 @@ typedef struct run {
   const keel_date *dates;
   const double *px; /* panel closes */
   size_t na_panel, start;
-  double *last;     /* last close per panel column */
   sub_run *subs;
 } run;
 
@@ -200,15 +204,13 @@ static keel_status add_event(run *E, sub_run *S, size_t t, keel_event_kind kind,
 
 /* ---- marking ---- */
 
-static double holding_value(const run *E, const sub_run *S, size_t k) {
-  return S->shares[k] != 0 ? S->shares[k] * E->last[S->col[k]] : 0;
-}
-
 static double sub_value(const run *E, sub_run *S) {
-  double v = S->cash;
+  const double *sh = S->shares, *lp = S->lastp;
+  double *x = S->x, v = S->cash;
+  (void)E;
   for (size_t k = 0; k < S->na; k++) {
-    S->x[k] = holding_value(E, S, k);
-    v += S->x[k];
+    x[k] = sh[k] != 0 ? sh[k] * lp[k] : 0;
+    v += x[k];
   }
   return v;
 }
@@ -261,11 +263,35 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* g(vp) and its slope on the side dir (+1 right, -1 left) of vp. */
+static double g_slope(const rebal_problem *q, double vp, int dir, double *slope) {
+  double k = vp, dk = 1;
+  if (!q->borrow && q->WT > 0) {
+    double k2 = (vp - q->XF) / q->WT;
+    if (k2 < vp || (k2 == vp && dir < 0)) k = k2, dk = 1 / q->WT;
+  }
+  double c = 0, sl = 0;
+  for (size_t j = 0; j < q->na; j++)
+    if (q->in_s[j]) {
+      double d = q->tau[j] * k - q->x[j], dd = q->tau[j] * dk;
+      int up = d > 0 || (d == 0 && (dir > 0) == (dd > 0));
+      c += d > 0 ? q->cb * d : -q->cs * d;
+      sl += up ? q->cb * dd : -q->cs * dd;
+    }
+  *slope = 1 + sl;
+  return vp + c + q->fee * (double)q->ns - q->V;
+}
+
 /* g is continuous, piecewise linear and strictly increasing (slope >= 1 -
- * max rate), so its root is found exactly: binary search over the
- * breakpoints, then a linear solve on the bracketing segment. Returns 0
- * and sets *vp, or -1 if no V' > XF exists (costs exceed value). bp is
- * scratch for na + 3 doubles. */
+ * max rate), so its root is found exactly. Newton's method from V with
+ * the slope of the segment towards the root: once an iterate lands on the
+ * root's segment the next step solves the linear equation there, and since
+ * the costs move V' by a small fraction of themselves (the rate) it lands
+ * there in two or three steps. Iterates are kept inside the bracket
+ * [lo, hi]; should Newton not settle within a few steps, a binary search
+ * over the sorted breakpoints finds the segment and the linear equation is
+ * solved on it. Returns 0 and sets *vp, or -1 if no V' > XF exists (costs
+ * exceed value). bp is scratch for na + 3 doubles. */
 static int solve_vp(const rebal_problem *q, double *bp, double *vp) {
   if (q->ns == 0) {
     *vp = q->V;
@@ -275,6 +301,28 @@ static int solve_vp(const rebal_problem *q, double *bp, double *vp) {
   if (!(hi > lo)) return -1;
   double glo = g_of(q, lo);
   if (glo >= 0) return -1;
+  {
+    double a = lo, b = hi, v = hi, sl, gv = g_slope(q, v, -1, &sl);
+    if (gv < 0) return -1;
+    for (int it = 0; it < 8; it++) {
+      if (gv == 0) {
+        *vp = v;
+        return 0;
+      }
+      if (gv < 0)
+        a = v;
+      else
+        b = v;
+      double v1 = v - gv / sl;
+      if (!(v1 > a && v1 < b)) break; /* left the bracket: the sorted search */
+      if (fabs(v1 - v) <= 4 * DBL_EPSILON * fabs(v)) {
+        *vp = v1;
+        return 0;
+      }
+      v = v1;
+      gv = g_slope(q, v, gv > 0 ? -1 : 1, &sl);
+    }
+  }
   size_t m = 0;
   bp[m++] = lo;
   bp[m++] = hi;
@@ -481,6 +529,13 @@ static keel_status sell_pro_rata(run *E, sub_run *S, size_t t, double need, keel
 
 /* ---- targets ---- */
 
+/* The band's half-widths around the current targets. */
+static void band_widths(sub_run *S) {
+  const keel_band *b = &S->sp->band;
+  if (b->kind == KEEL_BAND_NONE) return;
+  for (size_t k = 0; k < S->na; k++) S->bw[k] = keel_band_width(b, S->tau[k]);
+}
+
 /* The effective targets: base times the vol scale, with locked assets'
  * weight moved to cash or to the defensive basket. */
 static void effective_targets(const run *E, sub_run *S) {
@@ -490,6 +545,7 @@ static void effective_targets(const run *E, sub_run *S) {
   if (S->sub_locked) {
     int def = sp->stops[S->sub_rule].action == KEEL_STOP_TO_DEFENSIVE;
     for (size_t k = 0; k < na; k++) S->tau[k] = def ? sp->defensive[k] : 0;
+    band_widths(S);
     return;
   }
   double moved = 0;
@@ -505,6 +561,7 @@ static void effective_targets(const run *E, sub_run *S) {
     for (size_t k = 0; k < na; k++)
       if (!S->locked[k] && ds > 0) S->tau[k] += moved * sp->defensive[k] / ds;
   }
+  band_widths(S);
 }
 
 /* Returns of the sub-account's assets over the `rows` rows ending at row
@@ -830,9 +887,16 @@ static keel_status step_rebalance(run *E, sub_run *S, size_t t, int due) {
     int breach = 0;
     double V = 0;
     if (sp->band.kind != KEEL_BAND_NONE && keel_schedule_due(&sp->band_check, prev, d, t)) {
+      /* keel_band_breached with the widths kept since the targets last changed */
       V = sub_value(E, S);
-      for (size_t k = 0; k < na; k++) S->w[k] = S->x[k] / V;
-      breach = keel_band_breached(&sp->band, na, S->w, S->tau) < na;
+      const double *restrict x = S->x, *restrict tau = S->tau, *restrict bw = S->bw;
+      double *restrict w = S->w;
+      for (size_t k = 0; k < na; k++) {
+        double wk = x[k] / V;
+        w[k] = wk;
+        breach |= fabs(wk - tau[k]) > bw[k];
+      }
+      S->vmark = V;
     }
     if (breach) {
       if (sp->band.action != KEEL_BAND_TO_TARGET) {
@@ -842,6 +906,7 @@ static keel_status step_rebalance(run *E, sub_run *S, size_t t, int due) {
     } else if (sp->vol.target > 0 && fabs(S->volk - S->volk_traded) > sp->vol.rebalance_band * S->volk_traded) {
       why = KEEL_REASON_VOLTARGET;
     } else {
+      S->vmark_ok = V != 0; /* nothing traded: the marking may reuse V */
       return KEEL_OK;
     }
   }
@@ -898,10 +963,21 @@ static keel_status step_row(run *E, sub_run *S, size_t t) {
   const double *row = E->px + i * E->na_panel;
   keel_status st;
   S->flow_row = S->traded_row = S->costs_row = 0;
-  for (size_t k = 0; k < na; k++) S->px[k] = row[S->col[k]];
+  S->vmark_ok = 0;
+  {
+    const size_t *col = S->col;
+    double *px = S->px, *lp = S->lastp;
+    for (size_t k = 0; k < na; k++) {
+      double p = row[col[k]];
+      px[k] = p;
+      if (!isnan(p)) lp[k] = p;
+    }
+  }
 
-  if ((st = step_fills(E, S, t))) return st;
-  if ((st = step_reentry(E, S, t))) return st;
+  /* without stop rules nothing is ever pending or locked */
+  if (sp->nstops && (st = step_fills(E, S, t))) return st;
+  S->reentered = 0;
+  if (sp->nstops && (st = step_reentry(E, S, t))) return st;
   int due = t > 0 && keel_schedule_due(&sp->schedule, E->dates[i - 1], E->dates[i], t);
   if (t == 0 || due) {
     if ((st = refresh_targets(E, S, t))) return st;
@@ -909,12 +985,13 @@ static keel_status step_row(run *E, sub_run *S, size_t t) {
   if (sp->vol.target > 0 && (t == 0 || due || isfinite(sp->vol.rebalance_band))) {
     if ((st = update_volk(E, S, t))) return st;
   }
-  effective_targets(E, S);
+  /* the targets change only with the base weights, the vol scale or locks */
+  if (t == 0 || due || sp->vol.target > 0 || sp->nstops) effective_targets(E, S);
   if (sp->ndca && (st = step_dca(E, S, t))) return st;
   if ((st = step_rebalance(E, S, t, due))) return st;
 
   /* marking, the time-weighted index and the shadow index */
-  double V = sub_value(E, S);
+  double V = S->vmark_ok ? S->vmark : sub_value(E, S);
   if (t > 0 && S->vprev > 0) S->twr *= (V - S->flow_row) / S->vprev;
   if (S->twr > S->twr_peak) S->twr_peak = S->twr;
   S->vprev = V;
@@ -1071,8 +1148,8 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
     return KEEL_ENOMEM;
   for (size_t k = 0; k < na; k++) u->assets[k] = sp->nassets ? sp->assets[k] : k;
   S->col = u->assets;
-  double **arr[] = {&S->shares, &S->base, &S->tau, &S->x,   &S->h,     &S->w,    &S->px,   &S->tmp,
-                    &S->cbv,    &S->csv,  &S->entry, &S->avg, &S->peak, &S->minn, &S->lot};
+  double **arr[] = {&S->shares, &S->base, &S->tau,  &S->x,    &S->h,    &S->w,    &S->px,    &S->tmp, &S->cbv,
+                    &S->csv,    &S->entry, &S->avg, &S->peak, &S->minn, &S->lot, &S->lastp, &S->bw};
   for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++)
     if (!(*arr[i] = keeli_calloc(ctx, na + 1, sizeof(double)))) return KEEL_ENOMEM;
   if (!(S->bp = keeli_alloc_array(ctx, na + 3, sizeof(double))) || !(S->frozen = keeli_calloc(ctx, na, 1)) ||
@@ -1094,7 +1171,7 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
     S->rounding |= S->lot[k] > 0 || S->minn[k] > 0;
     S->cbv[k] = S->cb;
     S->csv[k] = S->cs;
-    S->entry[k] = S->avg[k] = S->peak[k] = NAN;
+    S->entry[k] = S->avg[k] = S->peak[k] = S->lastp[k] = NAN;
   }
   size_t rows = 0;
   if (sp->vol.target > 0) rows = sp->vol.window;
@@ -1121,7 +1198,7 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
 
 static void sub_teardown(keel_ctx *ctx, sub_run *S) {
   void *b[] = {S->shares, S->base, S->tau, S->x, S->h, S->w, S->px, S->tmp, S->cbv, S->csv, S->entry, S->avg,
-               S->peak, S->minn, S->lot, S->bp, S->frozen, S->in_s, S->locked, S->pending, S->lock_rule,
+               S->lastp, S->bw, S->peak, S->minn, S->lot, S->bp, S->frozen, S->in_s, S->locked, S->pending, S->lock_rule,
                S->pend_rule, S->fill_row, S->dca_first, S->R, S->cov, S->ring};
   for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) keeli_free(ctx, b[i]);
 }
@@ -1214,22 +1291,17 @@ keel_status keel_backtest_run_account(keel_ctx *ctx, const keel_panel *panel, co
       !(r->dates = keeli_alloc_array(ctx, n, sizeof *r->dates)) || !(r->values = keeli_calloc(ctx, n, sizeof(double))) ||
       !(r->cash = keeli_calloc(ctx, n, sizeof(double))) || !(r->traded = keeli_calloc(ctx, n, sizeof(double))) ||
       !(r->costs = keeli_calloc(ctx, n, sizeof(double))) || !(r->flows = keeli_calloc(ctx, n, sizeof(double))) ||
-      !(E.last = keeli_alloc_array(ctx, nap, sizeof(double))) ||
       !(exposure = keeli_alloc_array(ctx, n * (spec->nsubs + 1), sizeof(double))) ||
       (spec->record_holdings && !(r->holdings = keeli_calloc(ctx, n, nap * sizeof(double))))) {
     st = KEEL_ENOMEM;
     goto done;
   }
-  for (size_t j = 0; j < nap; j++) E.last[j] = NAN;
   for (size_t s = 0; s < spec->nsubs; s++) {
     if ((st = sub_setup(&E, &E.subs[s], &spec->subs[s], s, n))) goto done;
     r->capital += spec->subs[s].capital;
   }
   for (size_t t = 0; t < n; t++) {
     const size_t i = start + t;
-    const double *row = E.px + i * nap;
-    for (size_t j = 0; j < nap; j++)
-      if (!isnan(row[j])) E.last[j] = row[j];
     r->dates[t] = E.dates[i];
     double invested_all = 0;
     for (size_t s = 0; s < spec->nsubs; s++) {
@@ -1291,7 +1363,6 @@ done:
   if (E.subs)
     for (size_t s = 0; s < spec->nsubs; s++) sub_teardown(ctx, &E.subs[s]);
   keeli_free(ctx, E.subs);
-  keeli_free(ctx, E.last);
   keeli_free(ctx, exposure);
   if (st != KEEL_OK) {
     keel_backtest_result_free(r);

@@ -60,6 +60,15 @@ struct keel_factor_model;
 double keeli_cov_quad(keel_cmat cov, const struct keel_factor_model *fm, size_t n, const double *w);
 void keeli_cov_mul(keel_cmat cov, const struct keel_factor_model *fm, size_t n, const double *x, double *out);
 
+/* A keel_strategy over ops and state, freed by keel_strategy_free
+ * (ops->free(state), then the strategy itself, with the context's heap).
+ * On failure (KEEL_ENOMEM) the caller still owns state. In
+ * core/strategy.c. */
+struct keel_strategy;
+struct keel_strategy_ops;
+keel_status keeli_strategy_new(keel_ctx *ctx, const struct keel_strategy_ops *ops, void *state,
+                               struct keel_strategy **out);
+
 /* 64-bit FNV-1a, chainable: h = keeli_fnv1a(h, data, n), start with
  * KEEL_FNV_OFFSET. */
 #define KEEL_FNV_OFFSET 0xcbf29ce484222325ULL

@@ -6,18 +6,8 @@
 
 #include "keel_test.h"
 
-static keel_date D(int y, int m, int d) {
-  keel_date x;
-  assert_int_equal(keel_date_from_ymd(y, m, d, &x), 0);
-  return x;
-}
-
-/* n business days from (y, m, d) on */
-static void bdays(keel_date *out, size_t n, int y, int m, int d) {
-  keel_date x = D(y, m, d);
-  for (size_t i = 0; i < n; x++)
-    if (keel_date_weekday(x) < 5) out[i++] = x;
-}
+#define D(y, m, d) keel_test_date(y, m, d)
+#define bdays keel_test_bdays
 
 static keel_panel *panel_of(size_t nd, size_t na, const double *px, int y, int m, int d) {
   keel_date *dates = malloc(nd * sizeof *dates);

@@ -4,11 +4,7 @@
 
 #include "keel_test.h"
 
-static keel_date D(int y, int m, int d) {
-  keel_date x;
-  assert_int_equal(keel_date_from_ymd(y, m, d, &x), 0);
-  return x;
-}
+#define D(y, m, d) keel_test_date(y, m, d)
 
 /* initial 100, then 110, 99, 121 on 2020-01-01, 2020-07-01, 2021-01-01,
  * two periods a year. Every expected value is the definition in

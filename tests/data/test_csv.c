@@ -10,6 +10,8 @@
 #include "data/numparse.h"
 #include "keel_test.h"
 
+#define D(y, m, d) keel_test_date(y, m, d)
+
 static keel_panel *parse_ok(const char *text) {
   keel_panel *p = NULL;
   keel_status st = keel_panel_parse_csv(CTX, "t.csv", text, strlen(text), NULL, &p);
@@ -28,12 +30,6 @@ static void parse_bad(const char *text, keel_status st, const char *prefix, cons
   if (strncmp(m, prefix, strlen(prefix)) != 0)
     fail_msg("message \"%s\" does not start with \"%s\"", m, prefix);
   if (needle && !strstr(m, needle)) fail_msg("message \"%s\" does not contain \"%s\"", m, needle);
-}
-
-static keel_date D(int y, int m, int d) {
-  keel_date x;
-  assert_int_equal(keel_date_from_ymd(y, m, d, &x), 0);
-  return x;
 }
 
 static void test_wide_basic(void **state) {

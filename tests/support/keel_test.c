@@ -196,3 +196,15 @@ double keel_test_lcg(uint32_t *state) {
   *state = 1664525u * *state + 1013904223u;
   return (double)*state / 4294967296.0 - 0.5;
 }
+
+keel_date keel_test_date(int y, int m, int d) {
+  keel_date x = 0;
+  assert_int_equal(keel_date_from_ymd(y, m, d, &x), 0);
+  return x;
+}
+
+void keel_test_bdays(keel_date *out, size_t n, int y, int m, int d) {
+  keel_date x = keel_test_date(y, m, d);
+  for (size_t i = 0; i < n; x++)
+    if (keel_date_weekday(x) < 5) out[i++] = x;
+}

@@ -70,6 +70,11 @@ const char *keel_test_shared_data(const char *name);
  * 1013904223 mod 2^32, returning state / 2^32 - 0.5, exact in doubles, so
  * C, Python and R draw the same problems. */
 double keel_test_lcg(uint32_t *state);
+/* The date y-m-d (asserting it is valid), and the n weekdays from y-m-d
+ * on into out. */
+keel_date keel_test_date(int y, int m, int d);
+void keel_test_bdays(keel_date *out, size_t n, int y, int m, int d);
+
 /* Path of a file in the source tree (KEEL_SOURCE_DIR). Static buffer. */
 const char *keel_test_source_path(const char *rel);
 /* A path in a per-process temporary directory; the last eight returned
