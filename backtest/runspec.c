@@ -12,14 +12,6 @@
 #include "keel/policy.h"
 #include "keel/strategy.h"
 
-/* The built-in strategies (core/strategy.c) are being written alongside;
- * until they are in the library these are weak references, and a run
- * description that names a strategy is refused with a message saying so. */
-#pragma weak keel_strategy_builtin
-#pragma weak keel_builtin_parse
-#pragma weak keel_builtin_params_default
-#pragma weak keel_strategy_free
-
 typedef struct rs_sub {
   char *name;
   size_t *assets;
@@ -51,7 +43,7 @@ void keel_runspec_free(keel_runspec *rs) {
     keeli_heap_free(&h, u->defensive);
     keeli_heap_free(&h, u->dca);
     keeli_heap_free(&h, u->stops);
-    if (u->strategy) keel_strategy_free(u->strategy);
+    keel_strategy_free(u->strategy);
   }
   keeli_heap_free(&h, rs->subs);
   keeli_heap_free(&h, rs->specs);
@@ -393,8 +385,6 @@ static keel_status parse_strategy(rs_parser *P, const json_t *o, const keel_suba
                                      "max_weight", "risk_free", "use_costs", NULL};
   keel_status st = check_keys(P, o, keys);
   if (st) return st;
-  if (!keel_strategy_builtin || !keel_builtin_parse || !keel_builtin_params_default || !keel_strategy_free)
-    return perr(P, "this build of keel has no built-in strategies yet");
   int kind = -1;
   if ((st = get_enum(P, o, "name", keel_builtin_parse_int,
                      "equal, inverse_vol, min_variance, max_sharpe, risk_parity", &kind)))

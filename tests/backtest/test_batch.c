@@ -281,14 +281,13 @@ static void test_runspec_errors(void **state) {
   }
 }
 
-/* A built-in strategy instead of a basket (needs core/strategy.c). */
+/* A built-in strategy instead of a basket. */
 static void test_runspec_strategy(void **state) {
   (void)state;
   keel_runspec *rs = NULL;
   keel_status st = parse("{\"subaccounts\": [{\"capital\": 1000, \"assets\": [\"EQUITY\", \"BOND\", \"GOLD\"], "
                          "\"strategy\": {\"name\": \"inverse_vol\", \"lookback\": 60}, \"schedule\": \"quarterly\"}]}",
                          &rs);
-  if (st && strstr(keel_errmsg(CTX), "no built-in strategies yet")) skip();
   assert_ok(CTX, st);
   const keel_subaccount_spec *s = &keel_runspec_account(rs)->subs[0];
   assert_non_null(s->strategy);
@@ -297,6 +296,35 @@ static void test_runspec_strategy(void **state) {
   assert_string_equal(keel_runspec_strategy(rs), "inverse_vol");
   keel_backtest_result *r = NULL;
   assert_ok(CTX, keel_backtest_run_account(CTX, PANEL, keel_runspec_account(rs), &r));
+  keel_backtest_result_free(r);
+  keel_runspec_free(rs);
+  /* an optimising strategy next to a basket: its audit trail is stored */
+  assert_ok(CTX, parse("{\"subaccounts\": [{\"name\": \"mv\", \"capital\": 1000, \"assets\": [\"EQUITY\", "
+                       "\"BOND\", \"GOLD\"], \"strategy\": {\"name\": \"min_variance\", \"lookback\": 60, "
+                       "\"cov\": \"sample\"}, \"schedule\": \"monthly\"}, {\"name\": \"b\", \"capital\": 500, "
+                       "\"weights\": {\"BOND\": 1}}]}",
+                       &rs));
+  assert_string_equal(keel_runspec_strategy(rs), "mv:min_variance,b:fixed_weights");
+  assert_ok(CTX, keel_backtest_run_account(CTX, PANEL, keel_runspec_account(rs), &r));
+  assert_true(keel_backtest_nopt_calls(r) > 10);
+  keel_record_meta meta = {.dataset = "prices.csv",
+                           .params_json = keel_runspec_json(rs),
+                           .strategy = keel_runspec_strategy(rs),
+                           .spec = keel_runspec_account(rs)};
+  keel_run_record rec;
+  assert_ok(CTX, keel_backtest_record_fill(CTX, r, PANEL, &meta, &rec));
+  const char *db = keel_test_tmp_path("strategy.db");
+  keel_store *s2 = NULL;
+  assert_ok(CTX, keel_store_open(CTX, db, &s2));
+  assert_ok(CTX, keel_store_save_run(CTX, s2, &rec, NULL));
+  keel_store_close(s2);
+  assert_int_equal(keel_test_sql_int(db, "SELECT count(*) FROM optimizer_calls WHERE sub = 0"),
+                   (long long)keel_backtest_nopt_calls(r));
+  assert_int_equal(keel_test_sql_int(db, "SELECT nopt_calls FROM runs"), (long long)keel_backtest_nopt_calls(r));
+  assert_close(keel_test_sql_double(db, "SELECT capital FROM subaccounts WHERE name = 'b'"), 500, 0, 0);
+  assert_int_equal(keel_test_sql_int(db, "SELECT count(*) FROM sub_metrics"), 2 * KEEL_METRICS_COUNT);
+  keel_backtest_record_free(&rec);
+  keel_backtest_record_free(&rec);
   keel_backtest_result_free(r);
   keel_runspec_free(rs);
 }
