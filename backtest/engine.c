@@ -19,7 +19,7 @@ typedef struct sub_result {
   char *name;
   size_t na;
   size_t *assets;
-  double *values, *cash, *flows;
+  double *values, *cash, *flows, *traded, *costs;
   keel_metrics metrics;
 } sub_result;
 
@@ -89,7 +89,7 @@ void keel_backtest_result_free(keel_backtest_result *r) {
   if (r->subs)
     for (size_t s = 0; s < r->nsubs; s++) {
       sub_result *u = &r->subs[s];
-      void *b[] = {u->name, u->assets, u->values, u->cash, u->flows};
+      void *b[] = {u->name, u->assets, u->values, u->cash, u->flows, u->traded, u->costs};
       for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) keeli_heap_free(&h, b[i]);
     }
   void *blocks[] = {r->dates, r->values, r->cash,  r->traded, r->costs,  r->flows,
@@ -117,7 +117,7 @@ typedef struct sub_run {
   double vmark;       /* the value the band check found, when nothing traded since */
   int vmark_ok;
   double *entry, *avg, *peak;
-  unsigned char *frozen, *in_s, *locked, *pending;
+  unsigned char *tradable, *in_s, *locked, *pending;
   int *lock_rule, *pend_rule;
   size_t *fill_row;
   int sub_locked, sub_pending, sub_rule;
@@ -127,7 +127,6 @@ typedef struct sub_run {
   size_t ringn, ringpos, ringcnt;
   double volk, volk_traded;
   double *R, *cov; /* window returns (rows x na), skip covariance (na x na) */
-  size_t Rrows;
   keel_date *dca_first;
   double flow_row, traded_row, costs_row;
   int reentered;
@@ -204,10 +203,9 @@ static keel_status add_event(run *E, sub_run *S, size_t t, keel_event_kind kind,
 
 /* ---- marking ---- */
 
-static double sub_value(const run *E, sub_run *S) {
+static double sub_value(sub_run *S) {
   const double *sh = S->shares, *lp = S->lastp;
   double *x = S->x, v = S->cash;
-  (void)E;
   for (size_t k = 0; k < S->na; k++) {
     x[k] = sh[k] != 0 ? sh[k] * lp[k] : 0;
     v += x[k];
@@ -363,7 +361,7 @@ static double trade_cost(const sub_run *S, double notional) {
 /* Rounds the trades d (shares) to lots and minimums so cash stays >= 0:
  * nearest lot first, then buys rounded down, then the smallest buys
  * cancelled. Returns the cash after trading. */
-static double round_trades(const run *E, const sub_run *S, double *d, double cash0) {
+static double round_trades(const sub_run *S, double *d, double cash0) {
   const size_t na = S->na;
   for (int pass = 0; pass < 2; pass++) {
     double cash = cash0;
@@ -393,7 +391,6 @@ static double round_trades(const run *E, const sub_run *S, double *d, double cas
     cash += nb + trade_cost(S, nb);
     d[best] = 0;
   }
-  (void)E;
   return cash;
 }
 
@@ -419,11 +416,11 @@ static keel_status apply_trades(run *E, sub_run *S, size_t t, const double *d, k
 }
 
 /* Trades the sub-account to targets tau at prices S->px (NaN: no price).
- * Frozen assets (no price, pending, S->frozen) keep their holdings. */
+ * Assets without a price or with a pending stop keep their holdings. */
 static keel_status trade_to(run *E, sub_run *S, size_t t, const double *tau, keel_trade_reason why) {
   const size_t na = S->na;
-  double V = sub_value(E, S), XF = 0, WT = 0;
-  unsigned char *tradable = S->frozen; /* reused: 1 = can trade */
+  double V = sub_value(S), XF = 0, WT = 0;
+  unsigned char *tradable = S->tradable;
   for (size_t k = 0; k < na; k++) {
     tradable[k] = !isnan(S->px[k]) && !S->pending[k];
     if (tradable[k])
@@ -485,7 +482,7 @@ static keel_status trade_to(run *E, sub_run *S, size_t t, const double *tau, kee
     return add_rebalance(E, S, t, why, V, costs, traded, ntr);
   }
   for (size_t j = 0; j < na; j++) d[j] = S->in_s[j] ? tau[j] * k / S->px[j] - S->shares[j] : 0;
-  round_trades(E, S, d, S->cash);
+  round_trades(S, d, S->cash);
   return apply_trades(E, S, t, d, why, V, 1);
 }
 
@@ -505,16 +502,16 @@ static keel_status buy_pro_rata(run *E, sub_run *S, size_t t, const double *tau,
   double spend = fmin(amount * T, S->borrow ? INFINITY : S->cash);
   double K = (spend - S->fee * (double)nb) / (T * (1 + S->cb));
   if (!(K > 0)) return KEEL_OK; /* the fees would eat the installment */
-  double V = sub_value(E, S), *d = S->tmp;
+  double V = sub_value(S), *d = S->tmp;
   for (size_t k = 0; k < na; k++) d[k] = S->in_s[k] ? tau[k] * K / S->px[k] : 0;
-  if (S->rounding) round_trades(E, S, d, S->cash);
+  if (S->rounding) round_trades(S, d, S->cash);
   return apply_trades(E, S, t, d, why, V, 0);
 }
 
 /* Sales in proportion to the holdings' values raising `need` net of costs. */
 static keel_status sell_pro_rata(run *E, sub_run *S, size_t t, double need, keel_trade_reason why) {
   const size_t na = S->na;
-  double V = sub_value(E, S), X = 0;
+  double V = sub_value(S), X = 0;
   size_t ns = 0;
   for (size_t k = 0; k < na; k++) {
     S->in_s[k] = !isnan(S->px[k]) && !S->pending[k] && S->shares[k] > 0;
@@ -523,7 +520,7 @@ static keel_status sell_pro_rata(run *E, sub_run *S, size_t t, double need, keel
   if (!(X > 0) || !(need > 0)) return KEEL_OK;
   double M = fmin((need + S->fee * (double)ns) / (X * (1 - S->cs)), 1), *d = S->tmp;
   for (size_t k = 0; k < na; k++) d[k] = S->in_s[k] ? (M >= 1 ? -S->shares[k] : -S->shares[k] * M) : 0;
-  if (S->rounding) round_trades(E, S, d, S->cash);
+  if (S->rounding) round_trades(S, d, S->cash);
   return apply_trades(E, S, t, d, why, V, 0);
 }
 
@@ -538,10 +535,9 @@ static void band_widths(sub_run *S) {
 
 /* The effective targets: base times the vol scale, with locked assets'
  * weight moved to cash or to the defensive basket. */
-static void effective_targets(const run *E, sub_run *S) {
+static void effective_targets(sub_run *S) {
   const keel_subaccount_spec *sp = S->sp;
   const size_t na = S->na;
-  (void)E;
   if (S->sub_locked) {
     int def = sp->stops[S->sub_rule].action == KEEL_STOP_TO_DEFENSIVE;
     for (size_t k = 0; k < na; k++) S->tau[k] = def ? sp->defensive[k] : 0;
@@ -565,31 +561,12 @@ static void effective_targets(const run *E, sub_run *S) {
 }
 
 /* Returns of the sub-account's assets over the `rows` rows ending at row
- * t (panel rows start+t-rows+1 .. start+t, each against the asset's last
- * price before it) into S->R; NaN where there is none. Returns the number
- * of rows filled. */
+ * t (from the prices of panel rows start+t-rows .. start+t; history before
+ * the run counts) into S->R. Returns the number of rows filled. */
 static size_t window_returns(const run *E, sub_run *S, size_t t, size_t rows) {
-  const size_t i1 = E->start + t, na = S->na, stride = E->na_panel;
-  size_t i0 = i1 + 1 > rows ? i1 + 1 - rows : 0;
-  if (i0 < 1) i0 = 1;
-  if (i1 < i0) return 0;
-  size_t m = i1 - i0 + 1;
-  for (size_t k = 0; k < na; k++) {
-    const size_t c = S->col[k];
-    /* the last price before row i0 */
-    double prev = NAN;
-    for (size_t i = i0; i-- > 0;)
-      if (!isnan(E->px[i * stride + c])) {
-        prev = E->px[i * stride + c];
-        break;
-      }
-    for (size_t i = i0; i <= i1; i++) {
-      double p = E->px[i * stride + c];
-      S->R[(i - i0) * na + k] = isnan(p) || isnan(prev) ? NAN : p / prev - 1;
-      if (!isnan(p)) prev = p;
-    }
-  }
-  return m;
+  const size_t i1 = E->start + t, lo = i1 >= rows ? i1 - rows : 0;
+  keeli_window_returns(E->panel, S->col, S->na, lo, i1, S->R, NULL);
+  return i1 - lo;
 }
 
 static keel_status update_volk(run *E, sub_run *S, size_t t) {
@@ -616,7 +593,7 @@ static keel_status refresh_targets(run *E, sub_run *S, size_t t) {
     memcpy(S->base, sp->weights, na * sizeof(double));
     return KEEL_OK;
   }
-  double V = sub_value(E, S);
+  double V = sub_value(S);
   for (size_t k = 0; k < na; k++) S->w[k] = V != 0 ? S->x[k] / V : 0;
   keel_strategy_input in = {.panel = E->panel, .row = E->start + t, .first_row = E->start,
                             .date = E->dates[E->start + t], .nassets = na, .assets = S->col, .weights = S->w,
@@ -661,7 +638,7 @@ static keel_status step_fills(run *E, sub_run *S, size_t t) {
     int left = 0;
     for (size_t k = 0; k < S->na; k++)
       if (isnan(S->px[k]) && S->shares[k] != 0 && !(def && sp->defensive[k] > 0)) left = 1;
-    if ((st = add_event(E, S, t, KEEL_EVENT_STOP_FILL, -1, KEEL_STOP_DRAWDOWN, sub_value(E, S), NAN))) return st;
+    if ((st = add_event(E, S, t, KEEL_EVENT_STOP_FILL, -1, KEEL_STOP_DRAWDOWN, sub_value(S), NAN))) return st;
     if (!left) {
       S->sub_pending = 0;
       S->sub_locked = 1;
@@ -670,7 +647,7 @@ static keel_status step_fills(run *E, sub_run *S, size_t t) {
     return KEEL_OK;
   }
   /* the fills of a row are one trade group; defensive purchases follow */
-  double *d = S->tmp, V = sub_value(E, S), net = 0;
+  double *d = S->tmp, V = sub_value(S), net = 0;
   int any = 0, defensive = 0;
   for (size_t k = 0; k < S->na; k++) {
     d[k] = 0;
@@ -681,7 +658,7 @@ static keel_status step_fills(run *E, sub_run *S, size_t t) {
   if (!any) return KEEL_OK;
   if ((st = apply_trades(E, S, t, d, KEEL_REASON_STOP, V, 0))) return st;
   for (size_t k = 0; k < S->na; k++) {
-    if (d[k] == 0 && !(S->pending[k] && !isnan(S->px[k]))) continue;
+    if (!S->pending[k] || isnan(S->px[k])) continue;
     const keel_stop_rule *rule = &sp->stops[S->pend_rule[k]];
     if ((st = add_event(E, S, t, KEEL_EVENT_STOP_FILL, (long)k, rule->kind, S->px[k], NAN))) return st;
     S->pending[k] = 0;
@@ -762,7 +739,7 @@ static double installment(const keel_dca *p, keel_date first, keel_date d) {
  * cost rate). Assets that cannot trade take no part. */
 static keel_status flow_underweight(run *E, sub_run *S, size_t t, double amount) {
   const size_t na = S->na;
-  double V = sub_value(E, S), tsum = 0, *xa = S->h, *ta = S->bp, *out = S->w;
+  double V = sub_value(S), tsum = 0, *xa = S->h, *ta = S->bp, *out = S->w;
   for (size_t k = 0; k < na; k++) {
     int ok = !isnan(S->px[k]) && !S->pending[k] && !S->locked[k];
     xa[k] = ok ? fmax(S->x[k], 0) : 0;
@@ -794,7 +771,7 @@ static keel_status flow_underweight(run *E, sub_run *S, size_t t, double amount)
     if (amount < 0 && d[k] < -S->shares[k]) d[k] = -S->shares[k];
     S->in_s[k] = d[k] != 0;
   }
-  if (S->rounding) round_trades(E, S, d, S->cash);
+  if (S->rounding) round_trades(S, d, S->cash);
   return apply_trades(E, S, t, d, KEEL_REASON_DCA, V, 0);
 }
 
@@ -888,7 +865,7 @@ static keel_status step_rebalance(run *E, sub_run *S, size_t t, int due) {
     double V = 0;
     if (sp->band.kind != KEEL_BAND_NONE && keel_schedule_due(&sp->band_check, prev, d, t)) {
       /* keel_band_breached with the widths kept since the targets last changed */
-      V = sub_value(E, S);
+      V = sub_value(S);
       const double *restrict x = S->x, *restrict tau = S->tau, *restrict bw = S->bw;
       double *restrict w = S->w;
       for (size_t k = 0; k < na; k++) {
@@ -911,14 +888,14 @@ static keel_status step_rebalance(run *E, sub_run *S, size_t t, int due) {
     }
   }
   if (sp->skip_gamma > 0 && (why == KEEL_REASON_CALENDAR || why == KEEL_REASON_BAND || why == KEEL_REASON_VOLTARGET)) {
-    double V = sub_value(E, S);
+    double V = sub_value(S);
     if (V > 0 && !worth_trading(E, S, t, V)) return KEEL_OK;
   }
   S->volk_traded = S->volk;
   return trade_to(E, S, t, target, why);
 }
 
-static keel_status step_stops(run *E, sub_run *S, size_t t, double V) {
+static keel_status step_stops(run *E, sub_run *S, size_t t) {
   const keel_subaccount_spec *sp = S->sp;
   keel_status st;
   /* peaks follow every close of a position */
@@ -952,7 +929,6 @@ static keel_status step_stops(run *E, sub_run *S, size_t t, double V) {
       if ((st = add_event(E, S, t, KEEL_EVENT_STOP, (long)k, rule->kind, c, lvl))) return st;
     }
   }
-  (void)V;
   return KEEL_OK;
 }
 
@@ -986,12 +962,12 @@ static keel_status step_row(run *E, sub_run *S, size_t t) {
     if ((st = update_volk(E, S, t))) return st;
   }
   /* the targets change only with the base weights, the vol scale or locks */
-  if (t == 0 || due || sp->vol.target > 0 || sp->nstops) effective_targets(E, S);
+  if (t == 0 || due || sp->vol.target > 0 || sp->nstops) effective_targets(S);
   if (sp->ndca && (st = step_dca(E, S, t))) return st;
   if ((st = step_rebalance(E, S, t, due))) return st;
 
   /* marking, the time-weighted index and the shadow index */
-  double V = S->vmark_ok ? S->vmark : sub_value(E, S);
+  double V = S->vmark_ok ? S->vmark : sub_value(S);
   if (t > 0 && S->vprev > 0) S->twr *= (V - S->flow_row) / S->vprev;
   if (S->twr > S->twr_peak) S->twr_peak = S->twr;
   S->vprev = V;
@@ -1012,7 +988,9 @@ static keel_status step_row(run *E, sub_run *S, size_t t) {
   S->res->values[t] = V;
   S->res->cash[t] = S->cash;
   S->res->flows[t] = S->flow_row;
-  if (sp->nstops && (st = step_stops(E, S, t, V))) return st;
+  S->res->traded[t] = S->traded_row;
+  S->res->costs[t] = S->costs_row;
+  if (sp->nstops && (st = step_stops(E, S, t))) return st;
   return KEEL_OK;
 }
 
@@ -1144,7 +1122,8 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
   u->na = na;
   if (!(u->name = keeli_strdup(ctx, sp->name)) || !(u->assets = keeli_alloc_array(ctx, na, sizeof(size_t))) ||
       !(u->values = keeli_alloc_array(ctx, n, sizeof(double))) ||
-      !(u->cash = keeli_alloc_array(ctx, n, sizeof(double))) || !(u->flows = keeli_alloc_array(ctx, n, sizeof(double))))
+      !(u->cash = keeli_alloc_array(ctx, n, sizeof(double))) || !(u->flows = keeli_alloc_array(ctx, n, sizeof(double))) ||
+      !(u->traded = keeli_alloc_array(ctx, n, sizeof(double))) || !(u->costs = keeli_alloc_array(ctx, n, sizeof(double))))
     return KEEL_ENOMEM;
   for (size_t k = 0; k < na; k++) u->assets[k] = sp->nassets ? sp->assets[k] : k;
   S->col = u->assets;
@@ -1152,7 +1131,7 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
                     &S->csv,    &S->entry, &S->avg, &S->peak, &S->minn, &S->lot, &S->lastp, &S->bw};
   for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++)
     if (!(*arr[i] = keeli_calloc(ctx, na + 1, sizeof(double)))) return KEEL_ENOMEM;
-  if (!(S->bp = keeli_alloc_array(ctx, na + 3, sizeof(double))) || !(S->frozen = keeli_calloc(ctx, na, 1)) ||
+  if (!(S->bp = keeli_alloc_array(ctx, na + 3, sizeof(double))) || !(S->tradable = keeli_calloc(ctx, na, 1)) ||
       !(S->in_s = keeli_calloc(ctx, na, 1)) || !(S->locked = keeli_calloc(ctx, na, 1)) ||
       !(S->pending = keeli_calloc(ctx, na, 1)) || !(S->lock_rule = keeli_calloc(ctx, na, sizeof(int))) ||
       !(S->pend_rule = keeli_calloc(ctx, na, sizeof(int))) ||
@@ -1176,10 +1155,7 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
   size_t rows = 0;
   if (sp->vol.target > 0) rows = sp->vol.window;
   if (sp->skip_gamma > 0 && sp->skip_lookback > rows) rows = sp->skip_lookback;
-  if (rows) {
-    if (!(S->R = keeli_alloc_array(ctx, rows, na * sizeof(double)))) return KEEL_ENOMEM;
-    S->Rrows = rows;
-  }
+  if (rows && !(S->R = keeli_alloc_array(ctx, rows, na * sizeof(double)))) return KEEL_ENOMEM;
   if (sp->skip_gamma > 0 && !(S->cov = keeli_alloc_array(ctx, na, na * sizeof(double)))) return KEEL_ENOMEM;
   unsigned ring = 0;
   for (size_t i = 0; i < sp->nstops; i++)
@@ -1198,7 +1174,7 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
 
 static void sub_teardown(keel_ctx *ctx, sub_run *S) {
   void *b[] = {S->shares, S->base, S->tau, S->x, S->h, S->w, S->px, S->tmp, S->cbv, S->csv, S->entry, S->avg,
-               S->lastp, S->bw, S->peak, S->minn, S->lot, S->bp, S->frozen, S->in_s, S->locked, S->pending, S->lock_rule,
+               S->lastp, S->bw, S->peak, S->minn, S->lot, S->bp, S->tradable, S->in_s, S->locked, S->pending, S->lock_rule,
                S->pend_rule, S->fill_row, S->dca_first, S->R, S->cov, S->ring};
   for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) keeli_free(ctx, b[i]);
 }
@@ -1329,28 +1305,11 @@ keel_status keel_backtest_run_account(keel_ctx *ctx, const keel_panel *panel, co
     goto done;
   for (size_t s = 0; s < spec->nsubs; s++) {
     sub_result *u = &r->subs[s];
-    double *tr = keeli_calloc(ctx, n, sizeof(double)), *co = keeli_calloc(ctx, n, sizeof(double));
-    if (!tr || !co) {
-      keeli_free(ctx, tr);
-      keeli_free(ctx, co);
-      st = KEEL_ENOMEM;
-      goto done;
-    }
     size_t nt = 0, ns = 0;
-    size_t t = 0;
-    for (size_t q = 0; q < r->ntrades; q++) {
-      const keel_trade *x = &r->trades[q];
-      if (x->sub != s) continue;
-      while (t < n && r->dates[t] < x->date) t++;
-      tr[t] += fabs(x->notional);
-      co[t] += x->cost;
-      nt++;
-    }
+    for (size_t q = 0; q < r->ntrades; q++) nt += r->trades[q].sub == s;
     for (size_t e = 0; e < r->nevents; e++) ns += r->events[e].sub == s && r->events[e].kind == KEEL_EVENT_STOP;
-    st = sub_metrics(&E, n, u->values, u->flows, tr, co, exposure + (s + 1) * n, spec->subs[s].capital, nt, ns,
-                     &u->metrics);
-    keeli_free(ctx, tr);
-    keeli_free(ctx, co);
+    st = sub_metrics(&E, n, u->values, u->flows, u->traded, u->costs, exposure + (s + 1) * n, spec->subs[s].capital,
+                     nt, ns, &u->metrics);
     if (st) {
       char msg[512];
       snprintf(msg, sizeof msg, "%s", keel_errmsg(ctx));

@@ -572,3 +572,21 @@ done:
   keeli_free(ctx, ev);
   return st;
 }
+
+void keeli_window_returns(const keel_panel *p, const size_t *cols, size_t m, size_t lo, size_t hi, double *R,
+                          size_t *cnt) {
+  const size_t np = keel_panel_nassets(p);
+  const double *px = keel_panel_prices(p);
+  for (size_t k = 0; k < m; k++) {
+    const size_t c = cols[k];
+    double prev = px[lo * np + c];
+    size_t got = 0;
+    for (size_t t = lo + 1; t <= hi; t++) {
+      double v = px[t * np + c], r = NAN;
+      if (!isnan(v) && !isnan(prev)) r = v / prev - 1, got++;
+      R[(t - lo - 1) * m + k] = r;
+      if (!isnan(v)) prev = v;
+    }
+    if (cnt) cnt[k] = got;
+  }
+}

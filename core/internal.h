@@ -69,6 +69,15 @@ struct keel_strategy_ops;
 keel_status keeli_strategy_new(keel_ctx *ctx, const struct keel_strategy_ops *ops, void *state,
                                struct keel_strategy **out);
 
+/* Simple returns of panel columns cols (m of them) over rows (lo, hi]:
+ * R gets (hi - lo) x m, row-major, each return against the column's last
+ * price in [lo, t) (so one spanning a halt compounds), NaN where it has no
+ * price on t or none before it in the window. cnt (m, may be NULL) gets
+ * the number of returns per column. In core/estimate.c. */
+struct keel_panel;
+void keeli_window_returns(const struct keel_panel *p, const size_t *cols, size_t m, size_t lo, size_t hi, double *R,
+                          size_t *cnt);
+
 /* 64-bit FNV-1a, chainable: h = keeli_fnv1a(h, data, n), start with
  * KEEL_FNV_OFFSET. */
 #define KEEL_FNV_OFFSET 0xcbf29ce484222325ULL

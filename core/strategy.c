@@ -162,18 +162,10 @@ static keel_status window_make(keel_ctx *ctx, const bstate *b, const keel_strate
   W->cnt = keeli_calloc(ctx, na, sizeof *W->cnt);
   W->use = keeli_alloc_array(ctx, na, sizeof *W->use);
   if (!W->R || !W->cnt || !W->use) return KEEL_ENOMEM;
+  keeli_window_returns(in->panel, in->assets, na, lo, row, W->R, W->cnt);
   const double *px = keel_panel_prices(in->panel);
-  for (size_t k = 0; k < na; k++) {
-    const size_t c = in->assets[k];
-    double prev = px[lo * np + c];
-    for (size_t t = lo + 1; t <= row; t++) {
-      double v = px[t * np + c], r = NAN;
-      if (!isnan(v) && !isnan(prev)) r = v / prev - 1, W->cnt[k]++;
-      W->R[(t - lo - 1) * na + k] = r;
-      if (!isnan(v)) prev = v;
-    }
-    if (!isnan(px[row * np + c]) && W->cnt[k] >= 2) W->use[W->m++] = k;
-  }
+  for (size_t k = 0; k < na; k++)
+    if (!isnan(px[row * np + in->assets[k]]) && W->cnt[k] >= 2) W->use[W->m++] = k;
   return KEEL_OK;
 }
 
