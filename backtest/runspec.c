@@ -298,12 +298,15 @@ static keel_status get_schedule(rs_parser *P, const json_t *obj, const char *key
   return st;
 }
 
-static keel_status get_object(rs_parser *P, const json_t *obj, const char *key, const json_t **out) {
+/* obj[key] when it is an object (want_array 0) or an array (1); NULL
+ * when absent; an error naming the path when of another type. */
+static keel_status get_container(rs_parser *P, const json_t *obj, const char *key, int want_array,
+                                 const json_t **out) {
   json_t *v = json_object_get(obj, key);
   *out = v;
-  if (v && !json_is_object(v)) {
+  if (v && (want_array ? !json_is_array(v) : !json_is_object(v))) {
     size_t m = push_key(P, key);
-    keel_status st = perr(P, "must be an object, not %s", type_name(v));
+    keel_status st = perr(P, "must be an %s, not %s", want_array ? "array" : "object", type_name(v));
     pop(P, m);
     *out = NULL;
     return st;
@@ -311,17 +314,12 @@ static keel_status get_object(rs_parser *P, const json_t *obj, const char *key, 
   return KEEL_OK;
 }
 
+static keel_status get_object(rs_parser *P, const json_t *obj, const char *key, const json_t **out) {
+  return get_container(P, obj, key, 0, out);
+}
+
 static keel_status get_array(rs_parser *P, const json_t *obj, const char *key, const json_t **out) {
-  json_t *v = json_object_get(obj, key);
-  *out = v;
-  if (v && !json_is_array(v)) {
-    size_t m = push_key(P, key);
-    keel_status st = perr(P, "must be an array, not %s", type_name(v));
-    pop(P, m);
-    *out = NULL;
-    return st;
-  }
-  return KEEL_OK;
+  return get_container(P, obj, key, 1, out);
 }
 
 /* Panel column of a symbol, or an error naming the path. */
