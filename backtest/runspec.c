@@ -100,6 +100,22 @@ static void pop(rs_parser *P, size_t mark) {
   P->path[mark] = '\0';
 }
 
+/* An error at obj[key]: the path gains the key for the message. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static keel_status key_err(rs_parser *P, const char *key, const char *fmt, ...) {
+  char msg[768];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  size_t m = push_key(P, key);
+  keel_status st = perr(P, "%s", msg);
+  pop(P, m);
+  return st;
+}
+
 /* Fails on any key of obj not in allowed (NULL-terminated). */
 static keel_status check_keys(rs_parser *P, const json_t *obj, const char *const *allowed) {
   const char *key;
@@ -114,9 +130,7 @@ static keel_status check_keys(rs_parser *P, const json_t *obj, const char *const
       int n = snprintf(list + o, sizeof list - o, "%s%s", j ? ", " : "", allowed[j]);
       if (n > 0) o += (size_t)n;
     }
-    size_t m = push_key(P, key);
-    keel_status st = perr(P, "unknown key (expected one of %s)", list);
-    pop(P, m);
+    keel_status st = key_err(P, key, "unknown key (expected one of %s)", list);
     return st;
   }
   return KEEL_OK;
@@ -142,9 +156,7 @@ static keel_status get_number(rs_parser *P, const json_t *obj, const char *key, 
   if (present) *present = v != NULL;
   if (!v) return KEEL_OK;
   if (!json_is_number(v)) {
-    size_t m = push_key(P, key);
-    keel_status st = perr(P, "must be a number, not %s", type_name(v));
-    pop(P, m);
+    keel_status st = key_err(P, key, "must be a number, not %s", type_name(v));
     return st;
   }
   *out = json_number_value(v);
@@ -198,9 +210,7 @@ static keel_status get_bool(rs_parser *P, const json_t *obj, const char *key, in
   json_t *v = json_object_get(obj, key);
   if (!v) return KEEL_OK;
   if (!json_is_boolean(v)) {
-    size_t m = push_key(P, key);
-    keel_status st = perr(P, "must be true or false, not %s", type_name(v));
-    pop(P, m);
+    keel_status st = key_err(P, key, "must be true or false, not %s", type_name(v));
     return st;
   }
   *out = json_is_true(v);
@@ -211,9 +221,7 @@ static keel_status get_string(rs_parser *P, const json_t *obj, const char *key, 
   json_t *v = json_object_get(obj, key);
   if (!v) return KEEL_OK;
   if (!json_is_string(v)) {
-    size_t m = push_key(P, key);
-    keel_status st = perr(P, "must be a string, not %s", type_name(v));
-    pop(P, m);
+    keel_status st = key_err(P, key, "must be a string, not %s", type_name(v));
     return st;
   }
   *out = json_string_value(v);
@@ -227,9 +235,7 @@ static keel_status get_enum(rs_parser *P, const json_t *obj, const char *key, in
   keel_status st = get_string(P, obj, key, &s);
   if (st || !s) return st;
   if (parse(s, out) != 0) {
-    size_t m = push_key(P, key);
-    st = perr(P, "'%s' is not one of %s", s, choices);
-    pop(P, m);
+    st = key_err(P, key, "'%s' is not one of %s", s, choices);
   }
   return st;
 }
@@ -259,9 +265,7 @@ static keel_status get_date(rs_parser *P, const json_t *obj, const char *key, ke
   if (st || !s) return st;
   keel_date d;
   if (keel_date_parse(s, strlen(s), &d) != 0) {
-    size_t m = push_key(P, key);
-    st = perr(P, "'%s' is not a date yyyy-mm-dd", s);
-    pop(P, m);
+    st = key_err(P, key, "'%s' is not a date yyyy-mm-dd", s);
     return st;
   }
   *out = d;
@@ -305,9 +309,7 @@ static keel_status get_container(rs_parser *P, const json_t *obj, const char *ke
   json_t *v = json_object_get(obj, key);
   *out = v;
   if (v && (want_array ? !json_is_array(v) : !json_is_object(v))) {
-    size_t m = push_key(P, key);
-    keel_status st = perr(P, "must be an %s, not %s", want_array ? "array" : "object", type_name(v));
-    pop(P, m);
+    keel_status st = key_err(P, key, "must be an %s, not %s", want_array ? "array" : "object", type_name(v));
     *out = NULL;
     return st;
   }
