@@ -27,30 +27,6 @@ static json_t *load_fixture(const char *name) {
   return j;
 }
 
-/* mu and S (annualised by 252) of the shared stock prices' simple returns
- * over their common window; NULL when the data are absent. */
-static size_t stock_inputs(double **mu, double **S) {
-  const char *path = keel_test_shared_data("stock_prices.csv");
-  if (!path) return 0;
-  keel_panel *p = NULL;
-  assert_ok(CTX, keel_panel_read_csv(CTX, path, NULL, &p));
-  size_t T = keel_panel_ndates(p) - 1, n = keel_panel_nassets(p);
-  double *R = malloc(T * n * sizeof *R);
-  *mu = malloc(n * sizeof **mu), *S = malloc(n * n * sizeof **S);
-  assert_ok(CTX, keel_returns(CTX, p, 0, 0, KEEL_RETURNS_SIMPLE, keel_mat_view(R, T, n)));
-  keel_mean_options mo;
-  keel_mean_options_default(&mo);
-  mo.periods_per_year = 252;
-  assert_ok(CTX, keel_mean(CTX, keel_cmat_view(R, T, n), &mo, *mu));
-  keel_cov_options co;
-  keel_cov_options_default(&co);
-  co.periods_per_year = 252;
-  assert_ok(CTX, keel_cov(CTX, keel_cmat_view(R, T, n), &co, keel_mat_view(*S, n, n), NULL));
-  free(R);
-  keel_panel_free(p);
-  return n;
-}
-
 static void check_both(const char *what, const double *w, json_t *cv, json_t *qp, size_t n, double tol) {
   double dc = max_diff_json(w, json_object_get(cv, "w"), n), dq = max_diff_json(w, json_object_get(qp, "w"), n);
   print_message("%s: |w - CVXOPT| = %.3g, |w - quadprog| = %.3g\n", what, dc, dq);
@@ -61,7 +37,7 @@ static void check_both(const char *what, const double *w, json_t *cv, json_t *qp
 static void test_stock_fixtures(void **state) {
   (void)state;
   double *mu = NULL, *S = NULL;
-  size_t n = stock_inputs(&mu, &S);
+  size_t n = keel_test_stock_moments(&mu, &S);
   if (!n) skip();
   json_t *cv = load_fixture("tests/fixtures/mv_reference.json"), *qp = load_fixture("tests/fixtures/mv_quadprog.json");
   double w[64], w0[64], cb[64], cs[64], ub[64];

@@ -81,25 +81,6 @@ static void test_rp_equal_correlation(void **state) {
   assert_true(wspread <= 1e-12);
 }
 
-/* The sample covariance (x 252) of the shared stock prices' simple returns
- * over their common window, computed by keel; 0 when absent. */
-static size_t stock_cov(double *S) {
-  const char *path = keel_test_shared_data("stock_prices.csv");
-  if (!path) return 0;
-  keel_panel *p = NULL;
-  assert_ok(CTX, keel_panel_read_csv(CTX, path, NULL, &p));
-  size_t T = keel_panel_ndates(p) - 1, n = keel_panel_nassets(p);
-  double *R = malloc(T * n * sizeof *R);
-  assert_ok(CTX, keel_returns(CTX, p, 0, 0, KEEL_RETURNS_SIMPLE, keel_mat_view(R, T, n)));
-  keel_cov_options co;
-  keel_cov_options_default(&co);
-  co.periods_per_year = 252;
-  assert_ok(CTX, keel_cov(CTX, keel_cmat_view(R, T, n), &co, keel_mat_view(S, n, n), NULL));
-  free(R);
-  keel_panel_free(p);
-  return n;
-}
-
 static void test_rp_fixtures(void **state) {
   (void)state;
   json_t *j = load_fixture("tests/fixtures/strategy_reference.json"), *cases = json_object_get(j, "cases");
@@ -116,13 +97,14 @@ static void test_rp_fixtures(void **state) {
     for (size_t i = 0; i < n; i++) ref[i] = json_number_value(json_array_get(jw, i));
     if (strcmp(name, "stock") == 0) {
       /* keel's own covariance of the same returns */
-      double K[64 * 64], big = 0, d = 0;
-      if (stock_cov(K) == n) {
+      double *K = NULL, big = 0, d = 0;
+      if (keel_test_stock_moments(NULL, &K) == n) {
         for (size_t i = 0; i < n * n; i++) big = fmax(big, fabs(S[i])), d = fmax(d, fabs(K[i] - S[i]));
         print_message("stock covariance: keel vs NumPy %.3g of the largest entry\n", d / big);
         assert_true(d <= 1e-12 * big);
         memcpy(S, K, n * n * sizeof *S);
       }
+      free(K);
     }
     assert_ok(CTX, keel_risk_parity(CTX, n, keel_cmat_view(S, n, n), w));
     double dw = max_abs_diff(n, w, ref), sp = rc_spread(n, S, w), sum = 0;

@@ -208,3 +208,28 @@ void keel_test_bdays(keel_date *out, size_t n, int y, int m, int d) {
   for (size_t i = 0; i < n; x++)
     if (keel_date_weekday(x) < 5) out[i++] = x;
 }
+
+size_t keel_test_stock_moments(double **mu, double **S) {
+  const char *path = keel_test_shared_data("stock_prices.csv");
+  if (!path) return 0;
+  keel_panel *p = NULL;
+  assert_ok(CTX, keel_panel_read_csv(CTX, path, NULL, &p));
+  size_t T = keel_panel_ndates(p) - 1, n = keel_panel_nassets(p);
+  double *R = malloc(T * n * sizeof *R);
+  *S = malloc(n * n * sizeof **S);
+  assert_ok(CTX, keel_returns(CTX, p, 0, 0, KEEL_RETURNS_SIMPLE, keel_mat_view(R, T, n)));
+  if (mu) {
+    *mu = malloc(n * sizeof **mu);
+    keel_mean_options mo;
+    keel_mean_options_default(&mo);
+    mo.periods_per_year = 252;
+    assert_ok(CTX, keel_mean(CTX, keel_cmat_view(R, T, n), &mo, *mu));
+  }
+  keel_cov_options co;
+  keel_cov_options_default(&co);
+  co.periods_per_year = 252;
+  assert_ok(CTX, keel_cov(CTX, keel_cmat_view(R, T, n), &co, keel_mat_view(*S, n, n), NULL));
+  free(R);
+  keel_panel_free(p);
+  return n;
+}

@@ -70,6 +70,12 @@ const char *keel_test_shared_data(const char *name);
  * 1013904223 mod 2^32, returning state / 2^32 - 0.5, exact in doubles, so
  * C, Python and R draw the same problems. */
 double keel_test_lcg(uint32_t *state);
+/* The mean (mu, may be NULL) and sample covariance S of the shared
+ * stock_prices.csv simple returns over their common window, annualised by
+ * 252, in new malloc'd arrays (caller frees); returns the number of
+ * assets, or 0 (nothing allocated) when the data are absent. */
+size_t keel_test_stock_moments(double **mu, double **S);
+
 /* The date y-m-d (asserting it is valid), and the n weekdays from y-m-d
  * on into out. */
 keel_date keel_test_date(int y, int m, int d);
