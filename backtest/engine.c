@@ -1361,6 +1361,7 @@ keel_status keel_backtest_run(keel_ctx *ctx, const keel_panel *panel, const keel
   a.risk_free = cfg->risk_free;
   a.start = cfg->start;
   a.end = cfg->end;
+  a.seed = keel_ctx_config(ctx)->seed; /* recorded with the run */
   return keel_backtest_run_account(ctx, panel, &a, out);
 }
 

@@ -258,36 +258,11 @@ static char *params_json(const keel_panel *p, const keel_backtest_config *cfg, c
   return s;
 }
 
-static int store_run(keel_ctx *ctx, const char *dbpath, const keel_panel *p, const keel_backtest_config *cfg,
-                     const keel_backtest_result *r, const char *dataset, int quiet) {
-  size_t n = keel_backtest_npoints(r), na = keel_panel_nassets(p);
-  char d0[KEEL_DATE_BUFSIZE], d1[KEEL_DATE_BUFSIZE], hash[KEEL_PANEL_HASH_BUFSIZE];
-  keel_date_format(keel_backtest_dates(r)[0], d0);
-  keel_date_format(keel_backtest_dates(r)[n - 1], d1);
-  keel_panel_hash(p, hash);
-  char *params = params_json(p, cfg, d0, d1);
-  const char *names[KEEL_METRICS_COUNT];
-  double values[KEEL_METRICS_COUNT];
-  const char **syms = malloc(na * sizeof *syms);
-  if (!params || !syms) {
-    free(params);
-    free(syms);
-    fprintf(stderr, "keel: out of memory\n");
-    return 1;
-  }
-  for (size_t k = 0; k < KEEL_METRICS_COUNT; k++) {
-    names[k] = keel_metrics_name(k);
-    values[k] = keel_metrics_value(keel_backtest_metrics(r), k);
-  }
-  for (size_t j = 0; j < na; j++) syms[j] = keel_panel_symbol(p, j);
-  keel_run_record rec = {
-      .kind = "backtest", .strategy = "fixed_weights", .params_json = params, .dataset = dataset,
-      .dataset_hash = hash, .status = "ok", .seed = keel_ctx_config(ctx)->seed,
-      .start = keel_backtest_dates(r)[0], .end = keel_backtest_dates(r)[n - 1],
-      .nmetrics = KEEL_METRICS_COUNT, .metric_names = names, .metric_values = values, .npoints = n,
-      .dates = keel_backtest_dates(r), .values = keel_backtest_values(r), .cash = keel_backtest_cash(r),
-      .ntrades = keel_backtest_ntrades(r), .trades = keel_backtest_trades(r), .asset_symbols = syms,
-      .nassets = na};
+/* Stores a finished run through the record helper, as the batch runner does. */
+static int store_result(keel_ctx *ctx, const char *dbpath, const keel_backtest_result *r, const keel_panel *p,
+                        const keel_record_meta *meta, int quiet) {
+  keel_run_record rec;
+  if (keel_backtest_record_fill(ctx, r, p, meta, &rec) != KEEL_OK) return fail(ctx);
   keel_store *s = NULL;
   int64_t id = 0;
   int rc = 0;
@@ -296,8 +271,24 @@ static int store_run(keel_ctx *ctx, const char *dbpath, const keel_panel *p, con
   else if (!quiet)
     printf("stored as run %lld in %s\n", (long long)id, dbpath);
   keel_store_close(s);
+  keel_backtest_record_free(&rec);
+  return rc;
+}
+
+static int store_run(keel_ctx *ctx, const char *dbpath, const keel_panel *p, const keel_backtest_config *cfg,
+                     const keel_backtest_result *r, const char *dataset, int quiet) {
+  size_t n = keel_backtest_npoints(r);
+  char d0[KEEL_DATE_BUFSIZE], d1[KEEL_DATE_BUFSIZE];
+  keel_date_format(keel_backtest_dates(r)[0], d0);
+  keel_date_format(keel_backtest_dates(r)[n - 1], d1);
+  char *params = params_json(p, cfg, d0, d1);
+  if (!params) {
+    fprintf(stderr, "keel: out of memory\n");
+    return 1;
+  }
+  keel_record_meta meta = {.dataset = dataset, .params_json = params, .strategy = "fixed_weights"};
+  int rc = store_result(ctx, dbpath, r, p, &meta, quiet);
   free(params);
-  free(syms);
   return rc;
 }
 
@@ -397,19 +388,7 @@ static int backtest_spec(keel_ctx *ctx, const bt_opts *o) {
                              .params_json = keel_runspec_json(rs),
                              .strategy = keel_runspec_strategy(rs),
                              .spec = keel_runspec_account(rs)};
-    keel_run_record rec;
-    keel_store *s = NULL;
-    int64_t id = 0;
-    if (keel_backtest_record_fill(ctx, r, p, &meta, &rec) != KEEL_OK) {
-      rc = fail(ctx);
-    } else {
-      if (keel_store_open(ctx, o->db, &s) != KEEL_OK || keel_store_save_run(ctx, s, &rec, &id) != KEEL_OK)
-        rc = fail(ctx);
-      else if (!o->quiet)
-        printf("stored as run %lld in %s\n", (long long)id, o->db);
-      keel_store_close(s);
-      keel_backtest_record_free(&rec);
-    }
+    rc = store_result(ctx, o->db, r, p, &meta, o->quiet);
   }
   keel_backtest_result_free(r);
   keel_runspec_free(rs);
