@@ -111,11 +111,16 @@ typedef struct sub_run {
   int rounding;       /* lots or minimums in play */
   int borrow;         /* cash may go negative (leverage_cap > 1) */
   double cash;
-  double *shares, *base, *tau, *x, *h, *w, *px, *bp, *tmp, *cbv, *csv;
-  double *lastp;      /* last close per asset (NaN before the first) */
+  double *shares, *base, *tau, *x, *h, *w, *bp, *tmp, *cbv, *csv;
+  /* this row's closes (NaN: none) and the last close per asset (NaN
+   * before the first): the buffers, or straight the panel's row when the
+   * assets are consecutive columns with a price on every row of the run */
+  const double *px, *lastp;
+  double *pxbuf, *lpbuf;
+  int direct;
   double *bw;         /* band half-width per asset around tau */
-  double vmark;       /* the value the band check found, when nothing traded since */
-  int vmark_ok;
+  double vmark;       /* the value at the last prices, valid while `marked` */
+  int marked;         /* cleared by every change of prices, shares or cash */
   double *entry, *avg, *peak;
   unsigned char *tradable, *in_s, *locked, *pending;
   int *lock_rule, *pend_rule;
@@ -153,7 +158,8 @@ static const char *date_str(keel_date d, char *buf) {
 static keel_status add_trade(run *E, sub_run *S, size_t t, size_t k, keel_trade_reason why, double dshares,
                              double price, double cost) {
   keel_backtest_result *r = E->r;
-  if (keeli_reserve(E->ctx, (void **)&r->trades, &r->tradecap, r->ntrades + 1, sizeof *r->trades))
+  if (r->ntrades == r->tradecap &&
+      keeli_reserve(E->ctx, (void **)&r->trades, &r->tradecap, r->ntrades + S->na, sizeof *r->trades))
     return KEEL_ENOMEM;
   keel_trade *tr = &r->trades[r->ntrades++];
   tr->date = E->dates[E->start + t];
@@ -203,19 +209,44 @@ static keel_status add_event(run *E, sub_run *S, size_t t, keel_event_kind kind,
 
 /* ---- marking ---- */
 
+/* The holdings' values at the last prices into S->x, and the value. It
+ * is kept until prices, shares or cash change (each such change clears
+ * S->marked), so the steps of a row that only look share one marking. The
+ * sum runs in four interleaved partial sums (a fixed order), so the adds
+ * need not wait for each other. */
 static double sub_value(sub_run *S) {
-  const double *sh = S->shares, *lp = S->lastp;
-  double *x = S->x, v = S->cash;
-  for (size_t k = 0; k < S->na; k++) {
-    x[k] = sh[k] != 0 ? sh[k] * lp[k] : 0;
-    v += x[k];
+  if (S->marked) return S->vmark;
+  const double *restrict sh = S->shares, *restrict lp = S->lastp;
+  double *restrict x = S->x;
+  const size_t na = S->na;
+  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  size_t k = 0;
+  if (S->direct) {
+    /* every asset has a price: no missing last price to guard against */
+    for (; k + 4 <= na; k += 4) {
+      x[k] = sh[k] * lp[k], x[k + 1] = sh[k + 1] * lp[k + 1];
+      x[k + 2] = sh[k + 2] * lp[k + 2], x[k + 3] = sh[k + 3] * lp[k + 3];
+      a0 += x[k], a1 += x[k + 1], a2 += x[k + 2], a3 += x[k + 3];
+    }
   }
-  return v;
+  for (; k + 4 <= na; k += 4) {
+    /* nothing is held of an asset with no price yet (lp NaN) */
+    for (size_t j = 0; j < 4; j++) x[k + j] = sh[k + j] != 0 ? sh[k + j] * lp[k + j] : 0;
+    a0 += x[k], a1 += x[k + 1], a2 += x[k + 2], a3 += x[k + 3];
+  }
+  for (; k < na; k++) {
+    x[k] = sh[k] != 0 ? sh[k] * lp[k] : 0;
+    a0 += x[k];
+  }
+  S->vmark = S->cash + ((a0 + a1) + (a2 + a3));
+  S->marked = 1;
+  return S->vmark;
 }
 
 /* A change of holding by d shares at price p: entry, peak and average
  * cost follow purchases; a position sold out forgets them. */
 static void position_update(sub_run *S, size_t k, double d, double p) {
+  if (!S->sp->nstops) return; /* only the stop rules read them */
   double s0 = S->shares[k], s1 = s0 + d;
   if (d > 0) {
     if (!(s0 > 0)) {
@@ -297,9 +328,8 @@ static int solve_vp(const rebal_problem *q, double *bp, double *vp) {
   }
   double lo = q->borrow ? 0 : q->XF, hi = q->V;
   if (!(hi > lo)) return -1;
-  double glo = g_of(q, lo);
-  if (glo >= 0) return -1;
   {
+    /* no root can lie at or below lo: Newton only ever reaches one above it */
     double a = lo, b = hi, v = hi, sl, gv = g_slope(q, v, -1, &sl);
     if (gv < 0) return -1;
     for (int it = 0; it < 8; it++) {
@@ -313,7 +343,8 @@ static int solve_vp(const rebal_problem *q, double *bp, double *vp) {
         b = v;
       double v1 = v - gv / sl;
       if (!(v1 > a && v1 < b)) break; /* left the bracket: the sorted search */
-      if (fabs(v1 - v) <= 4 * DBL_EPSILON * fabs(v)) {
+      /* a step at the level of rounding: v1 is the root of v's segment */
+      if (fabs(v1 - v) <= 4 * DBL_EPSILON * fabs(v) || fabs(gv) <= 4 * DBL_EPSILON * q->V) {
         *vp = v1;
         return 0;
       }
@@ -321,6 +352,8 @@ static int solve_vp(const rebal_problem *q, double *bp, double *vp) {
       gv = g_slope(q, v, gv > 0 ? -1 : 1, &sl);
     }
   }
+  double glo = g_of(q, lo);
+  if (glo >= 0) return -1;
   size_t m = 0;
   bp[m++] = lo;
   bp[m++] = hi;
@@ -408,6 +441,7 @@ static keel_status apply_trades(run *E, sub_run *S, size_t t, const double *d, k
     position_update(S, k, d[k], p);
     S->shares[k] += d[k];
     S->cash -= notional + cost;
+    S->marked = 0;
     costs += cost;
     traded += fabs(notional);
     ntr++;
@@ -459,26 +493,36 @@ static keel_status trade_to(run *E, sub_run *S, size_t t, const double *tau, kee
   const double k = scale_k(&q, vp);
   double *d = S->tmp;
   if (!S->rounding) {
-    /* exact: holdings at target after costs; cash is what is left */
+    /* exact: holdings at target after costs; cash is what is left. The
+     * trades are written straight into the result (room for all at once). */
+    keel_backtest_result *r = E->r;
+    if (r->ntrades + q.ns > r->tradecap &&
+        keeli_reserve(E->ctx, (void **)&r->trades, &r->tradecap, r->ntrades + q.ns, sizeof *r->trades))
+      return KEEL_ENOMEM;
+    keel_trade *tr = r->trades + r->ntrades;
+    const keel_date day = E->dates[E->start + t];
     double costs = 0, traded = 0, held = 0;
-    uint32_t ntr = 0;
-    keel_status st;
     for (size_t j = 0; j < na; j++) {
       if (!S->in_s[j]) {
         held += S->x[j];
         continue;
       }
-      double hj = tau[j] * k, p = S->px[j], notional = hj - S->x[j], cost = trade_cost(S, notional);
-      double ds = notional / p;
-      if ((st = add_trade(E, S, t, j, why, ds, p, cost))) return st;
+      double hj = tau[j] * k, p = S->px[j], ds = (hj - S->x[j]) / p, notional = ds * p;
+      double cost = trade_cost(S, notional);
+      *tr++ = (keel_trade){.date = day, .asset = (uint32_t)S->col[j], .sub = S->idx, .reason = why, .shares = ds,
+                           .price = p, .notional = notional, .cost = cost};
       position_update(S, j, ds, p);
       S->shares[j] = hj / p;
       costs += cost;
       traded += fabs(notional);
       held += hj;
-      ntr++;
     }
+    const uint32_t ntr = (uint32_t)(tr - (r->trades + r->ntrades));
+    r->ntrades += ntr;
+    S->traded_row += traded;
+    S->costs_row += costs;
     S->cash = V - costs - held;
+    S->marked = 0;
     return add_rebalance(E, S, t, why, V, costs, traded, ntr);
   }
   for (size_t j = 0; j < na; j++) d[j] = S->in_s[j] ? tau[j] * k / S->px[j] - S->shares[j] : 0;
@@ -790,6 +834,7 @@ static keel_status step_dca(run *E, sub_run *S, size_t t) {
     if (A > 0) {
       if (p->source == KEEL_DCA_EXTERNAL) {
         S->cash += A;
+        S->marked = 0;
         S->flow_row += A;
       } else {
         A = fmin(A, fmax(S->cash, 0));
@@ -809,6 +854,7 @@ static keel_status step_dca(run *E, sub_run *S, size_t t) {
       double out = fmin(W, fmax(S->cash, 0));
       if (p->source == KEEL_DCA_EXTERNAL) {
         S->cash -= out;
+        S->marked = 0;
         S->flow_row -= out;
       }
     }
@@ -864,26 +910,33 @@ static keel_status step_rebalance(run *E, sub_run *S, size_t t, int due) {
     int breach = 0;
     double V = 0;
     if (sp->band.kind != KEEL_BAND_NONE && keel_schedule_due(&sp->band_check, prev, d, t)) {
-      /* keel_band_breached with the widths kept since the targets last changed */
+      /* keel_band_breached with the widths kept since the targets last
+       * changed, on the shared marking */
       V = sub_value(S);
       const double *restrict x = S->x, *restrict tau = S->tau, *restrict bw = S->bw;
-      double *restrict w = S->w;
-      for (size_t k = 0; k < na; k++) {
-        double wk = x[k] / V;
-        w[k] = wk;
-        breach |= fabs(wk - tau[k]) > bw[k];
+      const double iv = 1 / V;
+      /* counts in doubles, four at a time, so the loop vectorises and the
+       * adds do not wait on each other */
+      double o0 = 0, o1 = 0, o2 = 0, o3 = 0;
+      size_t k = 0;
+      for (; k + 4 <= na; k += 4) {
+        o0 += fabs(x[k] * iv - tau[k]) > bw[k] ? 1.0 : 0.0;
+        o1 += fabs(x[k + 1] * iv - tau[k + 1]) > bw[k + 1] ? 1.0 : 0.0;
+        o2 += fabs(x[k + 2] * iv - tau[k + 2]) > bw[k + 2] ? 1.0 : 0.0;
+        o3 += fabs(x[k + 3] * iv - tau[k + 3]) > bw[k + 3] ? 1.0 : 0.0;
       }
-      S->vmark = V;
+      for (; k < na; k++) o0 += fabs(x[k] * iv - tau[k]) > bw[k] ? 1.0 : 0.0;
+      breach = o0 + o1 + o2 + o3 > 0;
     }
     if (breach) {
       if (sp->band.action != KEEL_BAND_TO_TARGET) {
+        for (size_t k = 0; k < na; k++) S->w[k] = S->x[k] / V;
         keel_band_adjust(&sp->band, na, S->w, S->tau, S->h);
         target = S->h;
       }
     } else if (sp->vol.target > 0 && fabs(S->volk - S->volk_traded) > sp->vol.rebalance_band * S->volk_traded) {
       why = KEEL_REASON_VOLTARGET;
     } else {
-      S->vmark_ok = V != 0; /* nothing traded: the marking may reuse V */
       return KEEL_OK;
     }
   }
@@ -939,14 +992,18 @@ static keel_status step_row(run *E, sub_run *S, size_t t) {
   const double *row = E->px + i * E->na_panel;
   keel_status st;
   S->flow_row = S->traded_row = S->costs_row = 0;
-  S->vmark_ok = 0;
+  S->marked = 0;
   {
-    const size_t *col = S->col;
-    double *px = S->px, *lp = S->lastp;
-    for (size_t k = 0; k < na; k++) {
-      double p = row[col[k]];
-      px[k] = p;
-      if (!isnan(p)) lp[k] = p;
+    const size_t *restrict col = S->col;
+    if (S->direct) {
+      S->px = S->lastp = row + col[0];
+    } else {
+      double *restrict px = S->pxbuf, *restrict lp = S->lpbuf;
+      for (size_t k = 0; k < na; k++) {
+        double p = row[col[k]];
+        px[k] = p;
+        lp[k] = p == p ? p : lp[k];
+      }
     }
   }
 
@@ -967,7 +1024,7 @@ static keel_status step_row(run *E, sub_run *S, size_t t) {
   if ((st = step_rebalance(E, S, t, due))) return st;
 
   /* marking, the time-weighted index and the shadow index */
-  double V = S->vmark_ok ? S->vmark : sub_value(S);
+  double V = sub_value(S);
   if (t > 0 && S->vprev > 0) S->twr *= (V - S->flow_row) / S->vprev;
   if (S->twr > S->twr_peak) S->twr_peak = S->twr;
   S->vprev = V;
@@ -1127,8 +1184,8 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
     return KEEL_ENOMEM;
   for (size_t k = 0; k < na; k++) u->assets[k] = sp->nassets ? sp->assets[k] : k;
   S->col = u->assets;
-  double **arr[] = {&S->shares, &S->base, &S->tau,  &S->x,    &S->h,    &S->w,    &S->px,    &S->tmp, &S->cbv,
-                    &S->csv,    &S->entry, &S->avg, &S->peak, &S->minn, &S->lot, &S->lastp, &S->bw};
+  double **arr[] = {&S->shares, &S->base, &S->tau,  &S->x,    &S->h,    &S->w,    &S->pxbuf, &S->tmp, &S->cbv,
+                    &S->csv,    &S->entry, &S->avg, &S->peak, &S->minn, &S->lot, &S->lpbuf, &S->bw};
   for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++)
     if (!(*arr[i] = keeli_calloc(ctx, na + 1, sizeof(double)))) return KEEL_ENOMEM;
   if (!(S->bp = keeli_alloc_array(ctx, na + 3, sizeof(double))) || !(S->tradable = keeli_calloc(ctx, na, 1)) ||
@@ -1150,8 +1207,13 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
     S->rounding |= S->lot[k] > 0 || S->minn[k] > 0;
     S->cbv[k] = S->cb;
     S->csv[k] = S->cs;
-    S->entry[k] = S->avg[k] = S->peak[k] = S->lastp[k] = NAN;
+    S->entry[k] = S->avg[k] = S->peak[k] = S->lpbuf[k] = NAN;
   }
+  S->px = S->pxbuf;
+  S->lastp = S->lpbuf;
+  S->direct = 1;
+  for (size_t k = 0; k < na; k++)
+    S->direct &= S->col[k] == S->col[0] + k && keel_panel_complete_from(E->panel, S->col[k]) <= E->start;
   size_t rows = 0;
   if (sp->vol.target > 0) rows = sp->vol.window;
   if (sp->skip_gamma > 0 && sp->skip_lookback > rows) rows = sp->skip_lookback;
@@ -1173,8 +1235,8 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
 }
 
 static void sub_teardown(keel_ctx *ctx, sub_run *S) {
-  void *b[] = {S->shares, S->base, S->tau, S->x, S->h, S->w, S->px, S->tmp, S->cbv, S->csv, S->entry, S->avg,
-               S->lastp, S->bw, S->peak, S->minn, S->lot, S->bp, S->tradable, S->in_s, S->locked, S->pending, S->lock_rule,
+  void *b[] = {S->shares, S->base, S->tau, S->x, S->h, S->w, S->pxbuf, S->tmp, S->cbv, S->csv, S->entry, S->avg,
+               S->lpbuf, S->bw, S->peak, S->minn, S->lot, S->bp, S->tradable, S->in_s, S->locked, S->pending, S->lock_rule,
                S->pend_rule, S->fill_row, S->dca_first, S->R, S->cov, S->ring};
   for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) keeli_free(ctx, b[i]);
 }

@@ -14,6 +14,7 @@ struct keel_panel {
   char **symbols;  /* nassets strings, in one block after the pointers */
   keel_asset_meta *meta;
   size_t *first_valid;
+  size_t *complete_from;
 };
 
 static int cmp_sym(const void *a, const void *b, void *arg) {
@@ -55,6 +56,7 @@ void keel_panel_free(keel_panel *p) {
   keeli_heap_free(&h, p->symbols);
   keeli_heap_free(&h, p->meta);
   keeli_heap_free(&h, p->first_valid);
+  keeli_heap_free(&h, p->complete_from);
   keeli_heap_free(&h, p);
 }
 
@@ -109,7 +111,8 @@ keel_status keel_panel_new(keel_ctx *ctx, size_t ndates, size_t nassets, const k
   p->symbols = keeli_alloc(ctx, nassets * sizeof(char *) + symbytes);
   p->meta = keeli_calloc(ctx, nassets, sizeof *p->meta);
   p->first_valid = keeli_alloc_array(ctx, nassets, sizeof *p->first_valid);
-  if (!p->dates || !p->prices || !p->symbols || !p->meta || !p->first_valid) {
+  p->complete_from = keeli_alloc_array(ctx, nassets, sizeof *p->complete_from);
+  if (!p->dates || !p->prices || !p->symbols || !p->meta || !p->first_valid || !p->complete_from) {
     keel_panel_free(p);
     return KEEL_ENOMEM;
   }
@@ -130,6 +133,9 @@ keel_status keel_panel_new(keel_ctx *ctx, size_t ndates, size_t nassets, const k
     size_t i = 0;
     while (i < ndates && isnan(p->prices[i * nassets + j])) i++;
     p->first_valid[j] = i;
+    i = ndates;
+    while (i > 0 && !isnan(p->prices[(i - 1) * nassets + j])) i--;
+    p->complete_from[j] = i;
   }
   *out = p;
   return KEEL_OK;
@@ -142,6 +148,7 @@ const double *keel_panel_prices(const keel_panel *p) { return p->prices; }
 double keel_panel_price(const keel_panel *p, size_t i, size_t j) { return p->prices[i * p->nassets + j]; }
 const char *keel_panel_symbol(const keel_panel *p, size_t j) { return p->symbols[j]; }
 size_t keel_panel_first_valid(const keel_panel *p, size_t j) { return p->first_valid[j]; }
+size_t keel_panel_complete_from(const keel_panel *p, size_t j) { return p->complete_from[j]; }
 
 int keel_panel_find(const keel_panel *p, const char *sym, size_t *j) {
   for (size_t k = 0; k < p->nassets; k++)

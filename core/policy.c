@@ -90,7 +90,10 @@ double keel_band_width(const keel_band *b, double t) {
     case KEEL_BAND_NONE: return INFINITY;
     case KEEL_BAND_ABSOLUTE: return b->abs;
     case KEEL_BAND_RELATIVE: return b->rel * fabs(t);
-    case KEEL_BAND_COMBINED: return fmin(b->abs, b->rel * fabs(t));
+    case KEEL_BAND_COMBINED: {
+      double r = b->rel * fabs(t);
+      return r < b->abs ? r : b->abs;
+    }
   }
   return INFINITY;
 }

@@ -51,6 +51,10 @@ KEEL_API const char *keel_panel_symbol(const keel_panel *p, size_t j);
 KEEL_API int keel_panel_find(const keel_panel *p, const char *sym, size_t *j);
 /* First row where asset j has a price, or ndates if it never has one. */
 KEEL_API size_t keel_panel_first_valid(const keel_panel *p, size_t j);
+/* The first row from which asset j has a price on every later row (ndates
+ * if the last row has none): rows [start, end) of asset j are complete
+ * when keel_panel_complete_from(p, j) <= start. */
+KEEL_API size_t keel_panel_complete_from(const keel_panel *p, size_t j);
 
 KEEL_API const keel_asset_meta *keel_panel_meta(const keel_panel *p, size_t j);
 KEEL_API keel_status keel_panel_set_meta(keel_ctx *ctx, keel_panel *p, size_t j,
