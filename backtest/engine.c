@@ -134,6 +134,7 @@ typedef struct sub_run {
   double *R, *cov; /* window returns (rows x na), skip covariance (na x na) */
   keel_date *dca_first;
   double flow_row, traded_row, costs_row;
+  size_t ntrades, nstops; /* made and triggered so far */
   int reentered;
 } sub_run;
 
@@ -170,6 +171,7 @@ static keel_status add_trade(run *E, sub_run *S, size_t t, size_t k, keel_trade_
   tr->price = price;
   tr->notional = dshares * price;
   tr->cost = cost;
+  S->ntrades++;
   S->traded_row += fabs(tr->notional);
   S->costs_row += cost;
   return KEEL_OK;
@@ -204,6 +206,7 @@ static keel_status add_event(run *E, sub_run *S, size_t t, keel_event_kind kind,
   ev->stop = stop;
   ev->price = price;
   ev->level = level;
+  S->nstops += kind == KEEL_EVENT_STOP;
   return KEEL_OK;
 }
 
@@ -299,14 +302,16 @@ static double g_slope(const rebal_problem *q, double vp, int dir, double *slope)
     double k2 = (vp - q->XF) / q->WT;
     if (k2 < vp || (k2 == vp && dir < 0)) k = k2, dk = 1 / q->WT;
   }
+  /* branch-free on the side of each trade: the signs are as good as random */
   double c = 0, sl = 0;
-  for (size_t j = 0; j < q->na; j++)
-    if (q->in_s[j]) {
-      double d = q->tau[j] * k - q->x[j], dd = q->tau[j] * dk;
-      int up = d > 0 || (d == 0 && (dir > 0) == (dd > 0));
-      c += d > 0 ? q->cb * d : -q->cs * d;
-      sl += up ? q->cb * dd : -q->cs * dd;
-    }
+  for (size_t j = 0; j < q->na; j++) {
+    if (!q->in_s[j]) continue;
+    double d = q->tau[j] * k - q->x[j], dd = q->tau[j] * dk;
+    double buy = d > 0 ? d : 0, sell = d - buy, rate = d > 0 ? q->cb : -q->cs;
+    if (d == 0) rate = (dir > 0) == (dd > 0) ? q->cb : -q->cs; /* at the kink: the side dir looks to */
+    c += q->cb * buy - q->cs * sell;
+    sl += rate * dd;
+  }
   *slope = 1 + sl;
   return vp + c + q->fee * (double)q->ns - q->V;
 }
@@ -388,7 +393,8 @@ static int solve_vp(const rebal_problem *q, double *bp, double *vp) {
 }
 
 static double trade_cost(const sub_run *S, double notional) {
-  return (notional > 0 ? S->cb : -S->cs) * notional + S->fee;
+  double rate = notional > 0 ? S->cb : -S->cs; /* a select, not a branch */
+  return rate * notional + S->fee;
 }
 
 /* Rounds the trades d (shares) to lots and minimums so cash stays >= 0:
@@ -507,18 +513,19 @@ static keel_status trade_to(run *E, sub_run *S, size_t t, const double *tau, kee
         held += S->x[j];
         continue;
       }
-      double hj = tau[j] * k, p = S->px[j], ds = (hj - S->x[j]) / p, notional = ds * p;
+      double hj = tau[j] * k, p = S->px[j], sh = hj / p, ds = sh - S->shares[j], notional = ds * p;
       double cost = trade_cost(S, notional);
       *tr++ = (keel_trade){.date = day, .asset = (uint32_t)S->col[j], .sub = S->idx, .reason = why, .shares = ds,
                            .price = p, .notional = notional, .cost = cost};
       position_update(S, j, ds, p);
-      S->shares[j] = hj / p;
+      S->shares[j] = sh;
       costs += cost;
       traded += fabs(notional);
       held += hj;
     }
     const uint32_t ntr = (uint32_t)(tr - (r->trades + r->ntrades));
     r->ntrades += ntr;
+    S->ntrades += ntr;
     S->traded_row += traded;
     S->costs_row += costs;
     S->cash = V - costs - held;
@@ -1367,11 +1374,8 @@ keel_status keel_backtest_run_account(keel_ctx *ctx, const keel_panel *panel, co
     goto done;
   for (size_t s = 0; s < spec->nsubs; s++) {
     sub_result *u = &r->subs[s];
-    size_t nt = 0, ns = 0;
-    for (size_t q = 0; q < r->ntrades; q++) nt += r->trades[q].sub == s;
-    for (size_t e = 0; e < r->nevents; e++) ns += r->events[e].sub == s && r->events[e].kind == KEEL_EVENT_STOP;
     st = sub_metrics(&E, n, u->values, u->flows, u->traded, u->costs, exposure + (s + 1) * n, spec->subs[s].capital,
-                     nt, ns, &u->metrics);
+                     E.subs[s].ntrades, E.subs[s].nstops, &u->metrics);
     if (st) {
       char msg[512];
       snprintf(msg, sizeof msg, "%s", keel_errmsg(ctx));
