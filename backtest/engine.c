@@ -302,15 +302,29 @@ static double g_slope(const rebal_problem *q, double vp, int dir, double *slope)
     double k2 = (vp - q->XF) / q->WT;
     if (k2 < vp || (k2 == vp && dir < 0)) k = k2, dk = 1 / q->WT;
   }
-  /* branch-free on the side of each trade: the signs are as good as random */
+  /* The side of each trade picks its rate by an index, not a branch: the
+   * signs are as good as random. An exact tie (d == 0, an iterate on a
+   * breakpoint) takes the side dir looks to, in a second pass. */
+  const double *restrict tau = q->tau, *restrict x = q->x;
+  const unsigned char *restrict in = q->in_s;
+  const double rates[2] = {-q->cs, q->cb};
+  const size_t na = q->na;
   double c = 0, sl = 0;
-  for (size_t j = 0; j < q->na; j++) {
-    if (!q->in_s[j]) continue;
-    double d = q->tau[j] * k - q->x[j], dd = q->tau[j] * dk;
-    double buy = d > 0 ? d : 0, sell = d - buy, rate = d > 0 ? q->cb : -q->cs;
-    if (d == 0) rate = (dir > 0) == (dd > 0) ? q->cb : -q->cs; /* at the kink: the side dir looks to */
-    c += q->cb * buy - q->cs * sell;
-    sl += rate * dd;
+  size_t ties = 0;
+  for (size_t j = 0; j < na; j++) {
+    if (!in[j]) continue;
+    double d = tau[j] * k - x[j], dd = tau[j] * dk, rate = rates[d > 0];
+    c += d * rate;
+    sl += dd * rate;
+    ties += d == 0;
+  }
+  if (ties) {
+    sl = 0;
+    for (size_t j = 0; j < na; j++) {
+      if (!in[j]) continue;
+      double d = tau[j] * k - x[j], dd = tau[j] * dk;
+      sl += dd * (d != 0 ? rates[d > 0] : rates[(dir > 0) == (dd > 0)]);
+    }
   }
   *slope = 1 + sl;
   return vp + c + q->fee * (double)q->ns - q->V;
@@ -393,8 +407,8 @@ static int solve_vp(const rebal_problem *q, double *bp, double *vp) {
 }
 
 static double trade_cost(const sub_run *S, double notional) {
-  double rate = notional > 0 ? S->cb : -S->cs; /* a select, not a branch */
-  return rate * notional + S->fee;
+  const double rates[2] = {-S->cs, S->cb}; /* the side by an index, not a branch */
+  return rates[notional > 0] * notional + S->fee;
 }
 
 /* Rounds the trades d (shares) to lots and minimums so cash stays >= 0:
