@@ -212,6 +212,52 @@ static keel_status add_event(run *E, sub_run *S, size_t t, keel_event_kind kind,
 
 /* ---- marking ---- */
 
+/* The hot loops are built for the host's widest vectors where the
+ * compiler and the C library can pick at load time (ifunc); the results
+ * do not depend on the choice (no reassociation beyond the fixed partial
+ * sums). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
+#define KEEL_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define KEEL_HOT
+#endif
+
+/* How many assets lie outside their band: |x_k / V - tau_k| > bw_k,
+ * counted in doubles, four at a time, so the loop vectorises and the adds
+ * do not wait on each other. */
+KEEL_HOT static double band_outside(size_t na, const double *restrict x, const double *restrict tau,
+                                    const double *restrict bw, double V) {
+  const double iv = 1 / V;
+  double o0 = 0, o1 = 0, o2 = 0, o3 = 0;
+  size_t k = 0;
+  for (; k + 4 <= na; k += 4) {
+    o0 += fabs(x[k] * iv - tau[k]) > bw[k] ? 1.0 : 0.0;
+    o1 += fabs(x[k + 1] * iv - tau[k + 1]) > bw[k + 1] ? 1.0 : 0.0;
+    o2 += fabs(x[k + 2] * iv - tau[k + 2]) > bw[k + 2] ? 1.0 : 0.0;
+    o3 += fabs(x[k + 3] * iv - tau[k + 3]) > bw[k + 3] ? 1.0 : 0.0;
+  }
+  for (; k < na; k++) o0 += fabs(x[k] * iv - tau[k]) > bw[k] ? 1.0 : 0.0;
+  return o0 + o1 + o2 + o3;
+}
+
+/* x = sh * lp when every asset has a price, and sum(x) in four
+ * interleaved partial sums (a fixed order). */
+KEEL_HOT static double mark_priced(size_t na, const double *restrict sh, const double *restrict lp,
+                                   double *restrict x) {
+  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  size_t k = 0;
+  for (; k + 4 <= na; k += 4) {
+    x[k] = sh[k] * lp[k], x[k + 1] = sh[k + 1] * lp[k + 1];
+    x[k + 2] = sh[k + 2] * lp[k + 2], x[k + 3] = sh[k + 3] * lp[k + 3];
+    a0 += x[k], a1 += x[k + 1], a2 += x[k + 2], a3 += x[k + 3];
+  }
+  for (; k < na; k++) {
+    x[k] = sh[k] * lp[k];
+    a0 += x[k];
+  }
+  return (a0 + a1) + (a2 + a3);
+}
+
 /* The holdings' values at the last prices into S->x, and the value. It
  * is kept until prices, shares or cash change (each such change clears
  * S->marked), so the steps of a row that only look share one marking. The
@@ -225,12 +271,9 @@ static double sub_value(sub_run *S) {
   double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
   size_t k = 0;
   if (S->direct) {
-    /* every asset has a price: no missing last price to guard against */
-    for (; k + 4 <= na; k += 4) {
-      x[k] = sh[k] * lp[k], x[k + 1] = sh[k + 1] * lp[k + 1];
-      x[k + 2] = sh[k + 2] * lp[k + 2], x[k + 3] = sh[k + 3] * lp[k + 3];
-      a0 += x[k], a1 += x[k + 1], a2 += x[k + 2], a3 += x[k + 3];
-    }
+    S->vmark = S->cash + mark_priced(na, sh, lp, x);
+    S->marked = 1;
+    return S->vmark;
   }
   for (; k + 4 <= na; k += 4) {
     /* nothing is held of an asset with no price yet (lp NaN) */
@@ -934,20 +977,7 @@ static keel_status step_rebalance(run *E, sub_run *S, size_t t, int due) {
       /* keel_band_breached with the widths kept since the targets last
        * changed, on the shared marking */
       V = sub_value(S);
-      const double *restrict x = S->x, *restrict tau = S->tau, *restrict bw = S->bw;
-      const double iv = 1 / V;
-      /* counts in doubles, four at a time, so the loop vectorises and the
-       * adds do not wait on each other */
-      double o0 = 0, o1 = 0, o2 = 0, o3 = 0;
-      size_t k = 0;
-      for (; k + 4 <= na; k += 4) {
-        o0 += fabs(x[k] * iv - tau[k]) > bw[k] ? 1.0 : 0.0;
-        o1 += fabs(x[k + 1] * iv - tau[k + 1]) > bw[k + 1] ? 1.0 : 0.0;
-        o2 += fabs(x[k + 2] * iv - tau[k + 2]) > bw[k + 2] ? 1.0 : 0.0;
-        o3 += fabs(x[k + 3] * iv - tau[k + 3]) > bw[k + 3] ? 1.0 : 0.0;
-      }
-      for (; k < na; k++) o0 += fabs(x[k] * iv - tau[k]) > bw[k] ? 1.0 : 0.0;
-      breach = o0 + o1 + o2 + o3 > 0;
+      breach = band_outside(na, S->x, S->tau, S->bw, V) > 0;
     }
     if (breach) {
       if (sp->band.action != KEEL_BAND_TO_TARGET) {
