@@ -312,6 +312,48 @@ static void test_strategy_and_two_subs(void **state) {
   free(px);
 }
 
+/* The engine reads a panel row in place when a sub-account's assets are
+ * consecutive columns priced on every row; listing the same assets in
+ * another order takes the general path. Both give the same run. */
+static void test_direct_rows_match(void **state) {
+  (void)state;
+  const size_t nd = 300, na = 5;
+  double *px = malloc(nd * na * sizeof *px);
+  uint32_t seed = 21;
+  for (size_t j = 0; j < na; j++) px[j] = 50 + 10 * (double)j;
+  for (size_t i = 1; i < nd; i++)
+    for (size_t j = 0; j < na; j++) px[i * na + j] = px[(i - 1) * na + j] * (1 + 0.04 * keel_test_lcg(&seed));
+  keel_panel *p = panel_of(nd, na, px, 2020, 1, 6);
+  size_t fwd[] = {0, 1, 2, 3, 4}, rev[] = {4, 3, 2, 1, 0};
+  double wf[] = {0.3, 0.25, 0.2, 0.15, 0.05}, wr[5];
+  for (size_t k = 0; k < na; k++) wr[k] = wf[na - 1 - k];
+  keel_subaccount_spec sub;
+  keel_subaccount_spec_default(&sub);
+  sub.capital = 50000;
+  sub.band.kind = KEEL_BAND_COMBINED;
+  sub.band.abs = 0.05;
+  sub.band.rel = 0.25;
+  sub.rebalance_on_schedule = 1;
+  sub.costs.buy_bps = 12, sub.costs.sell_bps = 7, sub.costs.fee = 1;
+  sub.nassets = na;
+  sub.assets = fwd;
+  sub.weights = wf;
+  keel_backtest_result *a = run1(p, &sub);
+  sub.assets = rev;
+  sub.weights = wr;
+  keel_backtest_result *b = run1(p, &sub);
+  assert_int_equal(keel_backtest_nrebalances(a), keel_backtest_nrebalances(b));
+  assert_int_equal(keel_backtest_ntrades(a), keel_backtest_ntrades(b));
+  assert_true(keel_backtest_nrebalances(a) > 12);
+  for (size_t t = 0; t < nd; t++) assert_close(keel_backtest_values(a)[t], keel_backtest_values(b)[t], 1e-12, 0);
+  for (size_t j = 0; j < na; j++)
+    assert_close(keel_backtest_holdings(a, nd - 1)[j], keel_backtest_holdings(b, nd - 1)[j], 1e-12, 0);
+  keel_backtest_result_free(a);
+  keel_backtest_result_free(b);
+  keel_panel_free(p);
+  free(px);
+}
+
 /* Every bad setting is named. */
 static void test_rejects(void **state) {
   (void)state;
@@ -575,7 +617,7 @@ static void test_oom(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_trailing_stop),  cmocka_unit_test(test_stop_refs), cmocka_unit_test(test_dca_time_weighted),
-      cmocka_unit_test(test_lots),           cmocka_unit_test(test_strategy_and_two_subs),
+      cmocka_unit_test(test_lots),           cmocka_unit_test(test_strategy_and_two_subs), cmocka_unit_test(test_direct_rows_match),
       cmocka_unit_test(test_rejects),        cmocka_unit_test(test_properties), cmocka_unit_test(test_oom),
   };
   return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);

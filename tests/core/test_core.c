@@ -168,6 +168,10 @@ static void test_panel_basic(void **state) {
   assert_int_equal(keel_panel_nassets(p), 3);
   assert_int_equal(keel_panel_first_valid(p, 0), 2);
   assert_int_equal(keel_panel_first_valid(p, 1), 0);
+  /* priced on every row from: 2 (listed late), 0 (always), 3 (halted on row 2) */
+  assert_int_equal(keel_panel_complete_from(p, 0), 2);
+  assert_int_equal(keel_panel_complete_from(p, 1), 0);
+  assert_int_equal(keel_panel_complete_from(p, 2), 3);
   assert_true(isnan(keel_panel_price(p, 3 - 1, 2)));
   assert_close(keel_panel_price(p, 3, 2), 3.5, 0, 0);
   size_t j = 99;
