@@ -118,6 +118,12 @@ typedef struct sub_run {
   const double *px, *lastp;
   double *pxbuf, *lpbuf;
   int direct;
+  /* fills at the next open: the open's prices (NaN: none) and values (the
+   * open, else the last close), and what the last close decided: a
+   * rebalance to order_tau and each DCA plan's installment (0: none) */
+  double *opx, *olp, *order_tau, *dca_order;
+  int order;
+  keel_trade_reason order_why;
   double *bw;         /* band half-width per asset around tau */
   double vmark;       /* the value at the last prices, valid while `marked` */
   int marked;         /* cleared by every change of prices, shares or cash */
@@ -145,6 +151,7 @@ typedef struct run {
   keel_backtest_result *r;
   const keel_date *dates;
   const double *px; /* panel closes */
+  const double *op; /* panel opens, when trades fill at the next open; else NULL */
   size_t na_panel, start;
   sub_run *subs;
 } run;
@@ -641,30 +648,36 @@ static void band_widths(sub_run *S) {
   for (size_t k = 0; k < S->na; k++) S->bw[k] = keel_band_width(b, S->tau[k]);
 }
 
-/* The effective targets: base times the vol scale, with locked assets'
- * weight moved to cash or to the defensive basket. */
-static void effective_targets(sub_run *S) {
+/* Moves the weight of locked assets in tau to cash or to the defensive
+ * basket (everything, when the whole sub-account is locked). */
+static void redirect_locked(const sub_run *S, double *tau) {
   const keel_subaccount_spec *sp = S->sp;
   const size_t na = S->na;
   if (S->sub_locked) {
     int def = sp->stops[S->sub_rule].action == KEEL_STOP_TO_DEFENSIVE;
-    for (size_t k = 0; k < na; k++) S->tau[k] = def ? sp->defensive[k] : 0;
-    band_widths(S);
+    for (size_t k = 0; k < na; k++) tau[k] = def ? sp->defensive[k] : 0;
     return;
   }
   double moved = 0;
   for (size_t k = 0; k < na; k++) {
-    S->tau[k] = S->base[k] * S->volk;
-    if (S->locked[k] && sp->stops[S->lock_rule[k]].action == KEEL_STOP_TO_DEFENSIVE) moved += S->tau[k];
-    if (S->locked[k]) S->tau[k] = 0;
+    if (!S->locked[k]) continue;
+    if (sp->stops[S->lock_rule[k]].action == KEEL_STOP_TO_DEFENSIVE) moved += tau[k];
+    tau[k] = 0;
   }
   if (moved > 0) {
     double ds = 0;
     for (size_t k = 0; k < na; k++)
       if (!S->locked[k]) ds += sp->defensive[k];
     for (size_t k = 0; k < na; k++)
-      if (!S->locked[k] && ds > 0) S->tau[k] += moved * sp->defensive[k] / ds;
+      if (!S->locked[k] && ds > 0) tau[k] += moved * sp->defensive[k] / ds;
   }
+}
+
+/* The effective targets: base times the vol scale, with locked assets'
+ * weight moved to cash or to the defensive basket. */
+static void effective_targets(sub_run *S) {
+  for (size_t k = 0; k < S->na; k++) S->tau[k] = S->base[k] * S->volk;
+  if (S->sp->nstops) redirect_locked(S, S->tau);
   band_widths(S);
 }
 
@@ -883,6 +896,33 @@ static keel_status flow_underweight(run *E, sub_run *S, size_t t, double amount)
   return apply_trades(E, S, t, d, KEEL_REASON_DCA, V, 0);
 }
 
+/* The trades of DCA plan i's installment A (money in is already in cash;
+ * money out leaves once raised, as a flow of this row). */
+static keel_status dca_execute(run *E, sub_run *S, size_t t, size_t i, double A) {
+  const keel_dca *p = &S->sp->dca[i];
+  keel_status st;
+  if (A > 0) {
+    if (p->source == KEEL_DCA_FROM_CASH) A = fmin(A, fmax(S->cash, 0));
+    if (p->dest == KEEL_DCA_TO_TARGET) return buy_pro_rata(E, S, t, S->tau, A, KEEL_REASON_DCA);
+    return flow_underweight(E, S, t, A);
+  }
+  double W = -A;
+  if (p->dest == KEEL_DCA_TO_TARGET) {
+    if (S->cash < W && (st = sell_pro_rata(E, S, t, W - S->cash, KEEL_REASON_DCA))) return st;
+  } else if ((st = flow_underweight(E, S, t, -W))) {
+    return st;
+  }
+  double out = fmin(W, fmax(S->cash, 0));
+  if (p->source == KEEL_DCA_EXTERNAL) {
+    S->cash -= out;
+    S->marked = 0;
+    S->flow_row -= out;
+  }
+  return KEEL_OK;
+}
+
+/* The installments due on this row: money in arrives now; the trades
+ * follow at this close, or at the next open. */
 static keel_status step_dca(run *E, sub_run *S, size_t t) {
   const keel_subaccount_spec *sp = S->sp;
   const keel_date d = E->dates[E->start + t], prev = t ? E->dates[E->start + t - 1] : KEEL_DATE_NONE;
@@ -895,33 +935,15 @@ static keel_status step_dca(run *E, sub_run *S, size_t t) {
     if (!first && !keel_schedule_due(&p->schedule, prev, d, t)) continue;
     if (first) S->dca_first[i] = d;
     double A = installment(p, S->dca_first[i], d);
-    if (A > 0) {
-      if (p->source == KEEL_DCA_EXTERNAL) {
-        S->cash += A;
-        S->marked = 0;
-        S->flow_row += A;
-      } else {
-        A = fmin(A, fmax(S->cash, 0));
-      }
-      if (p->dest == KEEL_DCA_TO_TARGET) {
-        if ((st = buy_pro_rata(E, S, t, S->tau, A, KEEL_REASON_DCA))) return st;
-      } else if ((st = flow_underweight(E, S, t, A))) {
-        return st;
-      }
-    } else if (A < 0) {
-      double W = -A;
-      if (p->dest == KEEL_DCA_TO_TARGET) {
-        if (S->cash < W && (st = sell_pro_rata(E, S, t, W - S->cash, KEEL_REASON_DCA))) return st;
-      } else if ((st = flow_underweight(E, S, t, -W))) {
-        return st;
-      }
-      double out = fmin(W, fmax(S->cash, 0));
-      if (p->source == KEEL_DCA_EXTERNAL) {
-        S->cash -= out;
-        S->marked = 0;
-        S->flow_row -= out;
-      }
+    if (A > 0 && p->source == KEEL_DCA_EXTERNAL) {
+      S->cash += A;
+      S->marked = 0;
+      S->flow_row += A;
     }
+    if (E->op)
+      S->dca_order[i] += A;
+    else if ((st = dca_execute(E, S, t, i, A)))
+      return st;
   }
   return KEEL_OK;
 }
@@ -996,6 +1018,12 @@ static keel_status step_rebalance(run *E, sub_run *S, size_t t, int due) {
     if (V > 0 && !worth_trading(E, S, t, V)) return KEEL_OK;
   }
   S->volk_traded = S->volk;
+  if (E->op) { /* the next open executes what this close decided */
+    if (target != S->order_tau) memcpy(S->order_tau, target, na * sizeof(double));
+    S->order = 1;
+    S->order_why = why;
+    return KEEL_OK;
+  }
   return trade_to(E, S, t, target, why);
 }
 
@@ -1036,6 +1064,37 @@ static keel_status step_stops(run *E, sub_run *S, size_t t) {
   return KEEL_OK;
 }
 
+/* The open of row t, when trades fill at the next open: stops triggered on
+ * the last close, then what that close decided (DCA, a rebalance), at the
+ * open's prices; an asset without an open cannot trade, and is valued at
+ * its last close. */
+static keel_status step_open(run *E, sub_run *S, size_t t) {
+  const keel_subaccount_spec *sp = S->sp;
+  const double *orow = E->op + (E->start + t) * E->na_panel;
+  keel_status st;
+  for (size_t k = 0; k < S->na; k++) {
+    double o = orow[S->col[k]];
+    S->opx[k] = o;
+    S->olp[k] = o == o ? o : S->lastp[k];
+  }
+  S->px = S->opx;
+  S->lastp = S->olp;
+  S->marked = 0;
+  if (sp->nstops && (st = step_fills(E, S, t))) return st;
+  for (size_t i = 0; i < sp->ndca; i++) {
+    double A = S->dca_order[i];
+    S->dca_order[i] = 0;
+    if (A != 0 && (st = dca_execute(E, S, t, i, A))) return st;
+  }
+  if (S->order) {
+    /* a stop that filled just now locks its asset out of the order too */
+    S->order = 0;
+    if (sp->nstops) redirect_locked(S, S->order_tau);
+    if ((st = trade_to(E, S, t, S->order_tau, S->order_why))) return st;
+  }
+  return KEEL_OK;
+}
+
 /* One row of one sub-account. */
 static keel_status step_row(run *E, sub_run *S, size_t t) {
   const keel_subaccount_spec *sp = S->sp;
@@ -1043,12 +1102,15 @@ static keel_status step_row(run *E, sub_run *S, size_t t) {
   const double *row = E->px + i * E->na_panel;
   keel_status st;
   S->flow_row = S->traded_row = S->costs_row = 0;
+  if (E->op && t > 0 && (st = step_open(E, S, t))) return st;
   S->marked = 0;
   {
     const size_t *restrict col = S->col;
     if (S->direct) {
       S->px = S->lastp = row + col[0];
     } else {
+      S->px = S->pxbuf;
+      S->lastp = S->lpbuf;
       double *restrict px = S->pxbuf, *restrict lp = S->lpbuf;
       for (size_t k = 0; k < na; k++) {
         double p = row[col[k]];
@@ -1058,8 +1120,9 @@ static keel_status step_row(run *E, sub_run *S, size_t t) {
     }
   }
 
-  /* without stop rules nothing is ever pending or locked */
-  if (sp->nstops && (st = step_fills(E, S, t))) return st;
+  /* without stop rules nothing is ever pending or locked; with fills at
+   * the next open the stops filled at this row's open */
+  if (sp->nstops && !E->op && (st = step_fills(E, S, t))) return st;
   S->reentered = 0;
   if (sp->nstops && (st = step_reentry(E, S, t))) return st;
   int due = t > 0 && keel_schedule_due(&sp->schedule, E->dates[i - 1], E->dates[i], t);
@@ -1236,7 +1299,8 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
   for (size_t k = 0; k < na; k++) u->assets[k] = sp->nassets ? sp->assets[k] : k;
   S->col = u->assets;
   double **arr[] = {&S->shares, &S->base, &S->tau,  &S->x,    &S->h,    &S->w,    &S->pxbuf, &S->tmp, &S->cbv,
-                    &S->csv,    &S->entry, &S->avg, &S->peak, &S->minn, &S->lot, &S->lpbuf, &S->bw};
+                    &S->csv,    &S->entry, &S->avg, &S->peak, &S->minn, &S->lot, &S->lpbuf, &S->bw,
+                    &S->opx,    &S->olp,   &S->order_tau};
   for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++)
     if (!(*arr[i] = keeli_calloc(ctx, na + 1, sizeof(double)))) return KEEL_ENOMEM;
   if (!(S->bp = keeli_alloc_array(ctx, na + 3, sizeof(double))) || !(S->tradable = keeli_calloc(ctx, na, 1)) ||
@@ -1244,7 +1308,8 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
       !(S->pending = keeli_calloc(ctx, na, 1)) || !(S->lock_rule = keeli_calloc(ctx, na, sizeof(int))) ||
       !(S->pend_rule = keeli_calloc(ctx, na, sizeof(int))) ||
       !(S->fill_row = keeli_calloc(ctx, na, sizeof(size_t))) ||
-      !(S->dca_first = keeli_alloc_array(ctx, sp->ndca + 1, sizeof(keel_date))))
+      !(S->dca_first = keeli_alloc_array(ctx, sp->ndca + 1, sizeof(keel_date))) ||
+      !(S->dca_order = keeli_calloc(ctx, sp->ndca + 1, sizeof(double))))
     return KEEL_ENOMEM;
   for (size_t i = 0; i < sp->ndca; i++) S->dca_first[i] = KEEL_DATE_NONE;
   S->cb = keel_cost_rate_buy(&sp->costs);
@@ -1287,7 +1352,7 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
 
 static void sub_teardown(keel_ctx *ctx, sub_run *S) {
   void *b[] = {S->shares, S->base, S->tau, S->x, S->h, S->w, S->pxbuf, S->tmp, S->cbv, S->csv, S->entry, S->avg,
-               S->lpbuf, S->bw, S->peak, S->minn, S->lot, S->bp, S->tradable, S->in_s, S->locked, S->pending, S->lock_rule,
+               S->lpbuf, S->bw, S->opx, S->olp, S->order_tau, S->dca_order, S->peak, S->minn, S->lot, S->bp, S->tradable, S->in_s, S->locked, S->pending, S->lock_rule,
                S->pend_rule, S->fill_row, S->dca_first, S->R, S->cov, S->ring};
   for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) keeli_free(ctx, b[i]);
 }
@@ -1336,8 +1401,20 @@ keel_status keel_backtest_run_account(keel_ctx *ctx, const keel_panel *panel, co
   CHECK(spec->benchmark >= -1 && spec->benchmark < (long)nap, "backtest: benchmark column %ld is not in the panel",
         spec->benchmark);
   CHECK((unsigned)spec->fill <= KEEL_FILL_NEXT_OPEN, "backtest: unknown fill %d", (int)spec->fill);
-  CHECK(spec->fill == KEEL_FILL_CLOSE,
-        "backtest: fill at the next open is not available in this version of the engine; trades fill at the close");
+  CHECK(spec->fill == KEEL_FILL_CLOSE || spec->opens, "backtest: fill at the next open needs the open prices (opens)");
+  if (spec->fill == KEEL_FILL_NEXT_OPEN) {
+    const keel_panel *o = spec->opens;
+    CHECK(keel_panel_ndates(o) == nd && keel_panel_nassets(o) == nap,
+          "backtest: the opens are %zu dates x %zu assets; the closes %zu x %zu", keel_panel_ndates(o),
+          keel_panel_nassets(o), nd, nap);
+    for (size_t i = 0; i < nd; i++)
+      CHECK(keel_panel_dates(o)[i] == keel_panel_dates(panel)[i], "backtest: the opens' date %zu differs from the closes'",
+            i);
+    for (size_t j = 0; j < nap; j++)
+      CHECK(strcmp(keel_panel_symbol(o, j), keel_panel_symbol(panel, j)) == 0,
+            "backtest: the opens' column %zu is %s, the closes' %s", j, keel_panel_symbol(o, j),
+            keel_panel_symbol(panel, j));
+  }
   const size_t start = spec->start, end = spec->end ? spec->end : nd;
   CHECK(end <= nd && start < end, "backtest: rows [%zu, %zu) are not a non-empty range of the %zu rows", start, end,
         nd);
@@ -1373,7 +1450,8 @@ keel_status keel_backtest_run_account(keel_ctx *ctx, const keel_panel *panel, co
   r->nsubs = spec->nsubs;
   r->seed = spec->seed;
   run E = {.ctx = ctx, .panel = panel, .spec = spec, .r = r, .dates = keel_panel_dates(panel),
-           .px = keel_panel_prices(panel), .na_panel = nap, .start = start};
+           .px = keel_panel_prices(panel), .na_panel = nap, .start = start,
+           .op = spec->fill == KEEL_FILL_NEXT_OPEN ? keel_panel_prices(spec->opens) : NULL};
   double *exposure = NULL;
   if (!(r->subs = keeli_calloc(ctx, spec->nsubs, sizeof *r->subs)) ||
       !(E.subs = keeli_calloc(ctx, spec->nsubs, sizeof *E.subs)) ||

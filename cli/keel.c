@@ -86,6 +86,8 @@ static const char BACKTEST_HELP[] =
     "--end are then part of the description and cannot be given.\n"
     "\n"
     "  --spec FILE        the run description (JSON)\n"
+    "  --opens FILE       open prices (a CSV like --prices, same dates and\n"
+    "                     symbols), for a description with \"fill\": \"next_open\"\n"
     "\n"
     "Basket and policy:\n"
     "  --weights LIST     target weights, e.g. EQUITY=0.6,BOND=0.4; each >= 0,\n"
@@ -144,7 +146,7 @@ static int parse_date_arg(const char *s, keel_date *out) { return keel_date_pars
 /* ---- backtest ----------------------------------------------------------- */
 
 typedef struct bt_opts {
-  const char *prices, *db, *dataset, *weights, *rebalance, *start, *end, *spec;
+  const char *prices, *db, *dataset, *weights, *rebalance, *start, *end, *spec, *opens;
   double cost_bps, fee, capital, risk_free;
   int quiet;
   const char *policy_opt; /* the first basket or policy option given (not allowed with --spec) */
@@ -379,8 +381,10 @@ static int backtest_spec(keel_ctx *ctx, const bt_opts *o) {
   const char *source = NULL;
   keel_runspec *rs = NULL;
   keel_backtest_result *r = NULL;
+  keel_panel *op = NULL;
   int rc = load_prices(ctx, o, &p, &base, &source);
-  if (!rc && keel_runspec_parse(ctx, o->spec, text, len, p, NULL, &rs) != KEEL_OK) rc = fail(ctx);
+  if (!rc && o->opens && keel_panel_read_csv(ctx, o->opens, NULL, &op) != KEEL_OK) rc = fail(ctx);
+  if (!rc && keel_runspec_parse(ctx, o->spec, text, len, p, op, &rs) != KEEL_OK) rc = fail(ctx);
   if (!rc && keel_backtest_run_account(ctx, p, keel_runspec_account(rs), &r) != KEEL_OK) rc = fail(ctx);
   if (!rc && !o->quiet) print_account_report(rs, r, source);
   if (!rc && o->db) {
@@ -392,6 +396,7 @@ static int backtest_spec(keel_ctx *ctx, const bt_opts *o) {
   }
   keel_backtest_result_free(r);
   keel_runspec_free(rs);
+  keel_panel_free(op);
   keel_panel_free(p);
   free(base);
   free(text);
@@ -408,8 +413,8 @@ static int cmd_backtest(keel_ctx *ctx, int argc, char **argv) {
       {"fee", required_argument, 0, 'f'},      {"capital", required_argument, 0, 'k'},
       {"risk-free", required_argument, 0, 'R'}, {"start", required_argument, 0, 's'},
       {"end", required_argument, 0, 'e'},      {"quiet", no_argument, 0, 'q'},
-      {"spec", required_argument, 0, 'S'},     {"help", no_argument, 0, 'h'},
-      {0, 0, 0, 0}};
+      {"spec", required_argument, 0, 'S'},     {"opens", required_argument, 0, 'O'},
+      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
   int ch;
   opterr = 0;
   optind = 1;
@@ -421,6 +426,7 @@ static int cmd_backtest(keel_ctx *ctx, int argc, char **argv) {
         if (longopts[k].val == ch) o.policy_opt = longopts[k].name;
     switch (ch) {
       case 'S': o.spec = optarg; break;
+      case 'O': o.opens = optarg; break;
       case 'p': o.prices = optarg; break;
       case 'd': o.db = optarg; break;
       case 'D': o.dataset = optarg; break;
@@ -445,6 +451,7 @@ static int cmd_backtest(keel_ctx *ctx, int argc, char **argv) {
   if (o.dataset && !o.db) return usage_error("--dataset needs --db FILE");
   if (o.spec && o.policy_opt)
     return usage_error("--%s cannot be used with --spec (the run description sets it)", o.policy_opt);
+  if (o.opens && !o.spec) return usage_error("--opens goes with --spec (a description with \"fill\": \"next_open\")");
   if (o.spec) return backtest_spec(ctx, &o);
   if (!o.weights) return usage_error("--weights is required, e.g. --weights EQUITY=0.6,BOND=0.4");
   keel_backtest_config cfg;

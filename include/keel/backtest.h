@@ -92,7 +92,7 @@ KEEL_API void keel_subaccount_spec_default(keel_subaccount_spec *s);
 
 typedef enum keel_fill {
   KEEL_FILL_CLOSE = 0, /* decisions on a close trade at that close */
-  KEEL_FILL_NEXT_OPEN  /* ... at the next row's open (needs opens) */
+  KEEL_FILL_NEXT_OPEN  /* ... at the next row's open, at open prices (needs opens; docs/backtest.md) */
 } keel_fill;
 
 typedef struct keel_account_spec {

@@ -354,6 +354,77 @@ static void test_direct_rows_match(void **state) {
   free(px);
 }
 
+/* Fills at the next open: what a close decides trades at the next row's
+ * open, at the open's price; money paid in arrives on its own row; a
+ * stop triggered on a close sells at the next open. */
+static void test_next_open(void **state) {
+  (void)state;
+  double cl[] = {100, 110, 120, 90, 95, 97}, op[] = {99, 104, 112, 118, 93, 96};
+  keel_panel *p = panel_of(6, 1, cl, 2021, 3, 1), *o = panel_of(6, 1, op, 2021, 3, 1);
+  double w[] = {0.5};
+  keel_dca plan;
+  keel_dca_default(&plan);
+  plan.amount = 100;
+  plan.schedule.calendar = KEEL_CAL_NEVER; /* row 0 only */
+  keel_stop_rule rule;
+  keel_stop_rule_default(&rule);
+  rule.kind = KEEL_STOP_TRAILING;
+  rule.level = 0.2;
+  keel_subaccount_spec sub;
+  keel_subaccount_spec_default(&sub);
+  sub.weights = w;
+  sub.capital = 1000;
+  sub.schedule.calendar = KEEL_CAL_NEVER;
+  sub.dca = &plan;
+  sub.ndca = 1;
+  sub.stops = &rule;
+  sub.nstops = 1;
+  keel_account_spec a;
+  keel_account_spec_default(&a);
+  a.nsubs = 1;
+  a.subs = &sub;
+  a.opens = o;
+  a.fill = KEEL_FILL_NEXT_OPEN;
+  keel_backtest_result *r = NULL;
+  assert_ok(CTX, keel_backtest_run_account(CTX, p, &a, &r));
+  const keel_date *dt = keel_panel_dates(p);
+  /* row 0: 1,100 in cash (the installment arrives on row 0), nothing traded */
+  assert_close(keel_backtest_values(r)[0], 1100, 0, 0);
+  assert_close(keel_backtest_flows(r)[0], 100, 0, 0);
+  assert_close(keel_backtest_cash(r)[0], 1100, 0, 0);
+  /* row 1's open: the installment buys 50 of A (half, its target), then
+   * the initial allocation takes A to half of the value: 1,100 / 2 / 104
+   * shares in all */
+  const keel_trade *tr = keel_backtest_trades(r);
+  assert_int_equal(tr[0].date, dt[1]);
+  assert_close(tr[0].price, 104, 0, 0);
+  assert_int_equal(tr[0].reason, KEEL_REASON_DCA);
+  assert_close(tr[0].notional, 50, 1e-14, 0);
+  assert_int_equal(tr[1].reason, KEEL_REASON_INITIAL);
+  double sh = 1100.0 / 2 / 104;
+  assert_close(keel_backtest_holdings(r, 1)[0], sh, 1e-14, 0);
+  /* the peak since entry is the close of 120 on row 2; 90 on row 3
+   * triggers (<= 96); the sale fills at row 4's open, 93 */
+  const keel_event *ev = keel_backtest_events(r);
+  assert_int_equal(keel_backtest_nevents(r), 2);
+  assert_int_equal(ev[0].date, dt[3]);
+  assert_int_equal(ev[1].kind, KEEL_EVENT_STOP_FILL);
+  assert_int_equal(ev[1].date, dt[4]);
+  assert_close(tr[2].price, 93, 0, 0);
+  assert_close(tr[2].shares, -sh, 1e-14, 0);
+  assert_close(keel_backtest_values(r)[5], 550 + sh * 93, 1e-13, 0);
+  keel_backtest_result_free(r);
+
+  /* the opens must match the closes' shape */
+  keel_panel *o2 = panel_of(5, 1, op, 2021, 3, 1);
+  a.opens = o2;
+  assert_status(CTX, keel_backtest_run_account(CTX, p, &a, &r), KEEL_EINVAL);
+  assert_errmsg(CTX, "the opens are 5 dates");
+  keel_panel_free(o2);
+  keel_panel_free(o);
+  keel_panel_free(p);
+}
+
 /* Every bad setting is named. */
 static void test_rejects(void **state) {
   (void)state;
@@ -396,7 +467,7 @@ static void test_rejects(void **state) {
 /* ---- properties over random policies and panels ---- */
 
 typedef struct prop_case {
-  keel_panel *p;
+  keel_panel *p, *opens; /* opens: NULL, or fills at the next open */
   keel_subaccount_spec subs[3];
   size_t cols[3][6];
   double w[3][6], def[3][6];
@@ -407,7 +478,7 @@ typedef struct prop_case {
 
 static double u01(uint32_t *s) { return keel_test_lcg(s) + 0.5; }
 
-static void make_case(prop_case *c, uint32_t seed, size_t nd, size_t na) {
+static void make_case(prop_case *c, uint32_t seed, size_t nd, size_t na, int with_opens) {
   memset(c, 0, sizeof *c);
   double *px = malloc(nd * na * sizeof *px);
   for (size_t j = 0; j < na; j++) {
@@ -419,6 +490,16 @@ static void make_case(prop_case *c, uint32_t seed, size_t nd, size_t na) {
     }
   }
   c->p = panel_of(nd, na, px, 2015, 6, 1);
+  if (with_opens) {
+    /* an open near the last close; none on some days with a close */
+    for (size_t i = nd; i-- > 0;)
+      for (size_t j = 0; j < na; j++) {
+        double prev = i ? px[(i - 1) * na + j] : NAN, cl = px[i * na + j];
+        double base = isnan(prev) ? cl : prev;
+        px[i * na + j] = isnan(cl) || u01(&seed) < 0.03 ? NAN : base * (1 + 0.02 * keel_test_lcg(&seed));
+      }
+    c->opens = panel_of(nd, na, px, 2015, 6, 1);
+  }
   free(px);
   for (size_t j = 0; j < na; j++) {
     keel_asset_meta m = {"", u01(&seed) < 0.3 ? 1 : 0, u01(&seed) < 0.2 ? 50 : 0};
@@ -536,7 +617,7 @@ static void check_case(const prop_case *c, const keel_backtest_result *r, uint32
       size_t k = 0;
       while (sp->assets[k] != x->asset) k++;
       /* trades only at a price of that day */
-      assert_close(x->price, keel_panel_price(p, t, x->asset), 0, 0);
+      assert_close(x->price, keel_panel_price(c->opens ? c->opens : p, t, x->asset), 0, 0);
       assert_close(x->notional, x->shares * x->price, 1e-15, 1e-12);
       double rate = x->shares > 0 ? keel_cost_rate_buy(&sp->costs) : keel_cost_rate_sell(&sp->costs);
       assert_close(x->cost, rate * fabs(x->notional) + sp->costs.fee, 1e-12, 1e-12);
@@ -575,19 +656,22 @@ static void check_case(const prop_case *c, const keel_backtest_result *r, uint32
 
 static void test_properties(void **state) {
   (void)state;
-  for (uint32_t seed = 1; seed <= 60; seed++) {
+  /* seeds 1-60 fill at the close, 61-90 at the next open */
+  for (uint32_t seed = 1; seed <= 90; seed++) {
     prop_case c;
-    make_case(&c, seed * 7919u, 400, 6);
+    make_case(&c, seed * 7919u, 400, 6, seed > 60);
     keel_account_spec a;
     keel_account_spec_default(&a);
     a.nsubs = c.nsubs;
     a.subs = c.subs;
+    if (c.opens) a.opens = c.opens, a.fill = KEEL_FILL_NEXT_OPEN;
     keel_backtest_result *r = NULL;
     keel_status st = keel_backtest_run_account(CTX, c.p, &a, &r);
     if (st != KEEL_OK) fail_msg("seed %u: %s", seed, keel_errmsg(CTX));
     check_case(&c, r, seed);
     keel_backtest_result_free(r);
     keel_panel_free(c.p);
+    keel_panel_free(c.opens);
   }
 }
 
@@ -607,7 +691,7 @@ static keel_status oom_body(keel_ctx *ctx, void *arg) {
 static void test_oom(void **state) {
   (void)state;
   prop_case c;
-  make_case(&c, 12345u, 60, 4);
+  make_case(&c, 12345u, 60, 4, 0);
   for (size_t s = 0; s < c.nsubs; s++) c.subs[s].skip_gamma = 0; /* keep the loop short */
   long n = keel_test_oom_loop(oom_body, &c);
   assert_true(n > 10);
@@ -617,7 +701,7 @@ static void test_oom(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_trailing_stop),  cmocka_unit_test(test_stop_refs), cmocka_unit_test(test_dca_time_weighted),
-      cmocka_unit_test(test_lots),           cmocka_unit_test(test_strategy_and_two_subs), cmocka_unit_test(test_direct_rows_match),
+      cmocka_unit_test(test_lots),           cmocka_unit_test(test_strategy_and_two_subs), cmocka_unit_test(test_direct_rows_match), cmocka_unit_test(test_next_open),
       cmocka_unit_test(test_rejects),        cmocka_unit_test(test_properties), cmocka_unit_test(test_oom),
   };
   return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);

@@ -381,6 +381,28 @@ static void test_backtest_spec(void **state) {
   r = run(ARGS("backtest", "--prices", SAMPLE, "--spec", "/nonexistent/run.json"));
   assert_int_equal(r.status, 1);
   done(&r);
+  /* fills at the next open (here the sample's closes serve as opens): the
+   * first trades come a day after the start */
+  const char *nx = keel_test_tmp_path("next_open.json");
+  const char *nj = "{\"start\": \"2015-01-01\", \"fill\": \"next_open\", \"subaccounts\": [{\"capital\": 1000,\n"
+                   "  \"weights\": {\"EQUITY\": 0.6, \"BOND\": 0.4}}]}";
+  assert_int_equal(keel_test_write_file(nx, nj, strlen(nj)), 0);
+  char dbp[4096]; /* a copy: each run takes the rotating path buffers */
+  snprintf(dbp, sizeof dbp, "%s", keel_test_tmp_path("spec.db"));
+  r = run(ARGS("backtest", "--prices", SAMPLE, "--opens", SAMPLE, "--spec", nx, "--db", dbp));
+  assert_int_equal(r.status, 0);
+  done(&r);
+  assert_int_equal(db_int(dbp, "SELECT count(*) FROM trades WHERE run_id = 3 AND date = "
+                               "(SELECT start_date FROM runs WHERE id = 3)"),
+                   0);
+  assert_true(db_int(dbp, "SELECT count(*) FROM trades WHERE run_id = 3") > 0);
+  r = run(ARGS("backtest", "--prices", SAMPLE, "--spec", nx));
+  assert_int_equal(r.status, 1);
+  assert_non_null(strstr(r.err, "next_open needs open prices"));
+  done(&r);
+  r = run(ARGS("backtest", "--prices", SAMPLE, "--opens", SAMPLE, "--weights", "EQUITY=1"));
+  assert_int_equal(r.status, 2);
+  done(&r);
 }
 
 /* keel batch --jsonl: one line per job on stdout, failures as rows, exit 1
