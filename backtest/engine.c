@@ -65,6 +65,7 @@ void keel_subaccount_spec_default(keel_subaccount_spec *s) {
   s->vol.rebalance_band = 0.1;
   keel_cost_model_default(&s->costs);
   s->skip_lookback = 252;
+  s->invest_at_start = 1;
 }
 
 void keel_account_spec_default(keel_account_spec *a) {
@@ -986,6 +987,7 @@ static keel_status step_rebalance(run *E, sub_run *S, size_t t, int due) {
   keel_trade_reason why;
   const double *target = S->tau;
   if (t == 0) {
+    if (!sp->invest_at_start) return KEEL_OK; /* the capital waits in cash */
     why = KEEL_REASON_INITIAL;
   } else if (S->reentered) {
     why = KEEL_REASON_REENTRY;
@@ -1551,6 +1553,60 @@ keel_status keel_backtest_run(keel_ctx *ctx, const keel_panel *panel, const keel
   a.end = cfg->end;
   a.seed = keel_ctx_config(ctx)->seed; /* recorded with the run */
   return keel_backtest_run_account(ctx, panel, &a, out);
+}
+
+keel_status keel_backtest_compare_dca(keel_ctx *ctx, const keel_panel *panel, const keel_account_spec *spec,
+                                      double total, const keel_dca *plan, unsigned installments,
+                                      keel_dca_comparison *out) {
+  if (!spec || !plan || !out) return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_compare_dca: NULL argument");
+  CHECK(spec->nsubs == 1 && spec->subs, "lump sum vs DCA: the account needs exactly one sub-account, not %zu",
+        spec->nsubs);
+  CHECK(isfinite(total) && total > 0, "lump sum vs DCA: total %g must be finite and > 0", total);
+  CHECK(installments >= 1, "lump sum vs DCA: at least one installment");
+  memset(out, 0, sizeof *out);
+  /* both arms: the sub-account's basket and costs, held as bought */
+  keel_subaccount_spec sub = spec->subs[0];
+  sub.capital = total;
+  sub.schedule.calendar = KEEL_CAL_NEVER;
+  sub.rebalance_on_schedule = 0;
+  sub.band.kind = KEEL_BAND_NONE;
+  sub.vol.target = 0;
+  sub.skip_gamma = 0;
+  sub.dca = NULL, sub.ndca = 0;
+  sub.stops = NULL, sub.nstops = 0;
+  keel_account_spec a = *spec;
+  a.subs = &sub;
+  keel_backtest_result *lump = NULL, *dca = NULL;
+  keel_status st = keel_backtest_run_account(ctx, panel, &a, &lump);
+  if (st) return st;
+  /* the DCA arm: all cash at first (its initial allocation targets
+   * nothing), then the installments from that cash */
+  keel_dca p = *plan;
+  p.amount = total / installments;
+  p.source = KEEL_DCA_FROM_CASH;
+  p.step_up = 0;
+  p.start = p.end = KEEL_DATE_NONE;
+  keel_subaccount_spec dsub = sub;
+  dsub.invest_at_start = 0;
+  dsub.dca = &p, dsub.ndca = 1;
+  a.subs = &dsub;
+  st = keel_backtest_run_account(ctx, panel, &a, &dca);
+  if (!st) {
+    const size_t n = keel_backtest_npoints(lump);
+    out->total = total;
+    out->lump_final = keel_backtest_values(lump)[n - 1];
+    out->dca_final = keel_backtest_values(dca)[n - 1];
+    out->lump = *keel_backtest_metrics(lump);
+    out->dca = *keel_backtest_metrics(dca);
+    out->lump_costs = out->lump.costs_total;
+    out->dca_costs = out->dca.costs_total;
+    for (size_t k = 0; k < keel_backtest_nrebalances(dca); k++)
+      out->installments += keel_backtest_rebalances(dca)[k].reason == KEEL_REASON_DCA;
+    if (out->installments > installments) out->installments = installments;
+  }
+  keel_backtest_result_free(lump);
+  keel_backtest_result_free(dca);
+  return st;
 }
 
 /* ---- accessors ---- */

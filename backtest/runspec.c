@@ -591,7 +591,7 @@ static keel_status mark_keys(rs_parser *P, const json_t *obj, const char *key, u
 static keel_status parse_sub(rs_parser *P, const json_t *o, keel_date first, keel_subaccount_spec *s, rs_sub *u) {
   static const char *const keys[] = {"name",     "capital", "assets",    "weights", "strategy", "schedule",
                                      "rebalance_on_schedule", "band", "vol_target", "costs", "skip", "dca",
-                                     "stops",    "defensive", "allow_short", NULL};
+                                     "stops",    "defensive", "allow_short", "invest_at_start", NULL};
   keel_ctx *ctx = P->ctx;
   keel_status st;
   if (!json_is_object(o)) return perr(P, "must be an object, not %s", type_name(o));
@@ -608,6 +608,7 @@ static keel_status parse_sub(rs_parser *P, const json_t *o, keel_date first, kee
   if (!(u->name = keeli_strdup(ctx, name))) return KEEL_ENOMEM;
   s->name = u->name;
   if ((st = get_bool(P, o, "allow_short", &s->allow_short))) return st;
+  if ((st = get_bool(P, o, "invest_at_start", &s->invest_at_start))) return st;
   const json_t *weights, *strategy, *defensive, *assets, *stops, *dca, *band, *vol, *costs, *skip;
   if ((st = get_object(P, o, "weights", &weights)) || (st = get_object(P, o, "strategy", &strategy)) ||
       (st = get_object(P, o, "defensive", &defensive)) || (st = get_array(P, o, "assets", &assets)) ||

@@ -85,6 +85,8 @@ typedef struct keel_subaccount_spec {
   size_t nstops;
   const double *defensive; /* nassets weights for KEEL_STOP_TO_DEFENSIVE, or NULL */
   int allow_short;         /* targets may be negative (0) */
+  int invest_at_start;     /* 1: the first close invests the capital to target (1); 0: it waits in
+                              cash for a DCA plan or the first rebalance */
 } keel_subaccount_spec;
 
 /* Fills a sub-account spec with the defaults given above (name "main"). */
@@ -116,6 +118,25 @@ KEEL_API void keel_account_spec_default(keel_account_spec *a);
  * NULL. */
 KEEL_API keel_status keel_backtest_run_account(keel_ctx *ctx, const keel_panel *panel, const keel_account_spec *spec,
                                                keel_backtest_result **out);
+
+/* Lump sum against DCA for the same money: `total` invested at the first
+ * close, or held in cash and moved into the basket in `installments`
+ * equal parts on the dates plan->schedule is due (the first at the first
+ * close; plan->dest says where each part goes; amount, source, start, end
+ * and step_up are ignored). Both arms use the account's one sub-account's
+ * assets, targets and costs and then hold what they bought: no calendar
+ * or band rebalancing, vol target, DCA plans or stops of its own. */
+typedef struct keel_dca_comparison {
+  double total;
+  size_t installments;      /* made: fewer when the run ends first */
+  double lump_final, dca_final;
+  double lump_costs, dca_costs;
+  keel_metrics lump, dca;   /* each arm's metrics (the DCA arm's money is all there from the start) */
+} keel_dca_comparison;
+
+KEEL_API keel_status keel_backtest_compare_dca(keel_ctx *ctx, const keel_panel *panel, const keel_account_spec *spec,
+                                               double total, const keel_dca *plan, unsigned installments,
+                                               keel_dca_comparison *out);
 
 /* Runs the backtest. KEEL_EINVAL for bad weights or settings (message names
  * the asset or field); KEEL_EINFEASIBLE if fees exceed the account's value at

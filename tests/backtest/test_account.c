@@ -425,6 +425,168 @@ static void test_next_open(void **state) {
   keel_panel_free(p);
 }
 
+/* Lump sum against DCA for the same money, one asset and no costs: the
+ * lump buys total / p_0 shares; the DCA arm total / n / p_i on each of
+ * its n dates (the first close and each new month). */
+static void test_lump_vs_dca(void **state) {
+  (void)state;
+  const size_t nd = 260;
+  double *px = malloc(nd * sizeof *px);
+  uint32_t seed = 33;
+  px[0] = 40;
+  for (size_t i = 1; i < nd; i++) px[i] = px[i - 1] * (1 + 0.03 * keel_test_lcg(&seed));
+  keel_panel *p = panel_of(nd, 1, px, 2021, 1, 4);
+  double w[] = {1};
+  keel_subaccount_spec sub;
+  keel_subaccount_spec_default(&sub);
+  sub.weights = w;
+  sub.schedule.calendar = KEEL_CAL_WEEKLY; /* ignored: both arms hold */
+  keel_account_spec a;
+  keel_account_spec_default(&a);
+  a.nsubs = 1;
+  a.subs = &sub;
+  keel_dca plan;
+  keel_dca_default(&plan); /* monthly */
+  keel_dca_comparison c;
+  assert_ok(CTX, keel_backtest_compare_dca(CTX, p, &a, 12000, &plan, 6, &c));
+  const keel_date *dt = keel_panel_dates(p);
+  double shares = 0;
+  size_t made = 0;
+  for (size_t t = 0; t < nd && made < 6; t++) {
+    int m, pm;
+    keel_date_to_ymd(dt[t], NULL, &m, NULL);
+    if (t) keel_date_to_ymd(dt[t - 1], NULL, &pm, NULL);
+    if (t == 0 || m != pm) shares += 2000 / px[t], made++;
+  }
+  assert_int_equal(c.installments, 6);
+  assert_close(c.lump_final, 12000 / px[0] * px[nd - 1], 1e-12, 0);
+  assert_close(c.dca_final, shares * px[nd - 1], 1e-12, 0);
+  assert_close(c.lump_costs, 0, 0, 0);
+  /* with costs both arms pay: the DCA arm its six purchases */
+  sub.costs.buy_bps = 20;
+  sub.costs.fee = 1;
+  assert_ok(CTX, keel_backtest_compare_dca(CTX, p, &a, 12000, &plan, 6, &c));
+  assert_close(c.dca_costs, 6 + 0.002 * 12000 / 1.002 - 6 * 0.002 / 1.002, 1e-9, 0);
+  assert_status(CTX, keel_backtest_compare_dca(CTX, p, &a, -1, &plan, 6, &c), KEEL_EINVAL);
+  keel_panel_free(p);
+  free(px);
+}
+
+/* Volatility targeting: on each rebalance the risky sleeve is k times the
+ * basket with k = min(cap, target / sigma), sigma the rolling volatility
+ * of the basket's returns, recomputed here from the prices. */
+static void test_vol_target(void **state) {
+  (void)state;
+  const size_t nd = 200, na = 2;
+  double *px = malloc(nd * na * sizeof *px);
+  uint32_t seed = 4;
+  px[0] = 100, px[1] = 50;
+  for (size_t i = 1; i < nd; i++) {
+    px[i * 2] = px[(i - 1) * 2] * (1 + 0.04 * keel_test_lcg(&seed));
+    px[i * 2 + 1] = px[(i - 1) * 2 + 1] * (1 + 0.01 * keel_test_lcg(&seed));
+  }
+  keel_panel *p = panel_of(nd, na, px, 2021, 1, 4);
+  double w[] = {0.6, 0.4};
+  keel_subaccount_spec sub;
+  keel_subaccount_spec_default(&sub);
+  sub.weights = w;
+  sub.capital = 10000;
+  sub.vol.target = 0.05;
+  sub.vol.window = 20;
+  sub.vol.rebalance_band = INFINITY; /* monthly only */
+  keel_backtest_result *r = run1(p, &sub);
+  const keel_rebalance *rb = keel_backtest_rebalances(r);
+  size_t checked = 0;
+  for (size_t q = 0; q < keel_backtest_nrebalances(r); q++) {
+    size_t t = 0;
+    while (keel_backtest_dates(r)[t] != rb[q].date) t++;
+    if (t < 20) continue;
+    double m = 0, ss = 0, rs[20];
+    for (size_t i = 0; i < 20; i++) {
+      size_t u = t - 19 + i;
+      rs[i] = 0.6 * (px[u * 2] / px[(u - 1) * 2] - 1) + 0.4 * (px[u * 2 + 1] / px[(u - 1) * 2 + 1] - 1);
+      m += rs[i] / 20;
+    }
+    for (size_t i = 0; i < 20; i++) ss += (rs[i] - m) * (rs[i] - m);
+    double k = fmin(1, 0.05 / sqrt(ss / 19 * 252));
+    double V = keel_backtest_values(r)[t], invested = V - keel_backtest_cash(r)[t];
+    assert_close(invested / V, k, 1e-12, 0);
+    checked++;
+  }
+  assert_true(checked >= 6);
+  keel_backtest_result_free(r);
+  keel_panel_free(p);
+  free(px);
+}
+
+/* The cost-aware skip: a tiny risk aversion skips every rebalance after
+ * the first (no benefit outweighs 50 bps), a huge one skips none. */
+static void test_cost_aware_skip(void **state) {
+  (void)state;
+  const size_t nd = 300, na = 3;
+  double *px = malloc(nd * na * sizeof *px);
+  uint32_t seed = 8;
+  for (size_t j = 0; j < na; j++) px[j] = 30 + 20 * (double)j;
+  for (size_t i = 1; i < nd; i++)
+    for (size_t j = 0; j < na; j++) px[i * na + j] = px[(i - 1) * na + j] * (1 + 0.03 * keel_test_lcg(&seed));
+  keel_panel *p = panel_of(nd, na, px, 2021, 1, 4);
+  double w[] = {0.5, 0.3, 0.2};
+  keel_subaccount_spec sub;
+  keel_subaccount_spec_default(&sub);
+  sub.weights = w;
+  sub.costs.buy_bps = sub.costs.sell_bps = 50;
+  keel_backtest_result *r0 = run1(p, &sub);
+  sub.skip_gamma = 1e-9;
+  sub.skip_lookback = 60;
+  keel_backtest_result *r1 = run1(p, &sub);
+  sub.skip_gamma = 1e9;
+  keel_backtest_result *r2 = run1(p, &sub);
+  assert_true(keel_backtest_nrebalances(r0) > 10);
+  assert_int_equal(keel_backtest_nrebalances(r1), 1);
+  assert_int_equal(keel_backtest_nrebalances(r2), keel_backtest_nrebalances(r0));
+  keel_backtest_result_free(r0);
+  keel_backtest_result_free(r1);
+  keel_backtest_result_free(r2);
+  keel_panel_free(p);
+  free(px);
+}
+
+/* Shorts when allowed: 130/-30 holds negative shares, the short's value
+ * counts against the account, and money is conserved at each rebalance. */
+static void test_short(void **state) {
+  (void)state;
+  double px[] = {10, 20, 11, 19, 12, 21, 11.5, 22};
+  keel_panel *p = panel_of(4, 2, px, 2021, 3, 1);
+  double w[] = {1.3, -0.3};
+  keel_subaccount_spec sub;
+  keel_subaccount_spec_default(&sub);
+  sub.weights = w;
+  sub.capital = 1000;
+  sub.schedule.calendar = KEEL_CAL_DAILY;
+  sub.costs.buy_bps = sub.costs.sell_bps = 10;
+  keel_backtest_result *r = NULL;
+  keel_account_spec a;
+  keel_account_spec_default(&a);
+  a.nsubs = 1;
+  a.subs = &sub;
+  assert_status(CTX, keel_backtest_run_account(CTX, p, &a, &r), KEEL_EINVAL);
+  assert_errmsg(CTX, "weights must be finite and >= 0");
+  sub.allow_short = 1;
+  r = run1(p, &sub);
+  for (size_t t = 0; t < 4; t++) {
+    const double *h = keel_backtest_holdings(r, t);
+    double V = keel_backtest_cash(r)[t] + h[0] * px[t * 2] + h[1] * px[t * 2 + 1];
+    assert_true(h[1] < 0);
+    assert_close(keel_backtest_values(r)[t], V, 1e-12, 0);
+    assert_close(h[1] * px[t * 2 + 1] / V, -0.3, 1e-12, 0);
+  }
+  const keel_rebalance *rb = keel_backtest_rebalances(r);
+  for (size_t q = 0; q < keel_backtest_nrebalances(r); q++)
+    assert_close(rb[q].value_before, rb[q].value_after + rb[q].costs, 1e-14, 0);
+  keel_backtest_result_free(r);
+  keel_panel_free(p);
+}
+
 /* Every bad setting is named. */
 static void test_rejects(void **state) {
   (void)state;
@@ -701,7 +863,8 @@ static void test_oom(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_trailing_stop),  cmocka_unit_test(test_stop_refs), cmocka_unit_test(test_dca_time_weighted),
-      cmocka_unit_test(test_lots),           cmocka_unit_test(test_strategy_and_two_subs), cmocka_unit_test(test_direct_rows_match), cmocka_unit_test(test_next_open),
+      cmocka_unit_test(test_lots),           cmocka_unit_test(test_strategy_and_two_subs), cmocka_unit_test(test_direct_rows_match), cmocka_unit_test(test_next_open), cmocka_unit_test(test_lump_vs_dca),
+      cmocka_unit_test(test_vol_target), cmocka_unit_test(test_cost_aware_skip), cmocka_unit_test(test_short),
       cmocka_unit_test(test_rejects),        cmocka_unit_test(test_properties), cmocka_unit_test(test_oom),
   };
   return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);
