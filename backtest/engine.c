@@ -525,33 +525,42 @@ static keel_status apply_trades(run *E, sub_run *S, size_t t, const double *d, k
 static keel_status trade_to(run *E, sub_run *S, size_t t, const double *tau, keel_trade_reason why) {
   const size_t na = S->na;
   double V = sub_value(S), XF = 0, WT = 0;
-  unsigned char *tradable = S->tradable;
+  unsigned char *restrict tradable = S->tradable, *restrict in = S->in_s;
+  const double *restrict px = S->px, *restrict x = S->x;
+  const unsigned char *restrict pend = S->pending;
+  const double tol = TRADE_TOL * fabs(V);
+  /* Which assets can trade, and (as a first guess, for the usual k(V) = V)
+   * which would at V, in one branch-free pass */
+  size_t ns = 0;
   for (size_t k = 0; k < na; k++) {
-    tradable[k] = !isnan(S->px[k]) && !S->pending[k];
-    if (tradable[k])
-      WT += tau[k];
-    else
-      XF += S->x[k];
+    unsigned char ok = (px[k] == px[k]) & !pend[k];
+    tradable[k] = ok;
+    WT += ok ? tau[k] : 0;
+    XF += ok ? 0 : x[k];
+    unsigned char sj = ok & (fabs(tau[k] * V - x[k]) > tol);
+    in[k] = sj;
+    ns += sj;
   }
   rebal_problem q = {.na = na, .tau = tau, .x = S->x, .in_s = S->in_s, .cb = S->cb, .cs = S->cs, .fee = S->fee,
-                     .V = V, .XF = XF, .WT = WT, .borrow = S->borrow};
-  memset(S->in_s, 0, na);
+                     .V = V, .XF = XF, .WT = WT, .borrow = S->borrow, .ns = ns};
   /* Which assets trade is decided at the solution, re-solved until the set
    * is stable (it changes only when a target lands within the tolerance
    * of its holding). */
   double vp = V;
   for (int iter = 0;; iter++) {
-    double k = scale_k(&q, vp);
-    size_t ns = 0;
-    int changed = 0;
-    for (size_t j = 0; j < na; j++) {
-      unsigned char s = tradable[j] && fabs(tau[j] * k - S->x[j]) > TRADE_TOL * fabs(V);
-      changed |= s != S->in_s[j];
-      S->in_s[j] = s;
-      ns += s;
+    if (iter > 0 || scale_k(&q, V) != V) {
+      double k = scale_k(&q, vp);
+      int changed = 0;
+      ns = 0;
+      for (size_t j = 0; j < na; j++) {
+        unsigned char sj = tradable[j] & (fabs(tau[j] * k - x[j]) > tol);
+        changed |= sj != in[j];
+        in[j] = sj;
+        ns += sj;
+      }
+      q.ns = ns;
+      if (iter > 0 && !changed) break;
     }
-    q.ns = ns;
-    if (iter > 0 && !changed) break;
     if (solve_vp(&q, S->bp, &vp) != 0) {
       char db[KEEL_DATE_BUFSIZE];
       return keeli_error(E->ctx, KEEL_EINFEASIBLE,
