@@ -231,39 +231,40 @@ static keel_status add_event(run *E, sub_run *S, size_t t, keel_event_kind kind,
 #endif
 
 /* How many assets lie outside their band: |x_k / V - tau_k| > bw_k,
- * counted in doubles, four at a time, so the loop vectorises and the adds
- * do not wait on each other. */
+ * counted in doubles in sixteen partial counts, so the loop vectorises
+ * and the adds do not wait on each other. */
 KEEL_HOT static double band_outside(size_t na, const double *restrict x, const double *restrict tau,
                                     const double *restrict bw, double V) {
   const double iv = 1 / V;
-  double o0 = 0, o1 = 0, o2 = 0, o3 = 0;
+  double o[16] = {0};
   size_t k = 0;
-  for (; k + 4 <= na; k += 4) {
-    o0 += fabs(x[k] * iv - tau[k]) > bw[k] ? 1.0 : 0.0;
-    o1 += fabs(x[k + 1] * iv - tau[k + 1]) > bw[k + 1] ? 1.0 : 0.0;
-    o2 += fabs(x[k + 2] * iv - tau[k + 2]) > bw[k + 2] ? 1.0 : 0.0;
-    o3 += fabs(x[k + 3] * iv - tau[k + 3]) > bw[k + 3] ? 1.0 : 0.0;
-  }
-  for (; k < na; k++) o0 += fabs(x[k] * iv - tau[k]) > bw[k] ? 1.0 : 0.0;
-  return o0 + o1 + o2 + o3;
+  for (; k + 16 <= na; k += 16)
+    for (size_t j = 0; j < 16; j++) o[j] += fabs(x[k + j] * iv - tau[k + j]) > bw[k + j] ? 1.0 : 0.0;
+  for (; k < na; k++) o[0] += fabs(x[k] * iv - tau[k]) > bw[k] ? 1.0 : 0.0;
+  double n = 0;
+  for (size_t j = 0; j < 16; j++) n += o[j];
+  return n;
 }
 
-/* x = sh * lp when every asset has a price, and sum(x) in four
- * interleaved partial sums (a fixed order). */
+/* x = sh * lp when every asset has a price, and sum(x) in sixteen
+ * interleaved partial sums (a fixed order), so the adds of a vector unit
+ * do not wait on each other. */
 KEEL_HOT static double mark_priced(size_t na, const double *restrict sh, const double *restrict lp,
                                    double *restrict x) {
-  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  double a[16] = {0};
   size_t k = 0;
-  for (; k + 4 <= na; k += 4) {
-    x[k] = sh[k] * lp[k], x[k + 1] = sh[k + 1] * lp[k + 1];
-    x[k + 2] = sh[k + 2] * lp[k + 2], x[k + 3] = sh[k + 3] * lp[k + 3];
-    a0 += x[k], a1 += x[k + 1], a2 += x[k + 2], a3 += x[k + 3];
-  }
+  for (; k + 16 <= na; k += 16)
+    for (size_t j = 0; j < 16; j++) {
+      x[k + j] = sh[k + j] * lp[k + j];
+      a[j] += x[k + j];
+    }
   for (; k < na; k++) {
     x[k] = sh[k] * lp[k];
-    a0 += x[k];
+    a[k & 15] += x[k];
   }
-  return (a0 + a1) + (a2 + a3);
+  for (size_t h = 8; h > 0; h /= 2)
+    for (size_t j = 0; j < h; j++) a[j] += a[j + h];
+  return a[0];
 }
 
 /* The holdings' values at the last prices into S->x, and the value. It
