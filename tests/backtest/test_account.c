@@ -19,6 +19,19 @@ static keel_panel *panel_of(size_t nd, size_t na, const double *px, int y, int m
   return p;
 }
 
+/* A seeded random walk: asset j starts at p0 + dp j and moves by
+ * vol * u each row (u uniform in [-0.5, 0.5) from keel_test_lcg, drawn row
+ * by row); *px_out (caller frees) gets the prices. */
+static keel_panel *random_walk(size_t nd, size_t na, uint32_t seed, double p0, double dp, double vol, int y, int m,
+                               int d, double **px_out) {
+  double *px = malloc(nd * na * sizeof *px);
+  for (size_t j = 0; j < na; j++) px[j] = p0 + dp * (double)j;
+  for (size_t i = 1; i < nd; i++)
+    for (size_t j = 0; j < na; j++) px[i * na + j] = px[(i - 1) * na + j] * (1 + vol * keel_test_lcg(&seed));
+  *px_out = px;
+  return panel_of(nd, na, px, y, m, d);
+}
+
 static keel_backtest_result *run1(const keel_panel *p, const keel_subaccount_spec *sub) {
   keel_account_spec a;
   keel_account_spec_default(&a);
@@ -145,11 +158,8 @@ static void test_stop_refs(void **state) {
 static void test_dca_time_weighted(void **state) {
   (void)state;
   const size_t nd = 600;
-  double *px = malloc(nd * sizeof *px);
-  uint32_t seed = 5;
-  px[0] = 50;
-  for (size_t i = 1; i < nd; i++) px[i] = px[i - 1] * (1 + 0.02 * keel_test_lcg(&seed));
-  keel_panel *p = panel_of(nd, 1, px, 2019, 1, 1);
+  double *px;
+  keel_panel *p = random_walk(nd, 1, 5, 50, 0, 0.02, 2019, 1, 1, &px);
   double w[] = {1};
   keel_dca plan;
   keel_dca_default(&plan);
@@ -253,12 +263,8 @@ static const keel_strategy_ops FLIP_OPS = {"flip", NULL, flip_rebalance, NULL};
 static void test_strategy_and_two_subs(void **state) {
   (void)state;
   const size_t nd = 80;
-  double *px = malloc(nd * 3 * sizeof *px);
-  uint32_t seed = 9;
-  for (size_t j = 0; j < 3; j++) px[j] = 100;
-  for (size_t i = 1; i < nd; i++)
-    for (size_t j = 0; j < 3; j++) px[i * 3 + j] = px[(i - 1) * 3 + j] * (1 + 0.03 * keel_test_lcg(&seed));
-  keel_panel *p = panel_of(nd, 3, px, 2021, 1, 4);
+  double *px;
+  keel_panel *p = random_walk(nd, 3, 9, 100, 0, 0.03, 2021, 1, 4, &px);
   flip_state fs = {0, 0};
   keel_strategy strat = {&FLIP_OPS, &fs};
   size_t cols_a[] = {0, 1}, cols_b[] = {2, 1};
@@ -318,12 +324,8 @@ static void test_strategy_and_two_subs(void **state) {
 static void test_direct_rows_match(void **state) {
   (void)state;
   const size_t nd = 300, na = 5;
-  double *px = malloc(nd * na * sizeof *px);
-  uint32_t seed = 21;
-  for (size_t j = 0; j < na; j++) px[j] = 50 + 10 * (double)j;
-  for (size_t i = 1; i < nd; i++)
-    for (size_t j = 0; j < na; j++) px[i * na + j] = px[(i - 1) * na + j] * (1 + 0.04 * keel_test_lcg(&seed));
-  keel_panel *p = panel_of(nd, na, px, 2020, 1, 6);
+  double *px;
+  keel_panel *p = random_walk(nd, na, 21, 50, 10, 0.04, 2020, 1, 6, &px);
   size_t fwd[] = {0, 1, 2, 3, 4}, rev[] = {4, 3, 2, 1, 0};
   double wf[] = {0.3, 0.25, 0.2, 0.15, 0.05}, wr[5];
   for (size_t k = 0; k < na; k++) wr[k] = wf[na - 1 - k];
@@ -431,11 +433,8 @@ static void test_next_open(void **state) {
 static void test_lump_vs_dca(void **state) {
   (void)state;
   const size_t nd = 260;
-  double *px = malloc(nd * sizeof *px);
-  uint32_t seed = 33;
-  px[0] = 40;
-  for (size_t i = 1; i < nd; i++) px[i] = px[i - 1] * (1 + 0.03 * keel_test_lcg(&seed));
-  keel_panel *p = panel_of(nd, 1, px, 2021, 1, 4);
+  double *px;
+  keel_panel *p = random_walk(nd, 1, 33, 40, 0, 0.03, 2021, 1, 4, &px);
   double w[] = {1};
   keel_subaccount_spec sub;
   keel_subaccount_spec_default(&sub);
@@ -524,12 +523,8 @@ static void test_vol_target(void **state) {
 static void test_cost_aware_skip(void **state) {
   (void)state;
   const size_t nd = 300, na = 3;
-  double *px = malloc(nd * na * sizeof *px);
-  uint32_t seed = 8;
-  for (size_t j = 0; j < na; j++) px[j] = 30 + 20 * (double)j;
-  for (size_t i = 1; i < nd; i++)
-    for (size_t j = 0; j < na; j++) px[i * na + j] = px[(i - 1) * na + j] * (1 + 0.03 * keel_test_lcg(&seed));
-  keel_panel *p = panel_of(nd, na, px, 2021, 1, 4);
+  double *px;
+  keel_panel *p = random_walk(nd, na, 8, 30, 20, 0.03, 2021, 1, 4, &px);
   double w[] = {0.5, 0.3, 0.2};
   keel_subaccount_spec sub;
   keel_subaccount_spec_default(&sub);
