@@ -654,9 +654,7 @@ static keel_status sell_pro_rata(run *E, sub_run *S, size_t t, double need, keel
 
 /* The band's half-widths around the current targets. */
 static void band_widths(sub_run *S) {
-  const keel_band *b = &S->sp->band;
-  if (b->kind == KEEL_BAND_NONE) return;
-  for (size_t k = 0; k < S->na; k++) S->bw[k] = keel_band_width(b, S->tau[k]);
+  if (S->sp->band.kind != KEEL_BAND_NONE) keeli_band_widths(&S->sp->band, S->na, S->tau, S->bw);
 }
 
 /* Moves the weight of locked assets in tau to cash or to the defensive

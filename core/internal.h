@@ -78,6 +78,10 @@ struct keel_panel;
 void keeli_window_returns(const struct keel_panel *p, const size_t *cols, size_t m, size_t lo, size_t hi, double *R,
                           size_t *cnt);
 
+/* keel_band_width of each of n targets t into w. In core/policy.c. */
+struct keel_band;
+void keeli_band_widths(const struct keel_band *b, size_t n, const double *t, double *w);
+
 /* 64-bit FNV-1a, chainable: h = keeli_fnv1a(h, data, n), start with
  * KEEL_FNV_OFFSET. */
 #define KEEL_FNV_OFFSET 0xcbf29ce484222325ULL

@@ -98,6 +98,27 @@ double keel_band_width(const keel_band *b, double t) {
   return INFINITY;
 }
 
+void keeli_band_widths(const keel_band *b, size_t n, const double *restrict t, double *restrict w) {
+  /* keel_band_width over an array, its switch out of the loop */
+  switch (b->kind) {
+    case KEEL_BAND_NONE:
+      for (size_t k = 0; k < n; k++) w[k] = INFINITY;
+      return;
+    case KEEL_BAND_ABSOLUTE:
+      for (size_t k = 0; k < n; k++) w[k] = b->abs;
+      return;
+    case KEEL_BAND_RELATIVE:
+      for (size_t k = 0; k < n; k++) w[k] = b->rel * fabs(t[k]);
+      return;
+    case KEEL_BAND_COMBINED:
+      for (size_t k = 0; k < n; k++) {
+        double r = b->rel * fabs(t[k]);
+        w[k] = r < b->abs ? r : b->abs;
+      }
+      return;
+  }
+}
+
 size_t keel_band_breached(const keel_band *b, size_t n, const double *w, const double *t) {
   if (b->kind == KEEL_BAND_NONE) return n;
   for (size_t i = 0; i < n; i++)
