@@ -455,6 +455,23 @@ static void test_batch_command(void **state) {
   r = run(ARGS("batch", "/nonexistent/jobs.jsonl", "--db", db));
   assert_int_equal(r.status, 1);
   done(&r);
+  /* on a terminal (script(1) gives it one) the bar is drawn, with the
+   * jobs done and the time left */
+  char cmd[16384], db2[4096], jb[4096];
+  snprintf(db2, sizeof db2, "%s", keel_test_tmp_path("batch_tty.db"));
+  snprintf(jb, sizeof jb, "%s", keel_test_tmp_path("jobs.jsonl")); /* the runs above took the rotating buffers */
+  snprintf(cmd, sizeof cmd, "script -qec '%s batch %s --db %s' /dev/null 2>&1", KEEL_CLI_PATH, jb, db2);
+  FILE *f = popen(cmd, "r");
+  if (!f) skip();
+  char buf[16384];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = '\0';
+  int st = pclose(f);
+  /* no script(1), or no pseudo-terminal to be had: nothing to test */
+  if ((WIFEXITED(st) && WEXITSTATUS(st) == 127) || strncmp(buf, "script:", 7) == 0) skip();
+  assert_non_null(strstr(buf, "3/3 jobs"));
+  assert_non_null(strstr(buf, " left"));
+  assert_non_null(strstr(buf, "[##############################]"));
 }
 
 int main(void) {
