@@ -1,0 +1,65 @@
+/* keel — the C contracts between the files of the Lua layer (not installed).
+ *
+ * sandbox.c makes states; view.c the keel.view userdata; api.c the keel
+ * module table; strategy.c a Lua strategy behind keel_strategy_ops. The
+ * loadable module (bindings/lua) uses view.c and api.c on an ordinary state.
+ *
+ * Rule for every C function called from Lua here: scratch memory is Lua
+ * userdata (counted against the memory cap, collected after an error),
+ * never malloc, since any Lua error unwinds with longjmp past C frames.
+ */
+#ifndef KEEL_LUA_INTERNAL_H
+#define KEEL_LUA_INTERNAL_H
+
+#include <stddef.h>
+
+#include <lua.h>
+
+#include "keel/ctx.h"
+#include "keel/strategy.h"
+
+/* ---- keel.view (view.c) ---- */
+
+#define KEELI_VIEW_MT "keel.view"
+
+typedef struct keeli_view {
+  double *data;               /* element (i, j) at data[i * ld + j]; a vector is one row */
+  size_t rows, cols, ld;
+  int matrix;                 /* 0: vector of length cols (rows == 1) */
+  int owned;                  /* 1: data points into this userdata's own block */
+  const unsigned long *genp;  /* borrowed views: valid while *genp == gen */
+  unsigned long gen;
+} keeli_view;
+
+/* Registers the metatable (idempotent). */
+void keeli_view_open(lua_State *L);
+/* Pushes a new owned, zeroed view: a vector (matrix = 0, rows must be 1)
+ * or a rows x cols matrix. Raises a Lua error on overflow or no memory. */
+keeli_view *keeli_view_new(lua_State *L, size_t rows, size_t cols, int matrix);
+/* Pushes a read-only view of caller memory, valid while *genp == gen; the
+ * caller bumps *genp when the memory goes away or changes meaning. */
+keeli_view *keeli_view_borrow(lua_State *L, const double *data, size_t rows, size_t cols, size_t ld, int matrix,
+                              const unsigned long *genp);
+/* The view at idx; raises a Lua error when it is not a view or is stale. */
+keeli_view *keeli_view_check(lua_State *L, int idx);
+/* Reads n numbers from a vector view or an array table (raw access) at idx
+ * into out; raises a Lua error naming `what` on a wrong length or a
+ * non-number. */
+void keeli_view_read(lua_State *L, int idx, size_t n, double *out, const char *what);
+
+/* ---- the keel module (api.c) ---- */
+
+/* lua_CFunction: pushes the keel module table (for luaL_requiref). */
+int keeli_open_keel(lua_State *L);
+
+/* Per-state host data, kept as a light userdata in the registry under
+ * KEELI_HOST_KEY. The sandbox and the loadable module each set one. */
+#define KEELI_HOST_KEY "keel.host"
+typedef struct keeli_host {
+  keel_ctx *ctx;          /* for keel calls made from Lua */
+  keel_opt_record *opt;   /* when non-NULL, optimiser calls are recorded here */
+} keeli_host;
+
+keeli_host *keeli_host_get(lua_State *L); /* raises a Lua error when absent */
+
+#endif
