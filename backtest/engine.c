@@ -716,28 +716,43 @@ static keel_status update_volk(run *E, sub_run *S, size_t t) {
   return KEEL_OK;
 }
 
-static keel_status refresh_targets(run *E, sub_run *S, size_t t) {
-  const keel_subaccount_spec *sp = S->sp;
+static keel_status accept_targets(run *E, sub_run *S, size_t t, const double *target, const keel_opt_record *rec);
+
+/* What a strategy sees at row t (S->w set to the current weights). */
+static keel_strategy_input strategy_input(run *E, sub_run *S, size_t t) {
   const size_t na = S->na;
-  if (sp->weights) {
-    memcpy(S->base, sp->weights, na * sizeof(double));
-    return KEEL_OK;
-  }
   double V = sub_value(S);
   for (size_t k = 0; k < na; k++) S->w[k] = V != 0 ? S->x[k] / V : 0;
-  keel_strategy_input in = {.panel = E->panel, .row = E->start + t, .first_row = E->start,
-                            .date = E->dates[E->start + t], .nassets = na, .assets = S->col, .weights = S->w,
-                            .shares = S->shares, .cash = S->cash, .value = V, .cost_buy = S->cbv,
-                            .cost_sell = S->csv, .periods_per_year = E->spec->periods_per_year};
+  return (keel_strategy_input){.panel = E->panel, .row = E->start + t, .first_row = E->start,
+                               .date = E->dates[E->start + t], .nassets = na, .assets = S->col, .weights = S->w,
+                               .shares = S->shares, .cash = S->cash, .value = V, .cost_buy = S->cbv,
+                               .cost_sell = S->csv, .periods_per_year = E->spec->periods_per_year};
+}
+
+static keel_status refresh_targets(run *E, sub_run *S, size_t t) {
+  const keel_subaccount_spec *sp = S->sp;
+  if (sp->weights) {
+    memcpy(S->base, sp->weights, S->na * sizeof(double));
+    return KEEL_OK;
+  }
+  keel_strategy_input in = strategy_input(E, S, t);
   keel_status st;
   const keel_strategy *sg = sp->strategy;
   if (t == 0 && sg->ops->init && (st = sg->ops->init(sg->state, E->ctx, &in))) return st;
   keel_opt_record rec;
   memset(&rec, 0, sizeof rec);
   if ((st = sg->ops->rebalance(sg->state, E->ctx, &in, S->base, &rec))) return st;
+  return accept_targets(E, S, t, S->base, &rec);
+}
+
+/* Checks the weights a strategy gave and keeps its optimiser call. */
+static keel_status accept_targets(run *E, sub_run *S, size_t t, const double *target, const keel_opt_record *rec) {
+  const keel_subaccount_spec *sp = S->sp;
+  const keel_strategy *sg = sp->strategy;
+  const size_t na = S->na;
   double sum = 0;
   for (size_t k = 0; k < na; k++) {
-    double w = S->base[k];
+    double w = target[k];
     if (!isfinite(w) || (w < 0 && !sp->allow_short))
       return keeli_error(E->ctx, KEEL_EINVAL, "backtest: strategy %s gave %s the weight %g in sub-account %s",
                          sg->ops->name ? sg->ops->name : "?", keel_panel_symbol(E->panel, S->col[k]), w, sp->name);
@@ -746,10 +761,10 @@ static keel_status refresh_targets(run *E, sub_run *S, size_t t) {
   if (sum > 1 + 1e-9)
     return keeli_error(E->ctx, KEEL_EINVAL, "backtest: strategy %s gave weights summing to %.15g in sub-account %s",
                        sg->ops->name ? sg->ops->name : "?", sum, sp->name);
-  if (rec.used) {
+  if (rec->used) {
     keel_backtest_result *r = E->r;
     if (keeli_reserve(E->ctx, (void **)&r->opt, &r->optcap, r->nopt + 1, sizeof *r->opt)) return KEEL_ENOMEM;
-    r->opt[r->nopt++] = (keel_opt_call){E->dates[E->start + t], S->idx, rec};
+    r->opt[r->nopt++] = (keel_opt_call){E->dates[E->start + t], S->idx, *rec};
   }
   return KEEL_OK;
 }
@@ -1037,6 +1052,29 @@ static keel_status step_rebalance(run *E, sub_run *S, size_t t, int due) {
   return trade_to(E, S, t, target, why);
 }
 
+/* A strategy's on_bar: new weights now, when it asks. */
+static keel_status step_on_bar(run *E, sub_run *S, size_t t) {
+  const keel_strategy *sg = S->sp->strategy;
+  keel_strategy_input in = strategy_input(E, S, t);
+  keel_opt_record rec;
+  memset(&rec, 0, sizeof rec);
+  int go = 0;
+  double *target = S->h;
+  keel_status st = sg->ops->on_bar(sg->state, E->ctx, &in, target, &go, &rec);
+  if (st || !go) return st;
+  if ((st = accept_targets(E, S, t, target, &rec))) return st;
+  memcpy(S->base, target, S->na * sizeof(double));
+  effective_targets(S);
+  S->volk_traded = S->volk;
+  if (E->op) {
+    memcpy(S->order_tau, S->tau, S->na * sizeof(double));
+    S->order = 1;
+    S->order_why = KEEL_REASON_STRATEGY;
+    return KEEL_OK;
+  }
+  return trade_to(E, S, t, S->tau, KEEL_REASON_STRATEGY);
+}
+
 static keel_status step_stops(run *E, sub_run *S, size_t t) {
   const keel_subaccount_spec *sp = S->sp;
   keel_status st;
@@ -1146,6 +1184,7 @@ static keel_status step_row(run *E, sub_run *S, size_t t) {
   if (t == 0 || due || sp->vol.target > 0 || sp->nstops) effective_targets(S);
   if (sp->ndca && (st = step_dca(E, S, t))) return st;
   if ((st = step_rebalance(E, S, t, due))) return st;
+  if (sp->strategy && sp->strategy->ops->on_bar && (st = step_on_bar(E, S, t))) return st;
 
   /* marking, the time-weighted index and the shadow index */
   double V = sub_value(S);

@@ -408,12 +408,12 @@ done:
 }
 
 static const keel_strategy_ops BUILTIN_OPS[] = {
-    {"fixed", builtin_init, builtin_rebalance, builtin_free},
-    {"equal", builtin_init, builtin_rebalance, builtin_free},
-    {"inverse_vol", builtin_init, builtin_rebalance, builtin_free},
-    {"min_variance", builtin_init, builtin_rebalance, builtin_free},
-    {"max_sharpe", builtin_init, builtin_rebalance, builtin_free},
-    {"risk_parity", builtin_init, builtin_rebalance, builtin_free},
+    {"fixed", builtin_init, builtin_rebalance, builtin_free, NULL},
+    {"equal", builtin_init, builtin_rebalance, builtin_free, NULL},
+    {"inverse_vol", builtin_init, builtin_rebalance, builtin_free, NULL},
+    {"min_variance", builtin_init, builtin_rebalance, builtin_free, NULL},
+    {"max_sharpe", builtin_init, builtin_rebalance, builtin_free, NULL},
+    {"risk_parity", builtin_init, builtin_rebalance, builtin_free, NULL},
 };
 
 static keel_status check_params(keel_ctx *ctx, keel_builtin kind, const keel_builtin_params *p) {

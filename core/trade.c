@@ -10,6 +10,7 @@ const char *keel_trade_reason_name(keel_trade_reason r) {
     case KEEL_REASON_DCA: return "dca";
     case KEEL_REASON_STOP: return "stop";
     case KEEL_REASON_REENTRY: return "reentry";
+    case KEEL_REASON_STRATEGY: return "strategy";
   }
   return "unknown";
 }

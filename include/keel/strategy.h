@@ -61,6 +61,13 @@ typedef struct keel_strategy_ops {
                            keel_opt_record *rec);
   /* Frees the state (may be NULL). */
   void (*free)(void *state);
+  /* Called after every close the sub-account sees, once its own decisions
+   * (DCA, rebalancing) of that close are made (may be NULL). Setting *go to
+   * 1 with nassets weights in target rebalances to them at once (reason
+   * "strategy"; at the next open when fills are at the open), and they
+   * become the sub-account's base weights until the next decision. */
+  keel_status (*on_bar)(void *state, keel_ctx *ctx, const keel_strategy_input *in, double *target, int *go,
+                        keel_opt_record *rec);
 } keel_strategy_ops;
 
 typedef struct keel_strategy {

@@ -19,7 +19,8 @@ typedef enum keel_trade_reason {
   KEEL_REASON_VOLTARGET,   /* volatility target */
   KEEL_REASON_DCA,         /* a DCA installment (contribution, withdrawal or cash put to work) */
   KEEL_REASON_STOP,        /* a stop rule fired */
-  KEEL_REASON_REENTRY      /* a stopped asset or sub-account re-entered */
+  KEEL_REASON_REENTRY,     /* a stopped asset or sub-account re-entered */
+  KEEL_REASON_STRATEGY     /* a strategy's on_bar asked for new weights */
 } keel_trade_reason;
 
 /* One executed trade. shares > 0 buys, < 0 sells; notional = shares * price

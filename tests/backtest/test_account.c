@@ -258,7 +258,7 @@ static keel_status flip_rebalance(void *st, keel_ctx *ctx, const keel_strategy_i
   return KEEL_OK;
 }
 
-static const keel_strategy_ops FLIP_OPS = {"flip", NULL, flip_rebalance, NULL};
+static const keel_strategy_ops FLIP_OPS = {"flip", NULL, flip_rebalance, NULL, NULL};
 
 static void test_strategy_and_two_subs(void **state) {
   (void)state;
@@ -313,6 +313,89 @@ static void test_strategy_and_two_subs(void **state) {
   assert_true(isfinite(keel_backtest_metrics(r)->tracking_error));
   assert_true(isfinite(keel_backtest_sub_metrics(r, 1)->info_ratio));
   assert_close(keel_backtest_sub_metrics(r, 1)->time_in_market, 1, 0, 0);
+  keel_backtest_result_free(r);
+  keel_panel_free(p);
+  free(px);
+}
+
+/* on_bar: a strategy that leaves asset 0 the first close it falls 5% below
+ * its price at the last decision; the rebalance is one "strategy" trade
+ * group, conserves money, and the new weights hold until the next
+ * decision. */
+typedef struct exit_state {
+  size_t bars, exits;
+  double ref;
+} exit_state;
+
+static keel_status exit_rebalance(void *st, keel_ctx *ctx, const keel_strategy_input *in, double *target,
+                                  keel_opt_record *rec) {
+  (void)ctx, (void)rec;
+  exit_state *e = st;
+  e->ref = keel_panel_price(in->panel, in->row, in->assets[0]);
+  target[0] = target[1] = 0.5;
+  return KEEL_OK;
+}
+
+static keel_status exit_on_bar(void *st, keel_ctx *ctx, const keel_strategy_input *in, double *target, int *go,
+                               keel_opt_record *rec) {
+  (void)ctx, (void)rec;
+  exit_state *e = st;
+  e->bars++;
+  double p = keel_panel_price(in->panel, in->row, in->assets[0]);
+  if (in->weights[0] > 0 && p < 0.95 * e->ref) {
+    target[0] = 0;
+    target[1] = 0.5;
+    *go = 1;
+    e->exits++;
+  }
+  return KEEL_OK;
+}
+
+static const keel_strategy_ops EXIT_OPS = {"exit", NULL, exit_rebalance, NULL, exit_on_bar};
+
+static void test_on_bar(void **state) {
+  (void)state;
+  const size_t nd = 250;
+  double *px;
+  keel_panel *p = random_walk(nd, 2, 77, 100, 0, 0.08, 2021, 1, 4, &px);
+  exit_state es = {0, 0, 0};
+  keel_strategy strat = {&EXIT_OPS, &es};
+  size_t cols[] = {0, 1};
+  keel_subaccount_spec sub;
+  keel_subaccount_spec_default(&sub);
+  sub.nassets = 2;
+  sub.assets = cols;
+  sub.strategy = &strat;
+  sub.capital = 10000;
+  sub.costs.buy_bps = sub.costs.sell_bps = 10;
+  keel_backtest_result *r = run1(p, &sub);
+  assert_int_equal(es.bars, nd);
+  assert_true(es.exits >= 2);
+  size_t nstrat = 0;
+  const keel_rebalance *rb = keel_backtest_rebalances(r);
+  for (size_t g = 0; g < keel_backtest_nrebalances(r); g++) {
+    assert_close(rb[g].value_before, rb[g].value_after + rb[g].costs, 1e-9, 0);
+    if (rb[g].reason != KEEL_REASON_STRATEGY) continue;
+    nstrat++;
+  }
+  assert_int_equal(nstrat, es.exits);
+  /* after an exit asset 0 stays out until the next monthly decision */
+  const keel_trade *tr = keel_backtest_trades(r);
+  const keel_date *dates = keel_backtest_dates(r);
+  for (size_t i = 0; i < keel_backtest_ntrades(r); i++) {
+    /* (asset 1 goes back to its half on the same row) */
+    if (tr[i].reason != KEEL_REASON_STRATEGY || tr[i].asset != 0) continue;
+    assert_true(tr[i].shares < 0);
+    size_t t = 0;
+    while (dates[t] != tr[i].date) t++;
+    int y, m0, m, d;
+    keel_date_to_ymd(dates[t], &y, &m0, &d);
+    for (size_t u = t; u < nd; u++) {
+      keel_date_to_ymd(dates[u], &y, &m, &d);
+      if (m != m0) break;
+      assert_true(keel_backtest_holdings(r, u)[0] == 0);
+    }
+  }
   keel_backtest_result_free(r);
   keel_panel_free(p);
   free(px);
@@ -858,7 +941,7 @@ static void test_oom(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_trailing_stop),  cmocka_unit_test(test_stop_refs), cmocka_unit_test(test_dca_time_weighted),
-      cmocka_unit_test(test_lots),           cmocka_unit_test(test_strategy_and_two_subs), cmocka_unit_test(test_direct_rows_match), cmocka_unit_test(test_next_open), cmocka_unit_test(test_lump_vs_dca),
+      cmocka_unit_test(test_lots),           cmocka_unit_test(test_strategy_and_two_subs), cmocka_unit_test(test_on_bar), cmocka_unit_test(test_direct_rows_match), cmocka_unit_test(test_next_open), cmocka_unit_test(test_lump_vs_dca),
       cmocka_unit_test(test_vol_target), cmocka_unit_test(test_cost_aware_skip), cmocka_unit_test(test_short),
       cmocka_unit_test(test_rejects),        cmocka_unit_test(test_properties), cmocka_unit_test(test_oom),
   };
