@@ -103,6 +103,7 @@ void keel_backtest_result_free(keel_backtest_result *r) {
 
 typedef struct sub_run {
   const keel_subaccount_spec *sp;
+  double start_value; /* capital plus the initial holdings at the first close */
   sub_result *res;
   uint32_t idx;
   size_t na;
@@ -1244,7 +1245,8 @@ static keel_status check_weights(keel_ctx *ctx, const keel_panel *p, const char 
 }
 
 static keel_status check_sub(keel_ctx *ctx, const keel_panel *p, const keel_subaccount_spec *sp, size_t na,
-                             const size_t *col, keel_date d0) {
+                             const size_t *col, size_t row0) {
+  const keel_date d0 = keel_panel_dates(p)[row0];
   const char *nm = sp->name;
   keel_status st;
   CHECK(nm && *nm, "backtest: a sub-account has no name");
@@ -1293,6 +1295,16 @@ static keel_status check_sub(keel_ctx *ctx, const keel_panel *p, const keel_suba
   CHECK(sp->skip_gamma == 0 || sp->skip_lookback >= 3, "backtest: sub-account %s: skip lookback must be >= 3", nm);
   CHECK(!sp->ndca || sp->dca, "backtest: sub-account %s: %zu DCA plans but no array", nm, sp->ndca);
   int funded = sp->capital > 0;
+  if (sp->initial_shares)
+    for (size_t k = 0; k < na; k++) {
+      double q = sp->initial_shares[k], px = keel_panel_price(p, row0, col[k]);
+      CHECK(isfinite(q) && (q >= 0 || sp->allow_short),
+            "backtest: sub-account %s: initial shares of %s are %g; they must be finite and >= 0", nm,
+            keel_panel_symbol(p, col[k]), q);
+      CHECK(q == 0 || !isnan(px), "backtest: sub-account %s: %s is held at the start but has no price on the first row",
+            nm, keel_panel_symbol(p, col[k]));
+      funded |= q > 0;
+    }
   for (size_t i = 0; i < sp->ndca; i++) {
     const keel_dca *q = &sp->dca[i];
     CHECK(isfinite(q->amount) && q->amount != 0, "backtest: sub-account %s: dca[%zu] amount %g must be finite and != 0",
@@ -1306,7 +1318,8 @@ static keel_status check_sub(keel_ctx *ctx, const keel_panel *p, const keel_suba
     if ((st = check_schedule(ctx, nm, "dca", &q->schedule))) return st;
     if (q->source == KEEL_DCA_EXTERNAL && q->amount > 0 && (q->start == KEEL_DATE_NONE || q->start <= d0)) funded = 1;
   }
-  CHECK(funded, "backtest: sub-account %s: no capital and no contribution on the first date: nothing to invest", nm);
+  CHECK(funded, "backtest: sub-account %s: no capital, holdings or contribution on the first date: nothing to invest",
+        nm);
   CHECK(!sp->nstops || sp->stops, "backtest: sub-account %s: %zu stop rules but no array", nm, sp->nstops);
   for (size_t i = 0; i < sp->nstops; i++) {
     const keel_stop_rule *r = &sp->stops[i];
@@ -1394,6 +1407,16 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
     S->ringn = ring;
   }
   S->cash = sp->capital;
+  S->start_value = sp->capital;
+  if (sp->initial_shares)
+    for (size_t k = 0; k < na; k++) {
+      double q = sp->initial_shares[k];
+      if (q == 0) continue;
+      double px = E->px[E->start * E->na_panel + S->col[k]];
+      S->shares[k] = q;
+      S->entry[k] = S->avg[k] = S->peak[k] = px; /* held from before: the first close is the reference */
+      S->start_value += q * px;
+    }
   S->twr = S->twr_peak = S->shadow = 1;
   S->volk = S->volk_traded = 1;
   return KEEL_OK;
@@ -1467,7 +1490,6 @@ keel_status keel_backtest_run_account(keel_ctx *ctx, const keel_panel *panel, co
   const size_t start = spec->start, end = spec->end ? spec->end : nd;
   CHECK(end <= nd && start < end, "backtest: rows [%zu, %zu) are not a non-empty range of the %zu rows", start, end,
         nd);
-  const keel_date d0 = keel_panel_dates(panel)[start];
   for (size_t s = 0; s < spec->nsubs; s++) {
     const keel_subaccount_spec *sp = &spec->subs[s];
     CHECK(!sp->nassets || sp->assets, "backtest: sub-account %zu: nassets %zu but no asset list", s, sp->nassets);
@@ -1482,7 +1504,7 @@ keel_status keel_backtest_run_account(keel_ctx *ctx, const keel_panel *panel, co
     size_t *col = keeli_alloc_array(ctx, na, sizeof *col);
     if (!col) return KEEL_ENOMEM;
     for (size_t k = 0; k < na; k++) col[k] = sp->nassets ? sp->assets[k] : k;
-    keel_status st = check_sub(ctx, panel, sp, na, col, d0);
+    keel_status st = check_sub(ctx, panel, sp, na, col, start);
     keeli_free(ctx, col);
     if (st) return st;
     for (size_t j = 0; j < s; j++)
@@ -1514,7 +1536,7 @@ keel_status keel_backtest_run_account(keel_ctx *ctx, const keel_panel *panel, co
   }
   for (size_t s = 0; s < spec->nsubs; s++) {
     if ((st = sub_setup(&E, &E.subs[s], &spec->subs[s], s, n))) goto done;
-    r->capital += spec->subs[s].capital;
+    r->capital += E.subs[s].start_value;
   }
   for (size_t t = 0; t < n; t++) {
     const size_t i = start + t;
@@ -1545,7 +1567,7 @@ keel_status keel_backtest_run_account(keel_ctx *ctx, const keel_panel *panel, co
     goto done;
   for (size_t s = 0; s < spec->nsubs; s++) {
     sub_result *u = &r->subs[s];
-    st = sub_metrics(&E, n, u->values, u->flows, u->traded, u->costs, exposure + (s + 1) * n, spec->subs[s].capital,
+    st = sub_metrics(&E, n, u->values, u->flows, u->traded, u->costs, exposure + (s + 1) * n, E.subs[s].start_value,
                      E.subs[s].ntrades, E.subs[s].nstops, &u->metrics);
     if (st) {
       char msg[512];

@@ -16,6 +16,7 @@
 #include <lua.h>
 
 #include "keel/ctx.h"
+#include "keel/lua.h"
 #include "keel/strategy.h"
 
 /* ---- keel.view (view.c) ---- */
@@ -68,5 +69,23 @@ typedef struct keeli_host {
 } keeli_host;
 
 keeli_host *keeli_host_get(lua_State *L); /* raises a Lua error when absent */
+
+/* ---- what other parts of the layer (advice.c) need from sandbox.c ---- */
+
+/* The sandboxed state (rebuilt first when a limit broke it); NULL when it
+ * could not be rebuilt (the error is on ctx). */
+lua_State *keeli_lua_state(keel_ctx *ctx, keel_lua *K);
+/* Loads a text chunk as a function with the sandbox's environment and
+ * pushes it (KEEL_ELUA with the syntax error otherwise, nothing pushed). */
+keel_status keeli_lua_load(keel_ctx *ctx, keel_lua *K, const char *src, size_t len, const char *name);
+/* lua_pcall of the function below nargs arguments on the stack, with the
+ * state's limits (tighter ones from lim when non-NULL), keeli_host set to
+ * ctx for the call, the sticky count hook armed, errors turned into
+ * KEEL_ELUA / KEEL_ELIMIT with script:line and traceback on ctx. On success
+ * nres results are on the stack; on failure nothing is. */
+keel_status keeli_lua_pcall(keel_ctx *ctx, keel_lua *K, int nargs, int nres, const keel_lua_limits *lim);
+/* Forgets the modules `require` has loaded, so the next require runs
+ * them again (a pooled state starts each call with fresh modules). */
+void keeli_lua_forget_modules(keel_lua *K);
 
 #endif

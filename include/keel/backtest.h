@@ -87,6 +87,9 @@ typedef struct keel_subaccount_spec {
   int allow_short;         /* targets may be negative (0) */
   int invest_at_start;     /* 1: the first close invests the capital to target (1); 0: it waits in
                               cash for a DCA plan or the first rebalance */
+  const double *initial_shares; /* nassets shares held before the first close (NULL: none); each held
+                                   asset needs a price on the first row. The starting value is capital
+                                   plus their value there; the first close rebalances from them. */
 } keel_subaccount_spec;
 
 /* Fills a sub-account spec with the defaults given above (name "main"). */

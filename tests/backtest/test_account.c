@@ -401,6 +401,55 @@ static void test_on_bar(void **state) {
   free(px);
 }
 
+/* A run may start from holdings: the first close rebalances from them, and
+ * the starting value counts them. 10 A at 100 plus 1000 cash to 50/50 with
+ * 10 bps each way: V' = 2000 - 0.001 (V'/2) - 0.001 (1000 - V'/2) = 1999. */
+static void test_initial_shares(void **state) {
+  (void)state;
+  double px[] = {100, 50, 100, 50, 110, 50};
+  keel_panel *p = panel_of(3, 2, px, 2022, 3, 1);
+  double w[] = {0.5, 0.5}, held[] = {10, 0};
+  keel_subaccount_spec sub;
+  keel_subaccount_spec_default(&sub);
+  sub.weights = w;
+  sub.initial_shares = held;
+  sub.capital = 1000;
+  sub.costs.buy_bps = sub.costs.sell_bps = 10;
+  keel_backtest_result *r = run1(p, &sub);
+  assert_close(keel_backtest_capital(r), 2000, 1e-15, 0);
+  assert_close(keel_backtest_values(r)[0], 1999, 1e-12, 0);
+  assert_close(keel_backtest_costs(r)[0], 1, 1e-12, 0);
+  assert_close(keel_backtest_holdings(r, 0)[0], 9.995, 1e-12, 0);
+  assert_close(keel_backtest_holdings(r, 0)[1], 19.99, 1e-12, 0);
+  assert_int_equal(keel_backtest_ntrades(r), 2);
+  assert_true(keel_backtest_trades(r)[0].shares < 0 || keel_backtest_trades(r)[1].shares < 0);
+  /* the return counts from the 2000 held before the first close */
+  assert_close(keel_backtest_metrics(r)->total_return, keel_backtest_values(r)[2] / 2000 - 1, 1e-12, 0);
+  keel_backtest_result_free(r);
+  /* nothing else: holdings alone fund the run */
+  sub.capital = 0;
+  r = run1(p, &sub);
+  assert_close(keel_backtest_capital(r), 1000, 1e-15, 0);
+  keel_backtest_result_free(r);
+  keel_panel_free(p);
+  /* a held asset needs a first price */
+  double px2[] = {NAN, 50, 100, 50};
+  p = panel_of(2, 2, px2, 2022, 3, 1);
+  keel_account_spec a;
+  keel_account_spec_default(&a);
+  a.nsubs = 1;
+  a.subs = &sub;
+  keel_backtest_result *bad = NULL;
+  assert_int_equal(keel_backtest_run_account(CTX, p, &a, &bad), KEEL_EINVAL);
+  assert_null(bad);
+  assert_non_null(strstr(keel_errmsg(CTX), "A is held at the start but has no price"));
+  held[0] = -1;
+  held[1] = 1;
+  assert_int_equal(keel_backtest_run_account(CTX, p, &a, &bad), KEEL_EINVAL);
+  assert_non_null(strstr(keel_errmsg(CTX), "initial shares of A are -1"));
+  keel_panel_free(p);
+}
+
 /* The engine reads a panel row in place when a sub-account's assets are
  * consecutive columns priced on every row; listing the same assets in
  * another order takes the general path. Both give the same run. */
@@ -941,7 +990,7 @@ static void test_oom(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_trailing_stop),  cmocka_unit_test(test_stop_refs), cmocka_unit_test(test_dca_time_weighted),
-      cmocka_unit_test(test_lots),           cmocka_unit_test(test_strategy_and_two_subs), cmocka_unit_test(test_on_bar), cmocka_unit_test(test_direct_rows_match), cmocka_unit_test(test_next_open), cmocka_unit_test(test_lump_vs_dca),
+      cmocka_unit_test(test_lots),           cmocka_unit_test(test_strategy_and_two_subs), cmocka_unit_test(test_on_bar), cmocka_unit_test(test_initial_shares), cmocka_unit_test(test_direct_rows_match), cmocka_unit_test(test_next_open), cmocka_unit_test(test_lump_vs_dca),
       cmocka_unit_test(test_vol_target), cmocka_unit_test(test_cost_aware_skip), cmocka_unit_test(test_short),
       cmocka_unit_test(test_rejects),        cmocka_unit_test(test_properties), cmocka_unit_test(test_oom),
   };
