@@ -725,9 +725,10 @@ static void test_optimize_errors(void **state) {
   RUN_ERR(t, "keel.optimize.min_variance(S, {psd = 'fix'})", "unknown psd 'fix'");
   RUN_ERR(t, "keel.optimize.max_sharpe(MU, S, {allow_cash = true})", "max_sharpe is fully invested");
   RUN_ERR(t, "keel.optimize.min_variance(nil)", "no covariance");
-  RUN_ERR(t, "keel.optimize.frontier(MU, S, 1)", "points must be in 2..100000");
+  RUN_ERR(t, "keel.optimize.frontier(MU, S, 1)", "points must be in 2..1000");
   RUN_ERR(t, "keel.optimize.risk_parity(keel.matrix{{1, 2}, {2, 1}})", "not positive definite");
-  RUN_ERR(t, "keel.optimize.min_variance(S, {qp = {max_iter = 0}})", "qp.max_iter must be an integer");
+  RUN_ERR(t, "keel.optimize.min_variance(S, {qp = {max_iter = 0}})", "qp.max_iter must be an integer in 1..10000");
+  RUN_ERR(t, "keel.optimize.frontier(MU, S, 1001)", "points must be in 2..1000");
   /* a failed call leaves no record */
   memset(&t->rec, 0, sizeof t->rec);
   RUN_ERR(t, "keel.optimize.target_return(MU, S, 0.5)", "infeasible");
