@@ -155,6 +155,22 @@ KEEL_API double keel_stress_goal(const keel_stress_result *r);
 KEEL_API double keel_stress_loss_threshold(const keel_stress_result *r);
 KEEL_API double keel_stress_es_level(const keel_stress_result *r);
 
+/* Stores a stress run (keel_store_save_stress): the summary, the
+ * 5/25/50/75/95 percentiles, mean and expected shortfall of every
+ * statistic, and the fan chart. */
+struct keel_store;
+typedef struct keel_stress_meta {
+  const char *strategy;     /* what the targets come from ("fixed_weights", a strategy's name) */
+  const char *params_json;  /* the run's parameters, a JSON object ("{}") */
+  const char *dataset;      /* the history's name ("") */
+  const char *dataset_hash; /* keel_panel_hash of the history ("") */
+  const char *generator;    /* keel_mc_kind_name */
+  const char *scenario;     /* the scenario text ("") */
+} keel_stress_meta;
+
+KEEL_API keel_status keel_stress_save(keel_ctx *ctx, struct keel_store *store, const keel_stress_result *r,
+                                      const keel_stress_meta *meta, int64_t *run_id);
+
 /* Scenarios from a JSON document: {"groups": {"equity": ["EQUITY",
  * "EM_EQUITY"]}, "events": [{"kind": "crash", "target": "equity",
  * "size": -0.4, "at": "5y"}, "vol:all:2@10y/1y", ...]} (docs/stress.md).

@@ -577,6 +577,44 @@ static void test_bad_options(void **state) {
   keel_mc_free(g);
 }
 
+/* A stored stress run reads back in SQL: summary, statistics, fan chart. */
+static void test_store(void **state) {
+  (void)state;
+  keel_mc *g = gbm(0.05, 0.2, 2, KEEL_MC_MONTHLY);
+  keel_account_spec a;
+  keel_subaccount_spec s;
+  const double w[1] = {1};
+  hold_spec(&a, &s, w);
+  keel_stress_options o;
+  keel_stress_options_default(&o);
+  o.gen = g;
+  o.account = &a;
+  o.symbols = SYM1;
+  o.npaths = 400;
+  o.goal = 1100;
+  keel_stress_result *r = NULL;
+  assert_ok(CTX, keel_stress_run(CTX, &o, &r));
+  const char *path = keel_test_tmp_path("stress.db");
+  keel_store *st = NULL;
+  assert_ok(CTX, keel_store_open(CTX, path, &st));
+  keel_stress_meta m = {.strategy = "fixed_weights", .params_json = "{\"paths\": 400}", .generator = "normal",
+                        .scenario = "crash:X:-0.1@1y"};
+  int64_t id = 0;
+  assert_ok(CTX, keel_stress_save(CTX, st, r, &m, &id));
+  keel_store_close(st);
+  assert_true(id > 0);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM runs WHERE kind = 'stress' AND status = 'ok'"), 1);
+  assert_int_equal(keel_test_sql_int(path, "SELECT npaths FROM stress_runs"), 400);
+  assert_close(keel_test_sql_double(path, "SELECT p_goal FROM stress_runs"), keel_stress_prob_goal(r, 1100, 0), 0, 0);
+  assert_close(keel_test_sql_double(path, "SELECT value FROM stress_stats WHERE stat = 'wealth' AND measure = 'p50'"),
+               keel_stress_quantile(r, KEEL_STRESS_WEALTH, 0.5), 0, 0);
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM stress_bands"), 25);
+  assert_close(keel_test_sql_double(path, "SELECT p95 FROM stress_bands WHERE step = 24"),
+               keel_stress_bands(r)[24 * 5 + 4], 0, 0);
+  keel_stress_result_free(r);
+  keel_mc_free(g);
+}
+
 static keel_status oom_body(keel_ctx *ctx, void *arg) {
   (void)arg;
   double mu = 0.05, cov = 0.04;
@@ -622,7 +660,7 @@ int main(void) {
       cmocka_unit_test(test_threads_bitwise),  cmocka_unit_test(test_statistics),
       cmocka_unit_test(test_drawdown_underwater), cmocka_unit_test(test_crash_every_path),
       cmocka_unit_test(test_strategy_workers), cmocka_unit_test(test_bad_options),
-      cmocka_unit_test(test_oom),
+      cmocka_unit_test(test_store),            cmocka_unit_test(test_oom),
   };
   return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);
 }
