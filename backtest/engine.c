@@ -245,7 +245,7 @@ KEEL_HOT static double band_outside(size_t na, const double *restrict x, const d
   size_t k = 0;
   for (; k + 16 <= na; k += 16)
     for (size_t j = 0; j < 16; j++) o[j] += fabs(x[k + j] * iv - tau[k + j]) > bw[k + j] ? 1.0 : 0.0;
-  for (; k < na; k++) o[0] += fabs(x[k] * iv - tau[k]) > bw[k] ? 1.0 : 0.0;
+  for (; k < na; k++) o[k & 15] += fabs(x[k] * iv - tau[k]) > bw[k] ? 1.0 : 0.0;
   double n = 0;
   for (size_t j = 0; j < 16; j++) n += o[j];
   return n;

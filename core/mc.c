@@ -135,42 +135,62 @@ int keeli_cmp_double(const void *a, const void *b) {
 /* exp(x) for |x| <= 700 in straight-line code the compiler vectorises:
  * x = k ln2 + r, |r| <= ln2 / 2, exp(r) by its Taylor polynomial of degree
  * 13 (truncation below 5e-18 relative), times 2^k built in the exponent
- * bits. Within 2 ulp of the correctly rounded value. */
+ * bits. Within 2 ulp of the correctly rounded value. Blocks of a fixed
+ * EXPB values (the tail padded), so even -O2's cheap vectoriser takes it
+ * and enough vectors are in flight to hide the polynomial's latency. No
+ * fused multiply-adds: the same bits on every machine. */
+#define EXPB 32
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
 __attribute__((target_clones("avx2", "default")))
 #endif
-void keeli_exp_array(size_t n, const double *restrict x, double *restrict out) {
+static long expb(const double *x, double *out) {
+  static const double C[14] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                               1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,       1.0 / 720.0,
+                               1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,          0.5,
+                               1.0,                1.0};
   const double shift = 0x1.8p52, inv_ln2 = 1.4426950408889634, ln2hi = 0x1.62e42fefa3800p-1,
                ln2lo = 0x1.ef35793c76730p-45;
-  for (size_t i = 0; i < n; i++) {
+  long big = 0; /* how many lie outside [-700, 700]: redone clamped by the caller */
+  double r[EXPB], p[EXPB];
+  uint64_t kb[EXPB];
+  /* each step over the whole block, so its vectors do not wait on each other */
+  for (size_t i = 0; i < EXPB; i++) {
     double v = x[i];
-    v = v > 700 ? 700 : v;
-    v = v < -700 ? -700 : v;
+    big += fabs(v) > 700;
     double kd = v * inv_ln2 + shift;
-    uint64_t kb;
-    memcpy(&kb, &kd, sizeof kb);
+    memcpy(&kb[i], &kd, sizeof kd);
     kd -= shift;
-    double r = (v - kd * ln2hi) - kd * ln2lo;
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
+    r[i] = (v - kd * ln2hi) - kd * ln2lo;
+    p[i] = C[0];
+  }
+  for (size_t c = 1; c < 14; c++)
+    for (size_t i = 0; i < EXPB; i++) p[i] = p[i] * r[i] + C[c];
+  for (size_t i = 0; i < EXPB; i++) {
     /* 2^k: k is in the low bits of kb (two's complement), |k| <= 1010 */
-    uint64_t eb = (kb + 1023) << 52;
+    uint64_t eb = (kb[i] + 1023) << 52;
     double scale;
     memcpy(&scale, &eb, sizeof scale);
-    out[i] = p * scale;
+    out[i] = p[i] * scale;
   }
+  return big;
+}
+
+/* One block of up to EXPB values, clamped to [-700, 700] when any lies outside. */
+static void exp_block(const double *x, double *out, size_t m) {
+  double a[EXPB] = {0}, b[EXPB];
+  memcpy(a, x, m * sizeof *a);
+  if (expb(a, b) > 0) {
+    for (size_t i = 0; i < EXPB; i++) a[i] = a[i] > 700 ? 700 : a[i] < -700 ? -700 : a[i];
+    expb(a, b);
+  }
+  memcpy(out, b, m * sizeof *b);
+}
+
+void keeli_exp_array(size_t n, const double *x, double *out) {
+  size_t i = 0;
+  for (; i + EXPB <= n; i += EXPB)
+    if (expb(x + i, out + i) > 0) exp_block(x + i, out + i, EXPB);
+  if (i < n) exp_block(x + i, out + i, n - i);
 }
 
 /* ---- the generator -------------------------------------------------------- */
@@ -192,6 +212,7 @@ struct keel_mc {
   double spy, dof;
   size_t n, nsteps, nstates;
   double *mu, *cov, *fac, *sd; /* per state: n, n x n (per step), factor n x n, sd n */
+  double *fact;                /* per state: the factor transposed (its columns as rows) */
   int *tri;                    /* per state: the factor is lower triangular (Cholesky) */
   double *P, *Pcum, *init_cum; /* REGIME */
   double *hist;                /* step log returns, nhist x n, or NULL */
@@ -260,7 +281,7 @@ static void free_scenario_part(keel_mc *g) {
 void keel_mc_free(keel_mc *g) {
   if (!g) return;
   free_scenario_part(g);
-  void *b[] = {g->mu, g->cov, g->fac, g->sd, g->tri, g->P, g->Pcum, g->init_cum, g->hist};
+  void *b[] = {g->mu, g->cov, g->fac, g->fact, g->sd, g->tri, g->P, g->Pcum, g->init_cum, g->hist};
   keeli_heap h = g->heap;
   for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) keeli_heap_free(&h, b[i]);
   keeli_heap_free(&h, g);
@@ -370,6 +391,7 @@ static keel_mc *mc_alloc(keel_ctx *ctx, keel_mc_kind kind, keel_mc_freq freq, do
   if (!(g->mu = keeli_calloc(ctx, nstates * n, sizeof(double))) ||
       !(g->cov = keeli_calloc(ctx, nstates * n * n, sizeof(double))) ||
       !(g->fac = keeli_calloc(ctx, nstates * n * n, sizeof(double))) ||
+      !(g->fact = keeli_calloc(ctx, nstates * n * n, sizeof(double))) ||
       !(g->sd = keeli_calloc(ctx, nstates * n, sizeof(double))) || !(g->tri = keeli_calloc(ctx, nstates, sizeof(int)))) {
     keel_mc_free(g);
     *st = KEEL_ENOMEM;
@@ -389,6 +411,8 @@ static keel_status finish_moments(keel_ctx *ctx, keel_mc *g) {
       snprintf(what, sizeof what, "the");
     keel_status st = factor_cov(ctx, n, g->cov + k * n * n, g->fac + k * n * n, &g->tri[k], what);
     if (st) return st;
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = 0; j < n; j++) g->fact[k * n * n + j * n + i] = g->fac[k * n * n + i * n + j];
     for (size_t i = 0; i < n; i++) g->sd[k * n + i] = sqrt(g->cov[k * n * n + i * n + i]);
   }
   return KEEL_OK;
@@ -763,26 +787,21 @@ const double *keel_mc_history(const keel_mc *g, size_t *rows) {
   return g->hist;
 }
 
-size_t keel_mc_work_size(const keel_mc *g) { return 2 * g->n + 1; }
+size_t keel_mc_work_size(const keel_mc *g) { return 2 * g->n + 1; } /* z, then the sums */
 
-/* r = m + F z for one step (F lower triangular when tri). */
-static inline void correlated(size_t n, const double *restrict F, int tri, const double *restrict m,
-                              const double *restrict z, double scale, double *restrict r) {
-  if (tri) {
-    for (size_t i = 0; i < n; i++) {
-      const double *Fi = F + i * n;
-      double a = 0;
-      for (size_t j = 0; j <= i; j++) a += Fi[j] * z[j];
-      r[i] = m[i] + scale * a;
-    }
-  } else {
-    for (size_t i = 0; i < n; i++) {
-      const double *Fi = F + i * n;
-      double a = 0;
-      for (size_t j = 0; j < n; j++) a += Fi[j] * z[j];
-      r[i] = m[i] + scale * a;
-    }
+/* r = m + scale F z for one step, F given by columns (Ft = F', row j is
+ * column j of F; lower triangular F when tri). Each r_i sums its terms in
+ * the order j = 0, 1, ..., as a dot product would, while the adds of
+ * different i are independent (the loop over i vectorises). */
+static inline void correlated(size_t n, const double *restrict Ft, int tri, const double *restrict m,
+                              const double *restrict z, double scale, double *restrict a, double *restrict r) {
+  for (size_t i = 0; i < n; i++) a[i] = 0;
+  for (size_t j = 0; j < n; j++) {
+    const double *restrict c = Ft + j * n;
+    const double zj = z[j];
+    for (size_t i = tri ? j : 0; i < n; i++) a[i] += c[i] * zj;
   }
+  for (size_t i = 0; i < n; i++) r[i] = m[i] + scale * a[i];
 }
 
 static size_t draw_cum(keel_rng *r, const double *cum, size_t K) {
@@ -809,12 +828,12 @@ keel_status keel_mc_path(keel_ctx *ctx, const keel_mc *g, uint64_t seed, uint64_
     switch (g->kind) {
       case KEEL_MC_NORMAL:
         for (size_t j = 0; j < n; j++) z[j] = rng_normal(&rng);
-        correlated(n, g->fac, g->tri[0], g->mu, z, 1, r);
+        correlated(n, g->fact, g->tri[0], g->mu, z, 1, z + n, r);
         break;
       case KEEL_MC_STUDENT_T: {
         for (size_t j = 0; j < n; j++) z[j] = rng_normal(&rng);
         double W = 2 * rng_gamma(&rng, 0.5 * g->dof);
-        correlated(n, g->fac, g->tri[0], g->mu, z, sqrt((g->dof - 2) / W), r);
+        correlated(n, g->fact, g->tri[0], g->mu, z, sqrt((g->dof - 2) / W), z + n, r);
         break;
       }
       case KEEL_MC_BOOTSTRAP:
@@ -829,7 +848,7 @@ keel_status keel_mc_path(keel_ctx *ctx, const keel_mc *g, uint64_t seed, uint64_
       case KEEL_MC_REGIME:
         if (t > 0) s = draw_cum(&rng, g->Pcum + s * K, K);
         for (size_t j = 0; j < n; j++) z[j] = rng_normal(&rng);
-        correlated(n, g->fac + s * n * n, g->tri[s], g->mu + s * n, z, 1, r);
+        correlated(n, g->fact + s * n * n, g->tri[s], g->mu + s * n, z, 1, z + n, r);
         break;
       case KEEL_MC_CONSTANT: memcpy(r, g->mu, n * sizeof *r); break;
     }
