@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <valgrind/valgrind.h>
+
 #include "keel_test.h"
 
 static const char *const SYM1[1] = {"X"};
@@ -64,7 +66,7 @@ static void test_gbm_lognormal(void **state) {
   o.gen = g;
   o.account = &a;
   o.symbols = SYM1;
-  o.npaths = getenv("KEEL_TEST_SMALL") ? 4000 : 20000;
+  o.npaths = getenv("KEEL_TEST_SMALL") || RUNNING_ON_VALGRIND ? 4000 : 20000;
   o.seed = 2024;
   o.threads = 2;
   o.keep_paths = 1;
