@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "backtest/engine_internal.h"
 #include "keel/backtest.h"
 
 /* An asset trades when its target differs from its holding by more than
@@ -144,6 +145,7 @@ typedef struct sub_run {
   double flow_row, traded_row, costs_row;
   size_t ntrades, nstops; /* made and triggered so far */
   int reentered;
+  double bps_buy, bps_sell, bps_half_spread; /* the cost model's parts, for liquidity multipliers */
 } sub_run;
 
 typedef struct run {
@@ -156,6 +158,9 @@ typedef struct run {
   const double *op; /* panel opens, when trades fill at the next open; else NULL */
   size_t na_panel, start;
   sub_run *subs;
+  /* per row of the run, or NULL: multipliers of the commission and
+   * slippage (cost) and of the spread (keeli_engine_set_liquidity) */
+  const double *cost_mult, *spread_mult;
 } run;
 
 static const char *date_str(keel_date d, char *buf) {
@@ -241,7 +246,7 @@ KEEL_HOT static double band_outside(size_t na, const double *restrict x, const d
   size_t k = 0;
   for (; k + 16 <= na; k += 16)
     for (size_t j = 0; j < 16; j++) o[j] += fabs(x[k + j] * iv - tau[k + j]) > bw[k + j] ? 1.0 : 0.0;
-  for (; k < na; k++) o[0] += fabs(x[k] * iv - tau[k]) > bw[k] ? 1.0 : 0.0;
+  for (; k < na; k++) o[k & 15] += fabs(x[k] * iv - tau[k]) > bw[k] ? 1.0 : 0.0;
   double n = 0;
   for (size_t j = 0; j < 16; j++) n += o[j];
   return n;
@@ -1151,6 +1156,15 @@ static keel_status step_row(run *E, sub_run *S, size_t t) {
   const double *row = E->px + i * E->na_panel;
   keel_status st;
   S->flow_row = S->traded_row = S->costs_row = 0;
+  if (E->cost_mult) {
+    const double cm = E->cost_mult[t], sm = E->spread_mult[t];
+    S->cb = (S->bps_buy * cm + S->bps_half_spread * sm) / 1e4;
+    S->cs = (S->bps_sell * cm + S->bps_half_spread * sm) / 1e4;
+    for (size_t k = 0; k < na; k++) {
+      S->cbv[k] = S->cb;
+      S->csv[k] = S->cs;
+    }
+  }
   if (E->op && t > 0 && (st = step_open(E, S, t))) return st;
   S->marked = 0;
   {
@@ -1343,6 +1357,8 @@ static keel_status check_sub(keel_ctx *ctx, const keel_panel *p, const keel_suba
   return KEEL_OK;
 }
 
+static void sub_reset(run *E, sub_run *S);
+
 static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp, size_t idx, size_t n) {
   keel_ctx *ctx = E->ctx;
   keel_backtest_result *r = E->r;
@@ -1387,11 +1403,6 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
     S->csv[k] = S->cs;
     S->entry[k] = S->avg[k] = S->peak[k] = S->lpbuf[k] = NAN;
   }
-  S->px = S->pxbuf;
-  S->lastp = S->lpbuf;
-  S->direct = 1;
-  for (size_t k = 0; k < na; k++)
-    S->direct &= S->col[k] == S->col[0] + k && keel_panel_complete_from(E->panel, S->col[k]) <= E->start;
   size_t rows = 0;
   if (sp->vol.target > 0) rows = sp->vol.window;
   if (sp->skip_gamma > 0 && sp->skip_lookback > rows) rows = sp->skip_lookback;
@@ -1406,6 +1417,40 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
     if (!(S->ring = keeli_alloc_array(ctx, ring, sizeof(double)))) return KEEL_ENOMEM;
     S->ringn = ring;
   }
+  S->bps_buy = sp->costs.buy_bps + sp->costs.slippage_bps;
+  S->bps_sell = sp->costs.sell_bps + sp->costs.slippage_bps;
+  S->bps_half_spread = sp->costs.spread_bps / 2;
+  sub_reset(E, S);
+  return KEEL_OK;
+}
+
+/* The state of a sub-account before its first row (set-up made the
+ * buffers; a reusable engine resets them before each run). */
+static void sub_reset(run *E, sub_run *S) {
+  const keel_subaccount_spec *sp = S->sp;
+  const size_t na = S->na;
+  memset(S->shares, 0, na * sizeof(double));
+  memset(S->dca_order, 0, (sp->ndca + 1) * sizeof(double));
+  memset(S->locked, 0, na);
+  memset(S->pending, 0, na);
+  memset(S->lock_rule, 0, na * sizeof(int));
+  memset(S->pend_rule, 0, na * sizeof(int));
+  memset(S->fill_row, 0, na * sizeof(size_t));
+  for (size_t i = 0; i < sp->ndca; i++) S->dca_first[i] = KEEL_DATE_NONE;
+  for (size_t k = 0; k < na; k++) S->entry[k] = S->avg[k] = S->peak[k] = S->lpbuf[k] = NAN;
+  S->px = S->pxbuf;
+  S->lastp = S->lpbuf;
+  S->direct = 1;
+  for (size_t k = 0; k < na; k++)
+    S->direct &= S->col[k] == S->col[0] + k && keel_panel_complete_from(E->panel, S->col[k]) <= E->start;
+  S->order = 0;
+  S->marked = 0;
+  S->sub_locked = S->sub_pending = S->sub_rule = 0;
+  S->sub_fill_row = 0;
+  S->ringpos = S->ringcnt = 0;
+  S->ntrades = S->nstops = 0;
+  S->reentered = 0;
+  S->vprev = 0;
   S->cash = sp->capital;
   S->start_value = sp->capital;
   if (sp->initial_shares)
@@ -1419,7 +1464,12 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
     }
   S->twr = S->twr_peak = S->shadow = 1;
   S->volk = S->volk_traded = 1;
-  return KEEL_OK;
+  S->cb = keel_cost_rate_buy(&sp->costs);
+  S->cs = keel_cost_rate_sell(&sp->costs);
+  for (size_t k = 0; k < na; k++) {
+    S->cbv[k] = S->cb;
+    S->csv[k] = S->cs;
+  }
 }
 
 static void sub_teardown(keel_ctx *ctx, sub_run *S) {
@@ -1460,10 +1510,8 @@ static keel_status sub_metrics(run *E, size_t n, const double *values, const dou
   return st;
 }
 
-keel_status keel_backtest_run_account(keel_ctx *ctx, const keel_panel *panel, const keel_account_spec *spec,
-                                      keel_backtest_result **out) {
-  if (!out) return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_run_account: out is NULL");
-  *out = NULL;
+/* Checks an account against a panel before anything is allocated. */
+static keel_status check_account(keel_ctx *ctx, const keel_panel *panel, const keel_account_spec *spec) {
   if (!panel || !spec) return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_run_account: panel or spec is NULL");
   const size_t nap = keel_panel_nassets(panel), nd = keel_panel_ndates(panel);
   CHECK(spec->nsubs >= 1 && spec->subs, "backtest: an account needs at least one sub-account");
@@ -1511,40 +1559,110 @@ keel_status keel_backtest_run_account(keel_ctx *ctx, const keel_panel *panel, co
       CHECK(strcmp(spec->subs[j].name, sp->name) != 0, "backtest: two sub-accounts are named %s", sp->name);
   }
 
-  const size_t n = end - start;
-  keel_status st = KEEL_OK;
+  return KEEL_OK;
+}
+
+/* ---- the engine: set up once, run many times ---- */
+
+struct keeli_engine {
+  run E;
+  keel_backtest_result *r;
+  double *exposure;
+  size_t n;
+  int metrics;
+};
+
+void keeli_engine_free(keeli_engine *e) {
+  if (!e) return;
+  keel_ctx *ctx = e->E.ctx;
+  if (e->E.subs)
+    for (size_t s = 0; s < e->E.spec->nsubs; s++) sub_teardown(ctx, &e->E.subs[s]);
+  keeli_free(ctx, e->E.subs);
+  keeli_free(ctx, e->exposure);
+  keel_backtest_result_free(e->r);
+  keeli_free(ctx, e);
+}
+
+keel_status keeli_engine_new(keel_ctx *ctx, const keel_panel *panel, const keel_account_spec *spec, int metrics,
+                             keeli_engine **out) {
+  *out = NULL;
+  keel_status st = check_account(ctx, panel, spec);
+  if (st) return st;
+  const size_t nap = keel_panel_nassets(panel), nd = keel_panel_ndates(panel);
+  const size_t start = spec->start, end = spec->end ? spec->end : nd, n = end - start;
+  keeli_engine *e = keeli_calloc(ctx, 1, sizeof *e);
+  if (!e) return KEEL_ENOMEM;
   keel_backtest_result *r = keeli_calloc(ctx, 1, sizeof *r);
-  if (!r) return KEEL_ENOMEM;
+  e->E = (run){.ctx = ctx, .panel = panel, .spec = spec, .r = r, .dates = keel_panel_dates(panel),
+               .px = keel_panel_prices(panel), .na_panel = nap, .start = start,
+               .op = spec->fill == KEEL_FILL_NEXT_OPEN ? keel_panel_prices(spec->opens) : NULL};
+  e->r = r;
+  e->n = n;
+  e->metrics = metrics;
+  run *E = &e->E;
+  if (!r) {
+    keeli_engine_free(e);
+    return KEEL_ENOMEM;
+  }
   r->heap = *keeli_ctx_heap(ctx);
   r->n = n;
   r->na = nap;
   r->nsubs = spec->nsubs;
   r->seed = spec->seed;
-  run E = {.ctx = ctx, .panel = panel, .spec = spec, .r = r, .dates = keel_panel_dates(panel),
-           .px = keel_panel_prices(panel), .na_panel = nap, .start = start,
-           .op = spec->fill == KEEL_FILL_NEXT_OPEN ? keel_panel_prices(spec->opens) : NULL};
-  double *exposure = NULL;
   if (!(r->subs = keeli_calloc(ctx, spec->nsubs, sizeof *r->subs)) ||
-      !(E.subs = keeli_calloc(ctx, spec->nsubs, sizeof *E.subs)) ||
+      !(E->subs = keeli_calloc(ctx, spec->nsubs, sizeof *E->subs)) ||
       !(r->dates = keeli_alloc_array(ctx, n, sizeof *r->dates)) || !(r->values = keeli_calloc(ctx, n, sizeof(double))) ||
       !(r->cash = keeli_calloc(ctx, n, sizeof(double))) || !(r->traded = keeli_calloc(ctx, n, sizeof(double))) ||
       !(r->costs = keeli_calloc(ctx, n, sizeof(double))) || !(r->flows = keeli_calloc(ctx, n, sizeof(double))) ||
-      !(exposure = keeli_alloc_array(ctx, n * (spec->nsubs + 1), sizeof(double))) ||
+      !(e->exposure = keeli_alloc_array(ctx, n * (spec->nsubs + 1), sizeof(double))) ||
       (spec->record_holdings && !(r->holdings = keeli_calloc(ctx, n, nap * sizeof(double))))) {
-    st = KEEL_ENOMEM;
-    goto done;
+    keeli_engine_free(e);
+    return KEEL_ENOMEM;
   }
+  for (size_t t = 0; t < n; t++) r->dates[t] = E->dates[start + t];
   for (size_t s = 0; s < spec->nsubs; s++) {
-    if ((st = sub_setup(&E, &E.subs[s], &spec->subs[s], s, n))) goto done;
-    r->capital += E.subs[s].start_value;
+    if ((st = sub_setup(E, &E->subs[s], &spec->subs[s], s, n))) {
+      keeli_engine_free(e);
+      return st;
+    }
+    r->capital += E->subs[s].start_value; /* at the panel's prices now; each run sets it again */
+  }
+  *out = e;
+  return KEEL_OK;
+}
+
+void keeli_engine_set_liquidity(keeli_engine *e, const double *cost_mult, const double *spread_mult) {
+  e->E.cost_mult = cost_mult && spread_mult ? cost_mult : NULL;
+  e->E.spread_mult = cost_mult && spread_mult ? spread_mult : NULL;
+}
+
+const keel_backtest_result *keeli_engine_result(const keeli_engine *e) { return e->r; }
+
+keel_status keeli_engine_run(keeli_engine *e, keel_ctx *ctx) {
+  run *E = &e->E;
+  keel_backtest_result *r = e->r;
+  const keel_account_spec *spec = E->spec;
+  const size_t n = e->n, nap = E->na_panel;
+  double *exposure = e->exposure;
+  keel_status st;
+  E->ctx = ctx;
+  memset(r->values, 0, n * sizeof(double));
+  memset(r->cash, 0, n * sizeof(double));
+  memset(r->traded, 0, n * sizeof(double));
+  memset(r->costs, 0, n * sizeof(double));
+  memset(r->flows, 0, n * sizeof(double));
+  if (r->holdings) memset(r->holdings, 0, n * nap * sizeof(double));
+  r->ntrades = r->nrebal = r->nevents = r->nopt = 0;
+  r->capital = 0;
+  for (size_t s = 0; s < spec->nsubs; s++) {
+    sub_reset(E, &E->subs[s]);
+    r->capital += E->subs[s].start_value;
   }
   for (size_t t = 0; t < n; t++) {
-    const size_t i = start + t;
-    r->dates[t] = E.dates[i];
     double invested_all = 0;
     for (size_t s = 0; s < spec->nsubs; s++) {
-      sub_run *S = &E.subs[s];
-      if ((st = step_row(&E, S, t))) goto done;
+      sub_run *S = &E->subs[s];
+      if ((st = step_row(E, S, t))) return st;
       double V = S->res->values[t];
       r->values[t] += V;
       r->cash[t] += S->cash;
@@ -1558,36 +1676,40 @@ keel_status keel_backtest_run_account(keel_ctx *ctx, const keel_panel *panel, co
     }
     exposure[t] = r->values[t] != 0 ? invested_all / r->values[t] : 0;
   }
+  if (!e->metrics) return KEEL_OK;
 
   /* metrics: the account, then each sub-account */
   size_t nstops_all = 0;
-  for (size_t e = 0; e < r->nevents; e++) nstops_all += r->events[e].kind == KEEL_EVENT_STOP;
-  if ((st = sub_metrics(&E, n, r->values, r->flows, r->traded, r->costs, exposure, r->capital, r->ntrades, nstops_all,
+  for (size_t k = 0; k < r->nevents; k++) nstops_all += r->events[k].kind == KEEL_EVENT_STOP;
+  if ((st = sub_metrics(E, n, r->values, r->flows, r->traded, r->costs, exposure, r->capital, r->ntrades, nstops_all,
                         &r->metrics)))
-    goto done;
+    return st;
   for (size_t s = 0; s < spec->nsubs; s++) {
     sub_result *u = &r->subs[s];
-    st = sub_metrics(&E, n, u->values, u->flows, u->traded, u->costs, exposure + (s + 1) * n, E.subs[s].start_value,
-                     E.subs[s].ntrades, E.subs[s].nstops, &u->metrics);
+    st = sub_metrics(E, n, u->values, u->flows, u->traded, u->costs, exposure + (s + 1) * n, E->subs[s].start_value,
+                     E->subs[s].ntrades, E->subs[s].nstops, &u->metrics);
     if (st) {
       char msg[512];
       snprintf(msg, sizeof msg, "%s", keel_errmsg(ctx));
-      st = keeli_error(ctx, st, "backtest: sub-account %s: %s", spec->subs[s].name, msg);
-      goto done;
+      return keeli_error(ctx, st, "backtest: sub-account %s: %s", spec->subs[s].name, msg);
     }
   }
-
-done:
-  if (E.subs)
-    for (size_t s = 0; s < spec->nsubs; s++) sub_teardown(ctx, &E.subs[s]);
-  keeli_free(ctx, E.subs);
-  keeli_free(ctx, exposure);
-  if (st != KEEL_OK) {
-    keel_backtest_result_free(r);
-    return st;
-  }
-  *out = r;
   return KEEL_OK;
+}
+
+keel_status keel_backtest_run_account(keel_ctx *ctx, const keel_panel *panel, const keel_account_spec *spec,
+                                      keel_backtest_result **out) {
+  if (!out) return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_run_account: out is NULL");
+  *out = NULL;
+  keeli_engine *e = NULL;
+  keel_status st = keeli_engine_new(ctx, panel, spec, 1, &e);
+  if (!st) st = keeli_engine_run(e, ctx);
+  if (!st) {
+    *out = e->r;
+    e->r = NULL;
+  }
+  keeli_engine_free(e);
+  return st;
 }
 
 /* The first slice's interface: one sub-account, fixed weights, a calendar

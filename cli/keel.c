@@ -48,6 +48,8 @@ static const char MAIN_HELP[] =
     "  backtest   run a fixed-weight basket (or a run description) over price\n"
     "             history and print its metrics\n"
     "  batch      run many run descriptions (JSON lines) into a results database\n"
+    "  stress     Monte Carlo stress test: the odds of an account over simulated\n"
+    "             futures (percentiles, goal probability, scenarios)\n"
     "  optimize   mean-variance weights from price history\n"
     "  frontier   the efficient frontier from price history, as CSV\n"
     "  import     load a price CSV into a keel database as a named dataset\n"
@@ -1016,6 +1018,464 @@ static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontie
 static int cmd_optimize(keel_ctx *ctx, int argc, char **argv) { return cmd_optimize_common(ctx, argc, argv, 0); }
 static int cmd_frontier(keel_ctx *ctx, int argc, char **argv) { return cmd_optimize_common(ctx, argc, argv, 1); }
 
+/* ---- stress -------------------------------------------------------------- */
+
+static const char STRESS_HELP[] =
+    "Usage: keel stress (--prices FILE | --db FILE --dataset NAME) [options]\n"
+    "\n"
+    "Plays an account through many simulated futures (Monte Carlo paths made\n"
+    "from the price history) with the same engine as backtests, and prints the\n"
+    "distribution of the outcome: terminal wealth percentiles, CAGR, max\n"
+    "drawdown, time under water, the chance of reaching --goal and of losing\n"
+    "more than --loss, and the expected shortfall. docs/stress.md has the\n"
+    "details.\n"
+    "\n"
+    "The account (one of):\n"
+    "  --strategy NAME    a built-in strategy: equal, inverse_vol, min_variance,\n"
+    "                     max_sharpe, risk_parity (default equal)\n"
+    "  --weights LIST     a fixed basket, e.g. EQUITY=0.6,BOND=0.4\n"
+    "  --spec FILE        a run description (JSON, as for backtest --spec)\n"
+    "  --capital AMOUNT   starting cash (default 100000)\n"
+    "  --contribution A   paid in on the first day of each month (< 0 withdraws)\n"
+    "  --rebalance WHEN   daily, weekly, monthly, quarterly, yearly, never\n"
+    "                     (default quarterly)\n"
+    "  --band ABS         rebalance only when a weight is ABS away from target\n"
+    "                     (e.g. 0.05), checked every step\n"
+    "  --cost-bps BPS     proportional cost per trade (default 10)\n"
+    "\n"
+    "The paths:\n"
+    "  --generator KIND   bootstrap (default), normal, student_t, regime, constant\n"
+    "  --paths N          number of paths (default 10000)\n"
+    "  --years Y          horizon (default 30)\n"
+    "  --steps daily|monthly  step size (default monthly)\n"
+    "  --seed N           random stream seed (default 1); the same seed gives the\n"
+    "                     same answer on any number of threads\n"
+    "  --threads N        worker threads (default: the CPUs)\n"
+    "  --dof NU           Student-t degrees of freedom (default 5)\n"
+    "  --block STEPS      bootstrap mean block length (default 21 daily, 6 monthly)\n"
+    "  --states K         regime-switching states (default 2)\n"
+    "  --scenario TEXT    overlays, ';'-separated, e.g. crash:equity:-0.4@5y,\n"
+    "                     vol:all:2@10y/1y, corr:all:0.8@5y/1y, worst:20d@3y,\n"
+    "                     liquidity:all:cost=3,spread=5,halt=5d@5y/3m\n"
+    "  --scenario-file F  overlays from a JSON file\n"
+    "  --group NAME=TARGET  a named group of assets for scenarios (NAME=A+B, *EQ*)\n"
+    "\n"
+    "Output:\n"
+    "  --goal AMOUNT      the chance of ending with at least AMOUNT\n"
+    "  --loss X           the chance of losing more than X (default 0.2)\n"
+    "  --fan FILE         write the fan chart (percentiles per date) as CSV\n"
+    "  --db FILE          store the run in this SQLite database\n"
+    "  -q, --quiet        print nothing but errors\n"
+    "  -h, --help         this help\n"
+    "\n"
+    "A progress bar is drawn on standard error when it is a terminal.\n";
+
+typedef struct stress_cli {
+  const char *spec_path;
+  char *spec_text;
+  size_t spec_len;
+  keel_builtin builtin;
+  unsigned lookback;
+  double capital, contribution, band, cost_bps;
+  keel_calendar rebalance;
+  int bar;
+  double last_draw, t0;
+} stress_cli;
+
+typedef struct stress_acct {
+  keel_runspec *rs;
+  keel_strategy *st;
+  keel_subaccount_spec sub;
+  keel_dca dca;
+  keel_account_spec acct;
+} stress_acct;
+
+static void stress_policy(const stress_cli *c, keel_subaccount_spec *s, keel_dca *d) {
+  keel_subaccount_spec_default(s);
+  s->capital = c->capital;
+  s->schedule.calendar = c->rebalance;
+  s->costs.buy_bps = s->costs.sell_bps = c->cost_bps;
+  s->costs.use_lots = 0;
+  if (c->band > 0) {
+    s->band.kind = KEEL_BAND_ABSOLUTE;
+    s->band.abs = c->band;
+  }
+  if (c->contribution != 0) {
+    keel_dca_default(d);
+    d->amount = c->contribution;
+    d->schedule.calendar = KEEL_CAL_MONTHLY;
+    s->dca = d;
+    s->ndca = 1;
+  }
+}
+
+/* One account per worker: a run description parsed against the worker's
+ * panel, or a built-in strategy instance. */
+static keel_status stress_make_account(void *ud, keel_ctx *ctx, const keel_panel *panel, const keel_account_spec **spec,
+                                       void **handle) {
+  stress_cli *c = ud;
+  stress_acct *h = calloc(1, sizeof *h);
+  if (!h) return KEEL_ENOMEM;
+  keel_status st;
+  if (c->spec_path) {
+    st = keel_runspec_parse(ctx, c->spec_path, c->spec_text, c->spec_len, panel, NULL, &h->rs);
+    if (!st) *spec = keel_runspec_account(h->rs);
+  } else {
+    keel_builtin_params bp;
+    keel_builtin_params_default(&bp);
+    bp.lookback = c->lookback;
+    st = keel_strategy_builtin(ctx, c->builtin, &bp, &h->st);
+    if (!st) {
+      stress_policy(c, &h->sub, &h->dca);
+      h->sub.strategy = h->st;
+      keel_account_spec_default(&h->acct);
+      h->acct.nsubs = 1;
+      h->acct.subs = &h->sub;
+      *spec = &h->acct;
+    }
+  }
+  if (st) {
+    free(h);
+    return st;
+  }
+  *handle = h;
+  return KEEL_OK;
+}
+
+static void stress_free_account(void *ud, void *handle) {
+  (void)ud;
+  stress_acct *h = handle;
+  keel_runspec_free(h->rs);
+  keel_strategy_free(h->st);
+  free(h);
+}
+
+static void stress_progress(void *ud, size_t done, size_t total) {
+  stress_cli *c = ud;
+  if (!c->bar) return;
+  double now = wall_seconds();
+  if (done < total && now - c->last_draw < 0.1) return;
+  c->last_draw = now;
+  enum { WIDTH = 30 };
+  size_t fill = total ? done * WIDTH / total : WIDTH;
+  char bar[WIDTH + 1];
+  for (size_t k = 0; k < WIDTH; k++) bar[k] = k < fill ? '#' : '.';
+  bar[WIDTH] = '\0';
+  char left[32] = "--:--";
+  if (done > 0 && done < total) {
+    long t = (long)((now - c->t0) / (double)done * (double)(total - done) + 0.5);
+    snprintf(left, sizeof left, "%02ld:%02ld", t / 60, t % 60);
+  } else if (done == total) {
+    snprintf(left, sizeof left, "00:00");
+  }
+  fprintf(stderr, "\r[%s] %zu/%zu paths, %s left ", bar, done, total, left);
+  if (done == total) fputc('\n', stderr);
+  fflush(stderr);
+}
+
+static void print_stress_row(const keel_stress_result *r, const char *label, keel_stress_stat s, int pct) {
+  const double *bp = keel_stress_band_probs();
+  printf("  %-22s", label);
+  for (int b = 0; b < KEEL_STRESS_NBANDS; b++) {
+    double v = keel_stress_quantile(r, s, bp[b]);
+    if (isnan(v))
+      printf(" %12s", "n/a");
+    else if (pct)
+      printf(" %11.2f%%", 100 * v);
+    else
+      printf(" %12.2f", v);
+  }
+  printf("\n");
+}
+
+static int write_fan(keel_ctx *ctx, const char *path, const keel_stress_result *r) {
+  const size_t P = keel_stress_band_npoints(r);
+  double *t = malloc(P * 7 * sizeof *t);
+  if (!t) return usage_error("out of memory");
+  const size_t *rows = keel_stress_band_rows(r);
+  const double spy = (double)keel_stress_nsteps(r) / keel_stress_years(r);
+  for (size_t i = 0; i < P; i++) {
+    t[i * 7] = (double)rows[i];
+    t[i * 7 + 1] = (double)rows[i] / spy;
+    for (int b = 0; b < 5; b++) t[i * 7 + 2 + b] = keel_stress_bands(r)[i * 5 + (size_t)b];
+  }
+  static const char *const names[] = {"step", "years", "p05", "p25", "p50", "p75", "p95"};
+  keel_status st = keel_table_write_csv(ctx, path, 7, names, P, t);
+  free(t);
+  return st ? fail(ctx) : 0;
+}
+
+static int cmd_stress(keel_ctx *ctx, int argc, char **argv) {
+  cmd_name = "keel stress";
+  bt_opts po = {0};
+  stress_cli c = {.builtin = KEEL_STRAT_EQUAL, .capital = 100000, .cost_bps = 10, .rebalance = KEEL_CAL_QUARTERLY};
+  const char *strategy = NULL, *weights = NULL, *generator = "bootstrap", *steps = "monthly", *fan = NULL,
+             *scen_file = NULL, *rebalance = NULL, *store_db = NULL;
+  char scenario[4096] = "";
+  const char *groups[64];
+  size_t ngroups = 0;
+  double paths = 10000, years = 30, seed = 1, threads = 0, dof = 5, block = 0, states = 2, goal = 0, loss = 0.2;
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  threads = ncpu > 0 ? (double)ncpu : 1;
+  static const struct option longopts[] = {
+      {"prices", required_argument, 0, 'p'},      {"db", required_argument, 0, 'd'},
+      {"dataset", required_argument, 0, 'D'},     {"strategy", required_argument, 0, 'S'},
+      {"weights", required_argument, 0, 'w'},     {"spec", required_argument, 0, 'J'},
+      {"capital", required_argument, 0, 'k'},     {"contribution", required_argument, 0, 'c'},
+      {"rebalance", required_argument, 0, 'r'},   {"band", required_argument, 0, 'b'},
+      {"cost-bps", required_argument, 0, 'C'},    {"generator", required_argument, 0, 'g'},
+      {"paths", required_argument, 0, 'n'},       {"years", required_argument, 0, 'y'},
+      {"steps", required_argument, 0, 's'},       {"seed", required_argument, 0, 'e'},
+      {"threads", required_argument, 0, 't'},     {"dof", required_argument, 0, 'f'},
+      {"block", required_argument, 0, 'B'},       {"states", required_argument, 0, 'K'},
+      {"scenario", required_argument, 0, 'x'},    {"scenario-file", required_argument, 0, 'X'},
+      {"group", required_argument, 0, 'G'},       {"goal", required_argument, 0, 'o'},
+      {"loss", required_argument, 0, 'l'},        {"fan", required_argument, 0, 'F'},
+      {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
+  int ch, quiet = 0;
+  opterr = 0;
+  optind = 1;
+  while ((ch = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
+    double *num = NULL;
+    const char *what = NULL;
+    switch (ch) {
+      case 'p': po.prices = optarg; break;
+      case 'd': po.db = store_db = optarg; break;
+      case 'D': po.dataset = optarg; break;
+      case 'S': strategy = optarg; break;
+      case 'w': weights = optarg; break;
+      case 'J': c.spec_path = optarg; break;
+      case 'r': rebalance = optarg; break;
+      case 'g': generator = optarg; break;
+      case 's': steps = optarg; break;
+      case 'F': fan = optarg; break;
+      case 'X': scen_file = optarg; break;
+      case 'x':
+        if (strlen(scenario) + strlen(optarg) + 2 > sizeof scenario) return usage_error("--scenario: too long");
+        if (*scenario) strcat(scenario, ";");
+        strcat(scenario, optarg);
+        break;
+      case 'G':
+        if (ngroups == 64) return usage_error("--group: at most 64 groups");
+        if (!strchr(optarg, '=')) return usage_error("--group: '%s' is not NAME=TARGET", optarg);
+        groups[ngroups++] = optarg;
+        break;
+      case 'q': quiet = 1; break;
+      case 'k': num = &c.capital, what = "--capital"; break;
+      case 'c': num = &c.contribution, what = "--contribution"; break;
+      case 'b': num = &c.band, what = "--band"; break;
+      case 'C': num = &c.cost_bps, what = "--cost-bps"; break;
+      case 'n': num = &paths, what = "--paths"; break;
+      case 'y': num = &years, what = "--years"; break;
+      case 'e': num = &seed, what = "--seed"; break;
+      case 't': num = &threads, what = "--threads"; break;
+      case 'f': num = &dof, what = "--dof"; break;
+      case 'B': num = &block, what = "--block"; break;
+      case 'K': num = &states, what = "--states"; break;
+      case 'o': num = &goal, what = "--goal"; break;
+      case 'l': num = &loss, what = "--loss"; break;
+      case 'h': fputs(STRESS_HELP, stdout); return 0;
+      case ':': return usage_error("option %s needs a value", argv[optind - 1]);
+      default: return usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+    if (num && parse_number(optarg, num)) return usage_error("%s: '%s' is not a number", what, optarg);
+  }
+  if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+  if (!po.prices && !po.dataset) return usage_error("give the prices: --prices FILE or --db FILE --dataset NAME");
+  if (po.prices && po.dataset) return usage_error("--prices and --dataset cannot be used together");
+  if (po.dataset && !po.db) return usage_error("--dataset needs --db FILE");
+  if ((strategy != NULL) + (weights != NULL) + (c.spec_path != NULL) > 1)
+    return usage_error("give one of --strategy, --weights and --spec");
+  keel_mc_kind kind;
+  if (keel_mc_kind_parse(generator, &kind))
+    return usage_error("--generator: '%s' is not bootstrap, normal, student_t, regime or constant", generator);
+  keel_mc_freq freq;
+  if (!strcmp(steps, "daily"))
+    freq = KEEL_MC_DAILY;
+  else if (!strcmp(steps, "monthly"))
+    freq = KEEL_MC_MONTHLY;
+  else
+    return usage_error("--steps: '%s' is not daily or monthly", steps);
+  if (strategy && (keel_builtin_parse(strategy, &c.builtin) || c.builtin == KEEL_STRAT_FIXED))
+    return usage_error("--strategy: '%s' is not equal, inverse_vol, min_variance, max_sharpe or risk_parity (a fixed "
+                       "basket is --weights)",
+                       strategy);
+  if (rebalance && keel_calendar_parse(rebalance, &c.rebalance))
+    return usage_error("--rebalance: '%s' is not daily, weekly, monthly, quarterly, yearly or never", rebalance);
+  if (paths < 1 || paths > 1e8 || paths != floor(paths)) return usage_error("--paths must be a whole number >= 1");
+  if (!(years > 0 && years <= 200)) return usage_error("--years must be in (0, 200]");
+  if (seed < 0 || seed != floor(seed) || seed > 9007199254740992.0) return usage_error("--seed must be a whole number >= 0");
+  if (threads < 1 || threads > 1024 || threads != floor(threads)) return usage_error("--threads must be from 1 to 1024");
+  if (states < 1 || states > 64 || states != floor(states)) return usage_error("--states must be from 1 to 64");
+  if (c.capital < 0) return usage_error("--capital must be >= 0");
+  if (goal < 0) return usage_error("--goal must be >= 0");
+  if (c.spec_path && (c.contribution != 0 || c.band != 0 || rebalance))
+    return usage_error("--contribution, --band and --rebalance cannot be used with --spec (the description sets them)");
+
+  keel_panel *p = NULL;
+  char *base = NULL;
+  const char *source = NULL;
+  int rc = load_prices(ctx, &po, &p, &base, &source);
+  if (rc) return rc;
+  const size_t na = keel_panel_nassets(p);
+  keel_mc *g = NULL;
+  keel_scenario *sc = NULL;
+  keel_stress_result *r = NULL;
+  double *w = NULL;
+  char *sjson = NULL;
+  keel_subaccount_spec fixed_sub;
+  keel_dca fixed_dca;
+  keel_account_spec fixed_acct;
+  keel_stress_options o;
+  keel_stress_options_default(&o);
+  keel_mc_calibration cal;
+  keel_mc_calibration_default(&cal);
+  cal.kind = kind;
+  cal.freq = freq;
+  cal.years = years;
+  cal.dof = dof;
+  cal.block_mean = block;
+  cal.nstates = (size_t)states;
+  if (keel_mc_calibrate(ctx, p, &cal, &g) != KEEL_OK) {
+    rc = fail(ctx);
+    goto out;
+  }
+  if (*scenario || scen_file || ngroups) {
+    const char **syms = malloc(na * sizeof *syms);
+    if (!syms) {
+      rc = usage_error("out of memory");
+      goto out;
+    }
+    for (size_t j = 0; j < na; j++) syms[j] = keel_panel_symbol(p, j);
+    keel_status st = keel_scenario_new(ctx, na, syms, &sc);
+    free(syms);
+    for (size_t k = 0; !st && k < ngroups; k++) {
+      char name[128];
+      const char *eq = strchr(groups[k], '=');
+      snprintf(name, sizeof name, "%.*s", (int)(eq - groups[k]), groups[k]);
+      st = keel_scenario_add_group(ctx, sc, name, eq + 1);
+    }
+    if (!st && scen_file) {
+      size_t len = 0;
+      sjson = read_text(scen_file, &len);
+      if (!sjson) {
+        rc = 1;
+        goto out;
+      }
+      st = keel_scenario_parse_json(ctx, sc, scen_file, sjson, len);
+    }
+    if (!st && *scenario) st = keel_scenario_parse(ctx, sc, scenario);
+    if (!st) st = keel_mc_set_scenario(ctx, g, sc);
+    if (st) {
+      rc = fail(ctx);
+      goto out;
+    }
+  }
+  o.gen = g;
+  o.history = p;
+  o.npaths = (size_t)paths;
+  o.seed = (uint64_t)seed;
+  o.threads = (int)threads;
+  o.goal = goal;
+  o.loss_threshold = loss;
+  c.lookback = freq == KEEL_MC_DAILY ? 252 : 36;
+  if (weights) {
+    if (!(w = calloc(na, sizeof *w))) {
+      rc = usage_error("out of memory");
+      goto out;
+    }
+    if ((rc = parse_weights(weights, p, w))) goto out;
+    stress_policy(&c, &fixed_sub, &fixed_dca);
+    fixed_sub.weights = w;
+    keel_account_spec_default(&fixed_acct);
+    fixed_acct.nsubs = 1;
+    fixed_acct.subs = &fixed_sub;
+    o.account = &fixed_acct;
+  } else {
+    if (c.spec_path && !(c.spec_text = read_text(c.spec_path, &c.spec_len))) {
+      rc = 1;
+      goto out;
+    }
+    o.make_account = stress_make_account;
+    o.free_account = stress_free_account;
+    o.account_ud = &c;
+    o.history_rows = c.spec_path ? (freq == KEEL_MC_DAILY ? 252 : 60) : c.lookback;
+  }
+  c.bar = !quiet && isatty(STDERR_FILENO);
+  c.t0 = wall_seconds();
+  o.progress = stress_progress;
+  o.progress_ud = &c;
+  if (keel_stress_run(ctx, &o, &r) != KEEL_OK) {
+    if (c.bar) fputc('\n', stderr);
+    rc = fail(ctx);
+    goto out;
+  }
+  double secs = wall_seconds() - c.t0;
+  const char *what = weights ? "fixed weights" : c.spec_path ? c.spec_path : keel_builtin_name(c.builtin);
+  if (!quiet) {
+    printf("stress test of %s: %zu paths x %g years (%zu %s steps), generator %s, %s\n", source, keel_stress_npaths(r),
+           keel_stress_years(r), keel_stress_nsteps(r), freq == KEEL_MC_DAILY ? "daily" : "monthly",
+           keel_mc_kind_name(kind), what);
+    if (*scenario || scen_file)
+      printf("scenario: %s%s%s\n", scenario, *scenario && scen_file ? "; " : "", scen_file ? scen_file : "");
+    printf("capital %.2f", keel_stress_capital(r));
+    if (keel_stress_has_flows(r))
+      printf(", paid in %.2f and out %.2f per path on average (capital included)", keel_stress_mean_in(r),
+             keel_stress_mean_out(r));
+    printf("\n\n  %-22s %12s %12s %12s %12s %12s\n", "percentile", "5%", "25%", "50%", "75%", "95%");
+    print_stress_row(r, "terminal wealth", KEEL_STRESS_WEALTH, 0);
+    print_stress_row(r, "CAGR (time-weighted)", KEEL_STRESS_CAGR, 1);
+    if (keel_stress_has_flows(r)) print_stress_row(r, "IRR (money-weighted)", KEEL_STRESS_IRR, 1);
+    print_stress_row(r, "max drawdown", KEEL_STRESS_MAX_DRAWDOWN, 1);
+    print_stress_row(r, "time under water (y)", KEEL_STRESS_UNDERWATER, 0);
+    print_stress_row(r, "costs paid", KEEL_STRESS_COSTS, 0);
+    printf("\n");
+    if (goal > 0)
+      printf("P(wealth >= %.2f after %g years): %.1f%% (reached at some point: %.1f%%)\n", goal, keel_stress_years(r),
+             100 * keel_stress_prob_goal(r, goal, 0), 100 * keel_stress_prob_goal(r, goal, 1));
+    printf("P(loss > %g%%): %.1f%%\n", 100 * loss, 100 * keel_stress_prob_loss(r, loss));
+    printf("expected shortfall (worst %g%%): wealth %.2f, loss %.2f%%\n", 100 * keel_stress_es_level(r),
+           keel_stress_shortfall(r, KEEL_STRESS_WEALTH, keel_stress_es_level(r)),
+           100 * keel_stress_shortfall(r, KEEL_STRESS_LOSS, keel_stress_es_level(r)));
+    printf("ran in %.2f s on %d thread%s\n", secs, (int)threads, threads == 1 ? "" : "s");
+  }
+  if (fan && (rc = write_fan(ctx, fan, r))) goto out;
+  if (store_db) {
+    json_t *pj = json_pack("{s:s,s:I,s:f,s:s,s:I,s:f,s:f,s:s}", "generator", keel_mc_kind_name(kind), "paths",
+                           (json_int_t)paths, "years", years, "steps", steps, "seed", (json_int_t)seed, "goal", goal,
+                           "loss", loss, "scenario", scenario);
+    char *pjs = pj ? json_dumps(pj, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+    json_decref(pj);
+    char ph[KEEL_PANEL_HASH_BUFSIZE];
+    keel_panel_hash(p, ph);
+    keel_stress_meta m = {.strategy = weights ? "fixed_weights" : what, .params_json = pjs ? pjs : "{}",
+                          .dataset = source, .dataset_hash = ph, .generator = keel_mc_kind_name(kind),
+                          .scenario = scenario};
+    keel_store *s = NULL;
+    int64_t id = 0;
+    keel_status st = keel_store_open(ctx, store_db, &s);
+    if (!st) st = keel_stress_save(ctx, s, r, &m, &id);
+    keel_store_close(s);
+    free(pjs);
+    if (st) {
+      rc = fail(ctx);
+      goto out;
+    }
+    if (!quiet) printf("stored as run %lld in %s\n", (long long)id, store_db);
+  }
+out:
+  keel_stress_result_free(r);
+  keel_scenario_free(sc);
+  keel_mc_free(g);
+  keel_panel_free(p);
+  free(w);
+  free(sjson);
+  free(c.spec_text);
+  free(base);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fputs(MAIN_HELP, stderr);
@@ -1038,6 +1498,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(t, "import")) fputs(IMPORT_HELP, stdout);
     else if (!strcmp(t, "batch")) fputs(BATCH_HELP, stdout);
     else if (!strcmp(t, "sample")) fputs(SAMPLE_HELP, stdout);
+    else if (!strcmp(t, "stress")) fputs(STRESS_HELP, stdout);
     else return usage_error("no command '%s'", t);
     return 0;
   }
@@ -1048,6 +1509,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(cmd, "import")) fn = cmd_import;
   else if (!strcmp(cmd, "batch")) fn = cmd_batch;
   else if (!strcmp(cmd, "sample")) fn = cmd_sample;
+  else if (!strcmp(cmd, "stress")) fn = cmd_stress;
   else return usage_error("no command '%s'", cmd);
   keel_ctx *ctx = NULL;
   if (keel_ctx_new(NULL, &ctx) != KEEL_OK) {

@@ -87,4 +87,24 @@ void keeli_band_widths(const struct keel_band *b, size_t n, const double *t, dou
 #define KEEL_FNV_OFFSET 0xcbf29ce484222325ULL
 unsigned long long keeli_fnv1a(unsigned long long h, const void *data, size_t n);
 
+/* qsort comparator of doubles, ascending (NaN-free input). In core/mc.c. */
+int keeli_cmp_double(const void *a, const void *b);
+
+/* out[i] = exp(x[i]) for |x[i]| <= 700 (clamped beyond), within 2 ulp,
+ * vectorised; the same bits on every machine. In core/mc.c. */
+void keeli_exp_array(size_t n, const double *x, double *out);
+
+/* The rows of panel h's common window inside [start, end) that are steps
+ * of frequency freq (a keel_mc_freq: every row, or the last row of each
+ * calendar month), in a new array; KEEL_EINVAL if the window has fewer
+ * than 2 rows or a price missing inside it. In core/mc.c. */
+keel_status keeli_mc_step_rows(keel_ctx *ctx, const struct keel_panel *h, size_t start, size_t end, int freq,
+                               size_t **rows, size_t *nrows);
+
+/* A panel's prices, writable by the library part that made the panel
+ * (the stress runner's own panels), and the recount of each asset's first
+ * and complete rows after a change of NaNs. In core/panel.c. */
+double *keeli_panel_prices_mut(struct keel_panel *p);
+void keeli_panel_refresh(struct keel_panel *p);
+
 #endif

@@ -129,6 +129,13 @@ keel_status keel_panel_new(keel_ctx *ctx, size_t ndates, size_t nassets, const k
     p->symbols[j] = s;
     s += n;
   }
+  keeli_panel_refresh(p);
+  *out = p;
+  return KEEL_OK;
+}
+
+void keeli_panel_refresh(keel_panel *p) {
+  const size_t ndates = p->ndates, nassets = p->nassets;
   for (size_t j = 0; j < nassets; j++) {
     size_t i = 0;
     while (i < ndates && isnan(p->prices[i * nassets + j])) i++;
@@ -137,9 +144,9 @@ keel_status keel_panel_new(keel_ctx *ctx, size_t ndates, size_t nassets, const k
     while (i > 0 && !isnan(p->prices[(i - 1) * nassets + j])) i--;
     p->complete_from[j] = i;
   }
-  *out = p;
-  return KEEL_OK;
 }
+
+double *keeli_panel_prices_mut(keel_panel *p) { return p->prices; }
 
 size_t keel_panel_ndates(const keel_panel *p) { return p->ndates; }
 size_t keel_panel_nassets(const keel_panel *p) { return p->nassets; }

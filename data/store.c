@@ -91,6 +91,22 @@ static const char *const MIGRATIONS[] = {
     "  iterations INTEGER NOT NULL, solves INTEGER NOT NULL, polished INTEGER NOT NULL,\n"
     "  res_prim REAL, res_dual REAL, ret REAL, vol REAL);\n"
     "CREATE INDEX optimizer_calls_run ON optimizer_calls(run_id, date);\n",
+    /* 2 -> 3: Monte Carlo stress runs */
+    "CREATE TABLE stress_runs (\n"
+    "  run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  generator TEXT NOT NULL, scenario TEXT NOT NULL, npaths INTEGER NOT NULL, nsteps INTEGER NOT NULL,\n"
+    "  steps_per_year REAL NOT NULL, years REAL NOT NULL, capital REAL NOT NULL,\n"
+    "  goal REAL, p_goal REAL, p_goal_any REAL, loss_threshold REAL NOT NULL, p_loss REAL,\n"
+    "  es_level REAL NOT NULL, mean_in REAL, mean_out REAL);\n"
+    "CREATE TABLE stress_stats (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  stat TEXT NOT NULL, measure TEXT NOT NULL, value REAL,\n"
+    "  PRIMARY KEY (run_id, stat, measure)) WITHOUT ROWID;\n"
+    "CREATE TABLE stress_bands (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  step INTEGER NOT NULL, date TEXT NOT NULL,\n"
+    "  p05 REAL, p25 REAL, p50 REAL, p75 REAL, p95 REAL,\n"
+    "  PRIMARY KEY (run_id, step)) WITHOUT ROWID;\n",
 };
 #define NMIGRATIONS (sizeof MIGRATIONS / sizeof MIGRATIONS[0])
 _Static_assert(NMIGRATIONS == KEEL_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -734,4 +750,111 @@ keel_status keel_store_has_job(keel_ctx *ctx, keel_store *s, const char *job_has
   if (rc == SQLITE_ROW) *found = 1;
   else if (rc != SQLITE_DONE) return db_error(ctx, s, "looking up a job");
   return KEEL_OK;
+}
+
+/* ---- stress runs (schema version 3) ---------------------------------------- */
+
+keel_status keel_store_save_stress(keel_ctx *ctx, keel_store *s, const keel_stress_record *rec, int64_t *run_id) {
+  if (!s || !rec) return keeli_error(ctx, KEEL_EINVAL, "keel_store_save_stress: bad argument");
+  if (!rec->strategy || !rec->params_json || !rec->dataset || !rec->dataset_hash || !rec->generator ||
+      !rec->scenario || (rec->nstats && (!rec->stat_names || !rec->measure_names || !rec->stat_values)) ||
+      (rec->npoints && (!rec->band_steps || !rec->band_dates || !rec->bands)))
+    return keeli_error(ctx, KEEL_EINVAL, "stress record: a required field is NULL");
+  json_error_t je;
+  json_t *j = json_loads(rec->params_json, JSON_REJECT_DUPLICATES, &je);
+  int obj = json_is_object(j);
+  json_decref(j);
+  if (!obj) return keeli_error(ctx, KEEL_EINVAL, "stress record: params_json must be a JSON object");
+  sqlite3_stmt *q = NULL;
+  keel_status st;
+  const char *doing = "starting a transaction";
+  if (exec(s, "BEGIN IMMEDIATE") != SQLITE_OK) goto fail;
+  doing = "inserting the run";
+  if (sqlite3_prepare_v2(s->db,
+                         "INSERT INTO runs(kind, strategy, params, dataset, dataset_hash, seed, keel_version, "
+                         "start_date, end_date, status, npoints, ntrades) "
+                         "VALUES ('stress', ?1, json(?2), ?3, ?4, ?5, ?6, ?7, ?8, 'ok', ?9, 0)",
+                         -1, &q, NULL) != SQLITE_OK)
+    goto fail;
+  sqlite3_bind_text(q, 1, rec->strategy, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 2, rec->params_json, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 3, rec->dataset, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 4, rec->dataset_hash, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 5, (sqlite3_int64)rec->seed);
+  sqlite3_bind_text(q, 6, KEEL_VERSION, -1, SQLITE_STATIC);
+  bind_date(q, 7, rec->start);
+  bind_date(q, 8, rec->end);
+  sqlite3_bind_int64(q, 9, (sqlite3_int64)rec->npoints);
+  if (sqlite3_step(q) != SQLITE_DONE) goto fail;
+  sqlite3_int64 id = sqlite3_last_insert_rowid(s->db);
+  sqlite3_finalize(q);
+  q = NULL;
+  doing = "inserting the stress run";
+  if (sqlite3_prepare_v2(s->db,
+                         "INSERT INTO stress_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+                         "?14, ?15, ?16)",
+                         -1, &q, NULL) != SQLITE_OK)
+    goto fail;
+  sqlite3_bind_int64(q, 1, id);
+  sqlite3_bind_text(q, 2, rec->generator, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 3, rec->scenario, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 4, (sqlite3_int64)rec->npaths);
+  sqlite3_bind_int64(q, 5, (sqlite3_int64)rec->nsteps);
+  sqlite3_bind_double(q, 6, rec->steps_per_year);
+  sqlite3_bind_double(q, 7, rec->years);
+  sqlite3_bind_double(q, 8, rec->capital);
+  if (rec->goal > 0) {
+    sqlite3_bind_double(q, 9, rec->goal);
+    bind_real_or_null(q, 10, rec->p_goal);
+    bind_real_or_null(q, 11, rec->p_goal_any);
+  } else {
+    sqlite3_bind_null(q, 9);
+    sqlite3_bind_null(q, 10);
+    sqlite3_bind_null(q, 11);
+  }
+  sqlite3_bind_double(q, 12, rec->loss_threshold);
+  bind_real_or_null(q, 13, rec->p_loss);
+  sqlite3_bind_double(q, 14, rec->es_level);
+  bind_real_or_null(q, 15, rec->mean_in);
+  bind_real_or_null(q, 16, rec->mean_out);
+  if (sqlite3_step(q) != SQLITE_DONE) goto fail;
+  sqlite3_finalize(q);
+  q = NULL;
+  doing = "inserting the stress statistics";
+  if (sqlite3_prepare_v2(s->db, "INSERT INTO stress_stats VALUES (?1, ?2, ?3, ?4)", -1, &q, NULL) != SQLITE_OK)
+    goto fail;
+  for (size_t i = 0; i < rec->nstats; i++)
+    for (size_t m = 0; m < rec->nmeasures; m++) {
+      sqlite3_reset(q);
+      sqlite3_bind_int64(q, 1, id);
+      sqlite3_bind_text(q, 2, rec->stat_names[i], -1, SQLITE_STATIC);
+      sqlite3_bind_text(q, 3, rec->measure_names[m], -1, SQLITE_STATIC);
+      bind_real_or_null(q, 4, rec->stat_values[i * rec->nmeasures + m]);
+      if (sqlite3_step(q) != SQLITE_DONE) goto fail;
+    }
+  sqlite3_finalize(q);
+  q = NULL;
+  doing = "inserting the fan chart";
+  if (sqlite3_prepare_v2(s->db, "INSERT INTO stress_bands VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", -1, &q, NULL) !=
+      SQLITE_OK)
+    goto fail;
+  for (size_t i = 0; i < rec->npoints; i++) {
+    sqlite3_reset(q);
+    sqlite3_bind_int64(q, 1, id);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)rec->band_steps[i]);
+    bind_date(q, 3, rec->band_dates[i]);
+    for (int b = 0; b < 5; b++) bind_real_or_null(q, 4 + b, rec->bands[i * 5 + (size_t)b]);
+    if (sqlite3_step(q) != SQLITE_DONE) goto fail;
+  }
+  sqlite3_finalize(q);
+  q = NULL;
+  doing = "committing the stress run";
+  if (exec(s, "COMMIT") != SQLITE_OK) goto fail;
+  if (run_id) *run_id = id;
+  return KEEL_OK;
+fail:
+  st = db_error(ctx, s, doing);
+  sqlite3_finalize(q);
+  rollback(s);
+  return st;
 }

@@ -21,5 +21,7 @@
 #include "keel/estimate.h"
 #include "keel/qp.h"
 #include "keel/mv.h"
+#include "keel/mc.h"
+#include "keel/stress.h"
 
 #endif

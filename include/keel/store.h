@@ -22,7 +22,7 @@ extern "C" {
 #endif
 
 /* Schema version written by this library. */
-#define KEEL_STORE_SCHEMA_VERSION 2
+#define KEEL_STORE_SCHEMA_VERSION 3
 
 typedef struct keel_store keel_store;
 
@@ -116,6 +116,33 @@ typedef struct keel_run_record {
  * its id. On failure nothing of the run is left in the database. */
 KEEL_API keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s,
                                          const keel_run_record *rec, int64_t *run_id);
+
+/* A Monte Carlo stress run (keel/stress.h), as plain arrays: stored as a
+ * run of kind "stress" with its summary, per-statistic measures and fan
+ * chart (schema version 3; docs/store.md). */
+typedef struct keel_stress_record {
+  const char *strategy, *params_json, *dataset, *dataset_hash; /* as for keel_run_record */
+  const char *generator; /* "bootstrap" */
+  const char *scenario;  /* the scenario as given ("" for none) */
+  uint64_t seed;
+  keel_date start, end;  /* the start (row 0) and the horizon's date */
+  size_t npaths, nsteps;
+  double steps_per_year, years, capital;
+  double goal, p_goal, p_goal_any; /* goal 0: none (stored as NULL) */
+  double loss_threshold, p_loss, es_level, mean_in, mean_out;
+  size_t nstats, nmeasures;
+  const char *const *stat_names;    /* nstats: "wealth", "cagr", ... */
+  const char *const *measure_names; /* nmeasures: "p05", ..., "mean", "es" */
+  const double *stat_values;        /* nstats x nmeasures; NaN stored as NULL */
+  size_t npoints;                   /* the fan chart */
+  const size_t *band_steps;
+  const keel_date *band_dates;
+  const double *bands;              /* npoints x 5: p05, p25, p50, p75, p95 */
+} keel_stress_record;
+
+/* Writes a stress run in one transaction; *run_id gets its id in runs. */
+KEEL_API keel_status keel_store_save_stress(keel_ctx *ctx, keel_store *s, const keel_stress_record *rec,
+                                            int64_t *run_id);
 
 /* Sets *found to 1 if a run with this job hash is in the store (whatever
  * its status), else 0. */

@@ -474,12 +474,110 @@ static void test_batch_command(void **state) {
   assert_non_null(strstr(buf, "[##############################]"));
 }
 
+/* keel stress on the bundled data: the issue's command line, its table and
+ * goal probability, the same answer on 1 and 2 threads, --db, --fan, a
+ * scenario file, usage errors, and the progress bar on a terminal. */
+static void test_stress_command(void **state) {
+  (void)state;
+  char db[4096], fan[4096], sj[4096], spec[4096];
+  snprintf(db, sizeof db, "%s", keel_test_tmp_path("stress.db"));
+  snprintf(fan, sizeof fan, "%s", keel_test_tmp_path("fan.csv"));
+  snprintf(sj, sizeof sj, "%s", keel_test_tmp_path("scen.json"));
+  snprintf(spec, sizeof spec, "%s", keel_test_tmp_path("stress_run.json"));
+  out_t r = run(ARGS("stress", "--prices", SAMPLE, "--strategy", "equal", "--generator", "bootstrap", "--paths", "2000",
+                     "--years", "30", "--goal", "1000000", "--scenario", "crash:equity:-0.4@5y", "--threads", "1",
+                     "--db", db, "--fan", fan));
+  if (r.status != 0) fail_msg("exit %d: %s", r.status, r.err);
+  assert_non_null(strstr(r.out, "2000 paths x 30 years (360 monthly steps)"));
+  assert_non_null(strstr(r.out, "terminal wealth"));
+  assert_non_null(strstr(r.out, "max drawdown"));
+  assert_non_null(strstr(r.out, "P(wealth >= 1000000.00 after 30 years): "));
+  assert_non_null(strstr(r.out, "scenario: crash:equity:-0.4@5y"));
+  assert_string_equal(r.err, ""); /* no bar off a terminal */
+  /* the printed goal probability is the stored one */
+  double pg = keel_test_sql_double(db, "SELECT p_goal FROM stress_runs");
+  char want[64];
+  snprintf(want, sizeof want, "30 years): %.1f%%", 100 * pg);
+  assert_non_null(strstr(r.out, want));
+  double med = keel_test_sql_double(db, "SELECT value FROM stress_stats WHERE stat = 'wealth' AND measure = 'p50'");
+  snprintf(want, sizeof want, "%.2f", med);
+  assert_non_null(strstr(r.out, want));
+  assert_int_equal(keel_test_sql_int(db, "SELECT count(*) FROM stress_bands"), 361);
+  char *csv = keel_test_read_file(fan, NULL);
+  assert_non_null(csv);
+  assert_int_equal(strncmp(csv, "step,years,p05,p25,p50,p75,p95\n", 31), 0);
+  assert_int_equal(lines(csv), 362);
+  free(csv);
+  /* 2 threads: the same table */
+  out_t r2 = run(ARGS("stress", "--prices", SAMPLE, "--strategy", "equal", "--generator", "bootstrap", "--paths", "2000",
+                      "--years", "30", "--goal", "1000000", "--scenario", "crash:equity:-0.4@5y", "--threads", "2"));
+  assert_int_equal(r2.status, 0);
+  const char *t1 = strstr(r.out, "percentile"), *t2 = strstr(r2.out, "percentile");
+  const char *e1 = strstr(r.out, "ran in"), *e2 = strstr(r2.out, "ran in");
+  assert_true(t1 && t2 && e1 && e2 && e1 - t1 == e2 - t2);
+  assert_int_equal(memcmp(t1, t2, (size_t)(e1 - t1)), 0);
+  done(&r2);
+  done(&r);
+  /* a scenario file and a run description with a DCA plan: IRR is shown */
+  const char *scen = "{\"groups\": {\"stocks\": \"*EQUITY*\"}, \"events\": [{\"kind\": \"crash\", \"target\": "
+                     "\"stocks\", \"size\": -0.3, \"at\": \"2y\"}, \"liquidity:all:cost=3,halt=1m@2y/6m\"]}";
+  assert_int_equal(keel_test_write_file(sj, scen, strlen(scen)), 0);
+  const char *desc = "{\"subaccounts\": [{\"name\": \"core\", \"capital\": 10000, \"weights\": {\"EQUITY\": 0.6, "
+                     "\"BOND\": 0.4}, \"dca\": [{\"amount\": 500, \"schedule\": \"monthly\"}]}]}";
+  assert_int_equal(keel_test_write_file(spec, desc, strlen(desc)), 0);
+  r = run(ARGS("stress", "--prices", SAMPLE, "--spec", spec, "--generator", "normal", "--paths", "300", "--years", "10",
+               "--scenario-file", sj, "--threads", "2"));
+  if (r.status != 0) fail_msg("exit %d: %s", r.status, r.err);
+  assert_non_null(strstr(r.out, "IRR (money-weighted)"));
+  assert_non_null(strstr(r.out, "paid in"));
+  done(&r);
+  /* usage errors: one line, exit 2; bad scenarios: exit 1 with the text */
+  const char *const *bad[] = {ARGS("stress"),
+                              ARGS("stress", "--prices", SAMPLE, "--generator", "magic"),
+                              ARGS("stress", "--prices", SAMPLE, "--paths", "0"),
+                              ARGS("stress", "--prices", SAMPLE, "--steps", "hourly"),
+                              ARGS("stress", "--prices", SAMPLE, "--strategy", "equal", "--weights", "EQUITY=1"),
+                              ARGS("stress", "--prices", SAMPLE, "--strategy", "astrology")};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    out_t u = run(bad[i]);
+    if (u.status != 2 || lines(u.err) != 1) fail_msg("stress usage case %zu: exit %d: %s", i, u.status, u.err);
+    done(&u);
+  }
+  const char *const *fails[] = {
+      ARGS("stress", "--prices", SAMPLE, "--paths", "10", "--scenario", "crash:equity:+0.4@5y"),
+      ARGS("stress", "--prices", SAMPLE, "--paths", "10", "--scenario", "crash:nosuch:-0.4@5y"),
+      ARGS("stress", "--prices", SAMPLE, "--paths", "10", "--years", "2", "--scenario", "crash:all:-0.4@5y")};
+  for (size_t i = 0; i < sizeof fails / sizeof fails[0]; i++) {
+    out_t u = run(fails[i]);
+    if (u.status != 1 || !strstr(u.err, "scenario")) fail_msg("stress failure case %zu: exit %d: %s", i, u.status, u.err);
+    done(&u);
+  }
+  r = run(ARGS("stress", "--help"));
+  assert_int_equal(r.status, 0);
+  assert_non_null(strstr(r.out, "--scenario"));
+  done(&r);
+  /* the progress bar on a terminal */
+  char cmd[16384];
+  snprintf(cmd, sizeof cmd, "script -qec '%s stress --prices %s --paths 500 --years 5' /dev/null 2>&1", KEEL_CLI_PATH,
+           SAMPLE);
+  FILE *f = popen(cmd, "r");
+  if (!f) skip();
+  char buf[16384];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = '\0';
+  int st = pclose(f);
+  if ((WIFEXITED(st) && WEXITSTATUS(st) == 127) || strncmp(buf, "script:", 7) == 0) skip();
+  assert_non_null(strstr(buf, "500/500 paths"));
+  assert_non_null(strstr(buf, "[##############################]"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_help_version),       cmocka_unit_test(test_usage_errors),
       cmocka_unit_test(test_runtime_errors),     cmocka_unit_test(test_backtest_and_store),
       cmocka_unit_test(test_sample_command),     cmocka_unit_test(test_optimize_and_frontier),
       cmocka_unit_test(test_backtest_spec),      cmocka_unit_test(test_batch_command),
+      cmocka_unit_test(test_stress_command),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

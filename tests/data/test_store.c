@@ -429,8 +429,12 @@ static void test_migrate_v1(void **state) {
   assert_int_equal(keel_test_sql_int(path, "PRAGMA user_version"), 1);
   keel_store *s = NULL;
   assert_ok(CTX, keel_store_open(CTX, path, &s));
-  assert_int_equal(keel_store_schema_version(s), 2);
-  assert_int_equal(keel_test_sql_int(path, "PRAGMA user_version"), 2);
+  assert_int_equal(keel_store_schema_version(s), KEEL_STORE_SCHEMA_VERSION);
+  assert_int_equal(keel_test_sql_int(path, "PRAGMA user_version"), KEEL_STORE_SCHEMA_VERSION);
+  /* every migration ran: version 3's stress tables are there */
+  assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN "
+                                           "('stress_runs', 'stress_stats', 'stress_bands')"),
+                   3);
   /* the old data survived, with the new columns' defaults */
   assert_int_equal(keel_test_sql_int(path, "SELECT count(*) FROM runs WHERE seed = 7 AND job_hash IS NULL AND "
                                            "nsubs = 0 AND status = 'ok'"),

@@ -1,0 +1,29 @@
+/* keel — the backtest engine as a reusable object (private to the
+ * library): set up once for a panel and an account, then run again and
+ * again while the panel's prices change in place (the stress runner plays
+ * each simulated path through it). keel_backtest_run_account is one
+ * keeli_engine_new + keeli_engine_run. */
+#ifndef KEEL_ENGINE_INTERNAL_H
+#define KEEL_ENGINE_INTERNAL_H
+
+#include "keel/backtest.h"
+
+typedef struct keeli_engine keeli_engine;
+
+/* Checks spec against panel and allocates everything a run needs. The
+ * panel and the spec are borrowed and must outlive the engine; the
+ * panel's shape, dates and symbols must not change. metrics = 0 skips the
+ * metrics after each run. */
+keel_status keeli_engine_new(keel_ctx *ctx, const keel_panel *panel, const keel_account_spec *spec, int metrics,
+                             keeli_engine **out);
+/* Liquidity per row of the run (n = end - start values each, borrowed):
+ * the commission and slippage rates times cost_mult[t], the half spread
+ * times spread_mult[t]. NULL: the cost model as given. */
+void keeli_engine_set_liquidity(keeli_engine *e, const double *cost_mult, const double *spread_mult);
+/* Runs the account on the panel's current prices, from a fresh state.
+ * The result (keeli_engine_result) is overwritten by each run. */
+keel_status keeli_engine_run(keeli_engine *e, keel_ctx *ctx);
+const keel_backtest_result *keeli_engine_result(const keeli_engine *e);
+void keeli_engine_free(keeli_engine *e);
+
+#endif

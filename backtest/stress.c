@@ -1,0 +1,756 @@
+/* keel — the Monte Carlo stress runner (keel/stress.h, docs/stress.md).
+ *
+ * The calling thread builds one panel template (history prefix, start row,
+ * simulated rows), then one worker per thread, each with its own context,
+ * copy of the panel, account and reusable engine (backtest/
+ * engine_internal.h). Workers take blocks of paths; for path p a worker
+ * draws the generator's stream (seed, p), writes the prices into its
+ * panel in place, runs the engine and keeps the path's statistics at
+ * index p and its values in its own fan-chart histograms (integer counts,
+ * so their sum does not depend on who counted what). The calling thread
+ * reports progress, then merges. */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backtest/engine_internal.h"
+#include "core/internal.h"
+#include "keel/store.h"
+#include "keel/stress.h"
+
+#define NBINS 6144    /* 24 / (1/256): log(value / capital) over [-12, 12] */
+#define BIN_LO (-12.0)
+#define BIN_W (1.0 / 256)
+#define BLOCK 8       /* paths a worker takes at a time */
+
+static const double BAND_P[KEEL_STRESS_NBANDS] = {0.05, 0.25, 0.5, 0.75, 0.95};
+const double *keel_stress_band_probs(void) { return BAND_P; }
+
+static const char *const STAT_NAMES[KEEL_STRESS_NSTATS] = {
+    "wealth", "cagr", "twr", "max_drawdown", "underwater_years", "irr", "loss", "costs", "peak_wealth"};
+
+const char *keel_stress_stat_name(keel_stress_stat s) {
+  return (unsigned)s < KEEL_STRESS_NSTATS ? STAT_NAMES[s] : "unknown";
+}
+
+void keel_stress_options_default(keel_stress_options *o) {
+  memset(o, 0, sizeof *o);
+  o->start_date = KEEL_DATE_NONE;
+  o->npaths = 1000;
+  o->loss_threshold = 0.2;
+  o->es_level = 0.05;
+}
+
+struct keel_stress_result {
+  keeli_heap heap;
+  size_t npaths, nsteps, npoints;
+  double years, spy, capital, ref, mean_in, mean_out;
+  int has_flows;
+  double *vals;   /* KEEL_STRESS_NSTATS x npaths */
+  double *sorted; /* the same, each row sorted with NaNs left out */
+  size_t nvalid[KEEL_STRESS_NSTATS];
+  size_t *band_rows;
+  keel_date *band_dates;
+  double *bands; /* npoints x 5 */
+  double *paths; /* npaths x npoints, or NULL */
+  double *money; /* 2 x npaths: in, out */
+  uint64_t seed;
+  double goal, loss_x, es_level;
+};
+
+void keel_stress_result_free(keel_stress_result *r) {
+  if (!r) return;
+  keeli_heap h = r->heap;
+  void *b[] = {r->vals, r->sorted, r->band_rows, r->band_dates, r->bands, r->paths, r->money};
+  for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) keeli_heap_free(&h, b[i]);
+  keeli_heap_free(&h, r);
+}
+
+/* ---- the run's shared state --------------------------------------------- */
+
+typedef struct stress stress;
+
+typedef struct worker {
+  stress *S;
+  pthread_t tid;
+  keel_ctx *ctx;
+  keel_panel *panel;
+  keeli_engine *eng;
+  keel_account_spec local;
+  void *handle;
+  int has_handle;
+  double *logret, *work, *level;
+  uint32_t *hist; /* npoints x NBINS */
+  keel_status st;
+  uint64_t fail_path;
+  char msg[1024];
+} worker;
+
+struct stress {
+  const keel_stress_options *o;
+  const keel_mc *g;
+  keel_stress_result *res;
+  size_t n, T, P, start, nrows;
+  const unsigned char *halted;
+  double *cost_run, *spread_run; /* per run row (T + 1) */
+  double *p0;                    /* start prices */
+  /* the pool */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  size_t next, done;
+  int stop, alive;
+};
+
+/* ---- one path's statistics -------------------------------------------------- */
+
+/* The money-weighted annual return: the rate r whose discount factor
+ * q = (1 + r)^(-1 / spy) per step makes sum_t CF_t q^t = 0 (a polynomial,
+ * evaluated by Horner). Safeguarded Newton inside q in [e^(-10/spy),
+ * e^(10/spy)] (r from -99.995% to e^10 - 1); NaN without a sign change. */
+static double irr_of(const double *cf, size_t n, double spy, double guess) {
+  double lo = exp(-10 / spy), hi = exp(10 / spy);
+  double flo = 0, fhi = 0;
+  for (size_t t = n; t-- > 0;) flo = flo * lo + cf[t];
+  for (size_t t = n; t-- > 0;) fhi = fhi * hi + cf[t];
+  if (!(flo * fhi < 0)) return NAN;
+  double q = isfinite(guess) && guess > -1 ? pow(1 + guess, -1 / spy) : 1;
+  if (!(q > lo && q < hi)) q = 0.5 * (lo + hi);
+  for (int it = 0; it < 100; it++) {
+    double f = 0, d = 0;
+    for (size_t t = n; t-- > 0;) {
+      d = d * q + f;
+      f = f * q + cf[t];
+    }
+    if (f == 0) break;
+    if ((f < 0) == (flo < 0))
+      lo = q, flo = f;
+    else
+      hi = q, fhi = f;
+    double q1 = d != 0 ? q - f / d : NAN;
+    if (!(q1 > lo && q1 < hi)) q1 = 0.5 * (lo + hi);
+    if (fabs(q1 - q) <= 1e-15 * q) {
+      q = q1;
+      break;
+    }
+    q = q1;
+  }
+  return pow(q, -spy) - 1;
+}
+
+static void path_stats(stress *S, worker *w, uint64_t p, const keel_backtest_result *r) {
+  keel_stress_result *R = S->res;
+  const size_t T = S->T, N = R->npaths;
+  const double *v = keel_backtest_values(r), *f = keel_backtest_flows(r), *c = keel_backtest_costs(r);
+  double idx = 1, peak = 1, mdd = 0, costs = c[0], vmax = v[0];
+  double in = R->capital + (f[0] > 0 ? f[0] : 0), out = f[0] < 0 ? -f[0] : 0;
+  size_t uw = 0, uwmax = 0;
+  int flows = f[0] != 0;
+  for (size_t t = 1; t <= T; t++) {
+    if (v[t - 1] > 0) idx *= (v[t] - f[t]) / v[t - 1];
+    if (idx >= peak) {
+      peak = idx;
+      uw = 0;
+    } else if (++uw > uwmax) {
+      uwmax = uw;
+    }
+    double dd = peak > 0 ? 1 - idx / peak : 0;
+    if (dd > mdd) mdd = dd;
+    costs += c[t];
+    if (v[t] > vmax) vmax = v[t];
+    if (f[t] > 0) in += f[t];
+    if (f[t] < 0) out -= f[t];
+    flows |= f[t] != 0;
+  }
+  const double W = v[T], years = R->years;
+  double cagr = idx > 0 ? pow(idx, 1 / years) - 1 : -1, irr;
+  if (!flows) {
+    irr = R->capital > 0 && W > 0 ? pow(W / R->capital, 1 / years) - 1 : W <= 0 && R->capital > 0 ? -1 : NAN;
+  } else {
+    /* the investor's cash flows: money in is negative, the end value positive */
+    double *cf = w->work; /* T + 1 doubles */
+    cf[0] = -(R->capital + f[0]);
+    for (size_t t = 1; t <= T; t++) cf[t] = -f[t];
+    cf[T] += W;
+    irr = irr_of(cf, T + 1, S->res->spy, cagr);
+  }
+  double *vals = R->vals;
+  vals[KEEL_STRESS_WEALTH * N + p] = W;
+  vals[KEEL_STRESS_CAGR * N + p] = cagr;
+  vals[KEEL_STRESS_TWR * N + p] = idx - 1;
+  vals[KEEL_STRESS_MAX_DRAWDOWN * N + p] = mdd;
+  vals[KEEL_STRESS_UNDERWATER * N + p] = (double)uwmax / R->spy;
+  vals[KEEL_STRESS_IRR * N + p] = irr;
+  vals[KEEL_STRESS_LOSS * N + p] = in > 0 ? 1 - (W + out) / in : NAN;
+  vals[KEEL_STRESS_COSTS * N + p] = costs;
+  vals[KEEL_STRESS_PEAK_WEALTH * N + p] = vmax;
+  R->money[p] = in;
+  R->money[N + p] = out;
+  /* the fan chart */
+  const size_t P = S->P;
+  for (size_t i = 0; i < P; i++) {
+    double x = v[R->band_rows[i]];
+    long b = 0;
+    if (x > 0) {
+      double u = (log(x / R->ref) - BIN_LO) / BIN_W;
+      b = u < 0 ? 0 : u >= NBINS ? NBINS - 1 : (long)u;
+    }
+    w->hist[i * NBINS + (size_t)b]++;
+    if (R->paths) R->paths[p * P + i] = x;
+  }
+}
+
+/* ---- one path ------------------------------------------------------------ */
+
+static keel_status run_path(stress *S, worker *w, uint64_t p) {
+  const size_t n = S->n, T = S->T;
+  keel_status st = keel_mc_path(w->ctx, S->g, S->o->seed, p, w->logret, w->work, NULL);
+  if (st) return st;
+  keeli_exp_array(T * n, w->logret, w->logret);
+  double *px = keeli_panel_prices_mut(w->panel) + (S->start + 1) * n, *lv = w->level;
+  memcpy(lv, S->p0, n * sizeof *lv);
+  const double *gr = w->logret;
+  if (S->halted) {
+    for (size_t k = 0; k < T; k++)
+      for (size_t j = 0; j < n; j++) {
+        lv[j] *= gr[k * n + j];
+        px[k * n + j] = S->halted[k * n + j] ? NAN : lv[j];
+      }
+  } else {
+    for (size_t k = 0; k < T; k++) {
+      double *restrict row = px + k * n;
+      const double *restrict g = gr + k * n;
+      for (size_t j = 0; j < n; j++) row[j] = lv[j] *= g[j];
+    }
+  }
+  for (size_t j = 0; j < n; j++)
+    if (!(isfinite(lv[j]) && lv[j] > 0))
+      return keeli_error(w->ctx, KEEL_ENUMERIC, "stress: path %llu: the price of %s left the range of doubles",
+                         (unsigned long long)p, keel_panel_symbol(w->panel, j));
+  if ((st = keeli_engine_run(w->eng, w->ctx))) {
+    char msg[768];
+    snprintf(msg, sizeof msg, "%s", keel_errmsg(w->ctx));
+    return keeli_error(w->ctx, st, "stress: path %llu: %s", (unsigned long long)p, msg);
+  }
+  const keel_backtest_result *r = keeli_engine_result(w->eng);
+  path_stats(S, w, p, r);
+  if (S->o->on_path && S->o->on_path(S->o->path_ud, p, w->panel, S->start, r))
+    return keeli_error(w->ctx, KEEL_EINVAL, "stress: stopped by the path callback at path %llu", (unsigned long long)p);
+  return KEEL_OK;
+}
+
+static void *worker_main(void *arg) {
+  worker *w = arg;
+  stress *S = w->S;
+  const size_t N = S->res->npaths;
+  for (;;) {
+    pthread_mutex_lock(&S->mu);
+    if (S->stop || S->next >= N) {
+      pthread_mutex_unlock(&S->mu);
+      break;
+    }
+    size_t a = S->next, b = a + BLOCK < N ? a + BLOCK : N;
+    S->next = b;
+    pthread_mutex_unlock(&S->mu);
+    keel_status st = KEEL_OK;
+    size_t p = a;
+    for (; p < b && !st; p++) st = run_path(S, w, p);
+    pthread_mutex_lock(&S->mu);
+    S->done += (p - a) - (st != KEEL_OK);
+    if (st) {
+      w->st = st;
+      w->fail_path = p - 1;
+      snprintf(w->msg, sizeof w->msg, "%s", keel_errmsg(w->ctx));
+      S->stop = 1;
+    }
+    pthread_cond_broadcast(&S->cv);
+    pthread_mutex_unlock(&S->mu);
+    if (st) break;
+  }
+  pthread_mutex_lock(&S->mu);
+  S->alive--;
+  pthread_cond_broadcast(&S->cv);
+  pthread_mutex_unlock(&S->mu);
+  return NULL;
+}
+
+/* ---- set-up -------------------------------------------------------------- */
+
+/* The dates after d0 of T steps: weekdays (daily) or month ends (monthly). */
+static void step_dates(keel_mc_freq freq, keel_date d0, size_t T, keel_date *out) {
+  keel_date d = d0;
+  for (size_t k = 0; k < T; k++) {
+    if (freq == KEEL_MC_DAILY) {
+      do d++;
+      while (keel_date_weekday(d) >= 5);
+    } else {
+      int y, m, dd;
+      keel_date_to_ymd(d, &y, &m, &dd);
+      /* the last day of the month after d's (d is a month end, or the start) */
+      int ny = m == 12 ? y + 1 : y, nm = m == 12 ? 1 : m + 1;
+      int ay = nm == 12 ? ny + 1 : ny, am = nm == 12 ? 1 : nm + 1;
+      keel_date first;
+      keel_date_from_ymd(ay, am, 1, &first);
+      d = first - 1;
+    }
+    out[k] = d;
+  }
+}
+
+static void worker_free(stress *S, worker *w) {
+  keeli_engine_free(w->eng);
+  if (w->has_handle && S->o->free_account) S->o->free_account(S->o->account_ud, w->handle);
+  keel_panel_free(w->panel);
+  if (w->ctx) {
+    keeli_free(w->ctx, w->logret);
+    keeli_free(w->ctx, w->work);
+    keeli_free(w->ctx, w->level);
+    keeli_free(w->ctx, w->hist);
+  }
+  keel_ctx_free(w->ctx);
+}
+
+static keel_status worker_setup(keel_ctx *ctx, stress *S, worker *w, const keel_date *dates, const char *const *syms,
+                                const double *px0) {
+  const keel_stress_options *o = S->o;
+  keel_config cfg = *keel_ctx_config(ctx);
+  cfg.threads = 1;
+  w->S = S;
+  if (keel_ctx_new(&cfg, &w->ctx)) return keeli_error(ctx, KEEL_ENOMEM, "stress: out of memory");
+  keel_status st = keel_panel_new(w->ctx, S->nrows, S->n, dates, syms, px0, &w->panel);
+  if (!st) keeli_panel_refresh(w->panel);
+  const keel_account_spec *spec = o->account;
+  if (!st && o->make_account) {
+    st = o->make_account(o->account_ud, w->ctx, w->panel, &spec, &w->handle);
+    if (!st) w->has_handle = 1;
+    if (!st && !spec) st = keeli_error(w->ctx, KEEL_EINVAL, "stress: make_account gave no account");
+  }
+  if (!st) {
+    w->local = *spec;
+    w->local.start = S->start;
+    w->local.end = 0;
+    w->local.opens = NULL;
+    w->local.fill = KEEL_FILL_CLOSE;
+    w->local.periods_per_year = keel_mc_steps_per_year(S->g);
+    w->local.record_holdings = o->record_holdings;
+    w->local.seed = o->seed;
+    st = keeli_engine_new(w->ctx, w->panel, &w->local, 0, &w->eng);
+  }
+  if (!st && S->cost_run) keeli_engine_set_liquidity(w->eng, S->cost_run, S->spread_run);
+  if (!st && (!(w->logret = keeli_alloc_array(w->ctx, S->T * S->n, sizeof(double))) ||
+              !(w->work = keeli_alloc_array(w->ctx, keel_mc_work_size(S->g) + S->T + 2, sizeof(double))) ||
+              !(w->level = keeli_alloc_array(w->ctx, S->n, sizeof(double))) ||
+              !(w->hist = keeli_calloc(w->ctx, S->P * NBINS, sizeof(uint32_t)))))
+    st = KEEL_ENOMEM;
+  if (st) return keeli_error(ctx, st, "%s", keel_errmsg(w->ctx));
+  return KEEL_OK;
+}
+
+/* Quantile q (type 7) of m sorted values. */
+static double q7(const double *s, size_t m, double q) {
+  if (m == 0) return NAN;
+  if (q <= 0) return s[0];
+  if (q >= 1) return s[m - 1];
+  double h = (double)(m - 1) * q;
+  size_t lo = (size_t)h;
+  if (lo + 1 >= m) return s[m - 1];
+  return s[lo] + (h - (double)lo) * (s[lo + 1] - s[lo]);
+}
+
+static keel_status finish(keel_ctx *ctx, stress *S, worker *ws, int nw) {
+  keel_stress_result *R = S->res;
+  const size_t N = R->npaths, P = S->P;
+  uint32_t *h = keeli_calloc(ctx, NBINS, sizeof *h);
+  if (!h) return KEEL_ENOMEM;
+  for (size_t i = 0; i < P; i++) {
+    memset(h, 0, NBINS * sizeof *h);
+    for (int k = 0; k < nw; k++)
+      for (size_t b = 0; b < NBINS; b++) h[b] += ws[k].hist[i * NBINS + b];
+    for (size_t j = 0; j < KEEL_STRESS_NBANDS; j++) {
+      double rank = BAND_P[j] * (double)N, cum = 0;
+      size_t b = 0;
+      while (b + 1 < NBINS && cum + h[b] < rank) cum += h[b++];
+      double frac = h[b] ? (rank - cum) / h[b] : 0.5;
+      R->bands[i * KEEL_STRESS_NBANDS + j] = R->ref * exp(BIN_LO + ((double)b + frac) * BIN_W);
+    }
+  }
+  keeli_free(ctx, h);
+  for (int s = 0; s < KEEL_STRESS_NSTATS; s++) {
+    size_t m = 0;
+    for (size_t p = 0; p < N; p++) {
+      double v = R->vals[(size_t)s * N + p];
+      if (!isnan(v)) R->sorted[(size_t)s * N + m++] = v;
+    }
+    qsort(R->sorted + (size_t)s * N, m, sizeof(double), keeli_cmp_double);
+    R->nvalid[s] = m;
+  }
+  double in = 0, out = 0;
+  for (size_t p = 0; p < N; p++) in += R->money[p], out += R->money[N + p];
+  R->mean_in = in / (double)N;
+  R->mean_out = out / (double)N;
+  return KEEL_OK;
+}
+
+keel_status keel_stress_run(keel_ctx *ctx, const keel_stress_options *o, keel_stress_result **out) {
+  if (!out) return keeli_error(ctx, KEEL_EINVAL, "keel_stress_run: out is NULL");
+  *out = NULL;
+  if (!o || !o->gen) return keeli_error(ctx, KEEL_EINVAL, "stress: no generator");
+  if (!o->account && !o->make_account) return keeli_error(ctx, KEEL_EINVAL, "stress: no account (account or make_account)");
+  const keel_mc *g = o->gen;
+  const size_t n = keel_mc_nassets(g), T = keel_mc_nsteps(g);
+  int threads = o->threads ? o->threads : keel_ctx_config(ctx)->threads;
+  if (threads < 1 || threads > 1024) return keeli_error(ctx, KEEL_EINVAL, "stress: threads must be from 1 to 1024, not %d", threads);
+  if (o->npaths < 1 || o->npaths > (size_t)1 << 32)
+    return keeli_error(ctx, KEEL_EINVAL, "stress: npaths %zu must be from 1 to 2^32", o->npaths);
+  if (!(o->goal >= 0) || !isfinite(o->goal)) return keeli_error(ctx, KEEL_EINVAL, "stress: goal %g must be >= 0", o->goal);
+  if (!(o->loss_threshold >= 0 && o->loss_threshold <= 1))
+    return keeli_error(ctx, KEEL_EINVAL, "stress: loss threshold %g must be in [0, 1]", o->loss_threshold);
+  if (!(o->es_level > 0 && o->es_level <= 1))
+    return keeli_error(ctx, KEEL_EINVAL, "stress: expected-shortfall level %g must be in (0, 1]", o->es_level);
+  if (o->band_points > T + 1)
+    return keeli_error(ctx, KEEL_EINVAL, "stress: %zu band points for %zu steps (at most steps + 1)", o->band_points, T);
+  if (!o->make_account && threads > 1)
+    for (size_t s = 0; s < o->account->nsubs; s++)
+      if (o->account->subs && o->account->subs[s].strategy)
+        return keeli_error(ctx, KEEL_EINVAL,
+                           "stress: sub-account %s has a strategy, whose state cannot be shared by %d threads: "
+                           "give make_account (one account per worker) or use 1 thread",
+                           o->account->subs[s].name ? o->account->subs[s].name : "?", threads);
+  if ((size_t)threads > o->npaths) threads = (int)o->npaths;
+
+  stress S;
+  memset(&S, 0, sizeof S);
+  S.o = o;
+  S.g = g;
+  S.n = n;
+  S.T = T;
+  S.P = o->band_points ? o->band_points : (T + 1 < 401 ? T + 1 : 401);
+  keel_status st = KEEL_OK;
+  size_t *hrows = NULL, nh = 0, pre = 0;
+  keel_date *dates = NULL;
+  double *px0 = NULL;
+  const char **syms = NULL;
+  worker *ws = NULL;
+  int nw = 0, started = 0, sync_ready = 0;
+  keel_stress_result *R = keeli_calloc(ctx, 1, sizeof *R);
+  if (!R) return KEEL_ENOMEM;
+  R->heap = *keeli_ctx_heap(ctx);
+  S.res = R;
+
+  /* the rows before the paths */
+  if (o->history) {
+    const keel_panel *h = o->history;
+    if (keel_panel_nassets(h) != n) {
+      st = keeli_error(ctx, KEEL_EINVAL, "stress: the history has %zu assets, the generator %zu", keel_panel_nassets(h), n);
+      goto done;
+    }
+    if ((st = keeli_mc_step_rows(ctx, h, 0, keel_panel_ndates(h), keel_mc_get_freq(g), &hrows, &nh))) goto done;
+    pre = o->history_rows < nh - 1 ? o->history_rows : nh - 1;
+  } else if (!o->symbols) {
+    st = keeli_error(ctx, KEEL_EINVAL, "stress: without a history, give the assets' symbols");
+    goto done;
+  }
+  S.start = pre;
+  S.nrows = pre + 1 + T;
+  if (!(dates = keeli_alloc_array(ctx, S.nrows, sizeof *dates)) || !(px0 = keeli_alloc_array(ctx, S.nrows * n, sizeof(double))) ||
+      !(syms = keeli_alloc_array(ctx, n, sizeof *syms)) || !(S.p0 = keeli_alloc_array(ctx, n, sizeof(double)))) {
+    st = KEEL_ENOMEM;
+    goto done;
+  }
+  if (o->history) {
+    const keel_panel *h = o->history;
+    for (size_t i = 0; i <= pre; i++) {
+      size_t row = hrows[nh - 1 - pre + i];
+      dates[i] = keel_panel_dates(h)[row];
+      for (size_t j = 0; j < n; j++) px0[i * n + j] = keel_panel_price(h, row, j);
+    }
+    for (size_t j = 0; j < n; j++) syms[j] = keel_panel_symbol(h, j);
+  } else {
+    keel_date d0 = o->start_date;
+    if (d0 == KEEL_DATE_NONE) keel_date_from_ymd(2000, 1, 3, &d0);
+    dates[0] = d0;
+    for (size_t j = 0; j < n; j++) {
+      double p = o->start_prices ? o->start_prices[j] : 100;
+      if (!(p > 0) || !isfinite(p)) {
+        st = keeli_error(ctx, KEEL_EINVAL, "stress: start price %zu is %g; it must be finite and > 0", j, p);
+        goto done;
+      }
+      px0[j] = p;
+      syms[j] = o->symbols[j];
+    }
+  }
+  memcpy(S.p0, px0 + pre * n, n * sizeof(double));
+  step_dates(keel_mc_get_freq(g), dates[pre], T, dates + pre + 1);
+  const double *cm, *sm;
+  keel_mc_liquidity(g, &cm, &sm, &S.halted);
+  for (size_t k = 0; k < T; k++)
+    for (size_t j = 0; j < n; j++) px0[(pre + 1 + k) * n + j] = S.halted && S.halted[k * n + j] ? NAN : S.p0[j];
+  if (cm) {
+    if (!(S.cost_run = keeli_alloc_array(ctx, T + 1, sizeof(double))) ||
+        !(S.spread_run = keeli_alloc_array(ctx, T + 1, sizeof(double)))) {
+      st = KEEL_ENOMEM;
+      goto done;
+    }
+    S.cost_run[0] = S.spread_run[0] = 1;
+    for (size_t k = 0; k < T; k++) S.cost_run[k + 1] = cm[k], S.spread_run[k + 1] = sm[k];
+    /* the rates must stay below 100% */
+    const keel_account_spec *a = o->account;
+    for (size_t s = 0; a && s < a->nsubs; s++) {
+      const keel_cost_model *c = &a->subs[s].costs;
+      for (size_t k = 0; k <= T; k++) {
+        double rb = ((c->buy_bps + c->slippage_bps) * S.cost_run[k] + c->spread_bps / 2 * S.spread_run[k]) / 1e4;
+        double rs = ((c->sell_bps + c->slippage_bps) * S.cost_run[k] + c->spread_bps / 2 * S.spread_run[k]) / 1e4;
+        if (!(rb < 1 && rs < 1)) {
+          st = keeli_error(ctx, KEEL_EINVAL,
+                           "stress: the liquidity scenario raises sub-account %s's cost rate to %g%% or more", a->subs[s].name,
+                           100 * fmax(rb, rs));
+          goto done;
+        }
+      }
+    }
+  }
+
+  /* the result's arrays */
+  const size_t N = o->npaths, P = S.P;
+  R->npaths = N;
+  R->nsteps = T;
+  R->npoints = P;
+  R->spy = keel_mc_steps_per_year(g);
+  R->years = (double)T / R->spy;
+  R->seed = o->seed;
+  R->goal = o->goal;
+  R->loss_x = o->loss_threshold;
+  R->es_level = o->es_level;
+  if (!(R->vals = keeli_alloc_array(ctx, (size_t)KEEL_STRESS_NSTATS * N, sizeof(double))) ||
+      !(R->sorted = keeli_alloc_array(ctx, (size_t)KEEL_STRESS_NSTATS * N, sizeof(double))) ||
+      !(R->money = keeli_alloc_array(ctx, 2 * N, sizeof(double))) ||
+      !(R->band_rows = keeli_alloc_array(ctx, P, sizeof(size_t))) ||
+      !(R->band_dates = keeli_alloc_array(ctx, P, sizeof(keel_date))) ||
+      !(R->bands = keeli_alloc_array(ctx, P * KEEL_STRESS_NBANDS, sizeof(double))) ||
+      (o->keep_paths && !(R->paths = keeli_alloc_array(ctx, N * P, sizeof(double))))) {
+    st = KEEL_ENOMEM;
+    goto done;
+  }
+  for (size_t i = 0; i < P; i++) {
+    R->band_rows[i] = P == 1 ? T : (size_t)nearbyint((double)i * (double)T / (double)(P - 1));
+    R->band_dates[i] = dates[pre + R->band_rows[i]];
+  }
+
+  /* the workers, set up here so a bad account fails before any thread */
+  if (!(ws = keeli_calloc(ctx, (size_t)threads, sizeof *ws))) {
+    st = KEEL_ENOMEM;
+    goto done;
+  }
+  for (; nw < threads; nw++)
+    if ((st = worker_setup(ctx, &S, &ws[nw], dates, syms, px0))) {
+      nw++;
+      goto done;
+    }
+  R->capital = keel_backtest_capital(keeli_engine_result(ws[0].eng));
+  R->ref = R->capital > 0 ? R->capital : 1;
+  {
+    /* the flows of the first row decide the reference when there is no capital */
+    const keel_account_spec *a = &ws[0].local;
+    double first = 0;
+    for (size_t s = 0; a->subs && s < a->nsubs; s++)
+      for (size_t d = 0; d < a->subs[s].ndca; d++)
+        if (a->subs[s].dca[d].amount > 0) first += a->subs[s].dca[d].amount;
+    if (!(R->capital > 0) && first > 0) R->ref = first;
+  }
+  for (size_t s = 0; s < ws[0].local.nsubs; s++) R->has_flows |= ws[0].local.subs[s].ndca > 0;
+
+  pthread_mutex_init(&S.mu, NULL);
+  pthread_cond_init(&S.cv, NULL);
+  sync_ready = 1;
+  S.alive = nw;
+  for (; started < nw; started++)
+    if (pthread_create(&ws[started].tid, NULL, worker_main, &ws[started])) break;
+  pthread_mutex_lock(&S.mu);
+  S.alive -= nw - started;
+  if (started == 0) {
+    pthread_mutex_unlock(&S.mu);
+    st = keeli_error(ctx, KEEL_ENOMEM, "stress: cannot start a worker thread");
+    goto done;
+  }
+  size_t reported = (size_t)-1;
+  while (S.alive > 0) {
+    if (o->progress && S.done != reported) {
+      reported = S.done;
+      size_t d = S.done;
+      pthread_mutex_unlock(&S.mu);
+      o->progress(o->progress_ud, d, N);
+      pthread_mutex_lock(&S.mu);
+      continue;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 100000000L;
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    pthread_cond_timedwait(&S.cv, &S.mu, &ts);
+  }
+  pthread_mutex_unlock(&S.mu);
+  for (int k = 0; k < started; k++) pthread_join(ws[k].tid, NULL);
+  started = 0;
+  {
+    int bad = -1;
+    for (int k = 0; k < nw; k++)
+      if (ws[k].st && (bad < 0 || ws[k].fail_path < ws[bad].fail_path)) bad = k;
+    if (bad >= 0) {
+      st = keeli_error(ctx, ws[bad].st, "%s", ws[bad].msg);
+      goto done;
+    }
+  }
+  if (S.done != N) {
+    st = keeli_error(ctx, KEEL_ENOMEM, "stress: %zu of %zu paths ran", S.done, N);
+    goto done;
+  }
+  if (o->progress && reported != N) o->progress(o->progress_ud, N, N);
+  st = finish(ctx, &S, ws, nw);
+
+done:
+  if (started) {
+    pthread_mutex_lock(&S.mu);
+    S.stop = 1;
+    pthread_mutex_unlock(&S.mu);
+    for (int k = 0; k < started; k++) pthread_join(ws[k].tid, NULL);
+  }
+  if (sync_ready) {
+    pthread_mutex_destroy(&S.mu);
+    pthread_cond_destroy(&S.cv);
+  }
+  for (int k = 0; ws && k < nw; k++) worker_free(&S, &ws[k]);
+  keeli_free(ctx, ws);
+  keeli_free(ctx, hrows);
+  keeli_free(ctx, dates);
+  keeli_free(ctx, px0);
+  keeli_free(ctx, syms);
+  keeli_free(ctx, S.p0);
+  keeli_free(ctx, S.cost_run);
+  keeli_free(ctx, S.spread_run);
+  if (st) {
+    keel_stress_result_free(R);
+    return st;
+  }
+  *out = R;
+  return KEEL_OK;
+}
+
+/* ---- accessors ------------------------------------------------------------- */
+
+size_t keel_stress_npaths(const keel_stress_result *r) { return r->npaths; }
+size_t keel_stress_nsteps(const keel_stress_result *r) { return r->nsteps; }
+double keel_stress_years(const keel_stress_result *r) { return r->years; }
+double keel_stress_capital(const keel_stress_result *r) { return r->capital; }
+int keel_stress_has_flows(const keel_stress_result *r) { return r->has_flows; }
+double keel_stress_mean_in(const keel_stress_result *r) { return r->mean_in; }
+double keel_stress_mean_out(const keel_stress_result *r) { return r->mean_out; }
+uint64_t keel_stress_seed(const keel_stress_result *r) { return r->seed; }
+double keel_stress_goal(const keel_stress_result *r) { return r->goal; }
+double keel_stress_loss_threshold(const keel_stress_result *r) { return r->loss_x; }
+double keel_stress_es_level(const keel_stress_result *r) { return r->es_level; }
+
+const double *keel_stress_values(const keel_stress_result *r, keel_stress_stat s) {
+  return (unsigned)s < KEEL_STRESS_NSTATS ? r->vals + (size_t)s * r->npaths : NULL;
+}
+
+double keel_stress_quantile(const keel_stress_result *r, keel_stress_stat s, double q) {
+  if ((unsigned)s >= KEEL_STRESS_NSTATS || !(q >= 0 && q <= 1)) return NAN;
+  return q7(r->sorted + (size_t)s * r->npaths, r->nvalid[s], q);
+}
+
+double keel_stress_mean(const keel_stress_result *r, keel_stress_stat s) {
+  if ((unsigned)s >= KEEL_STRESS_NSTATS || !r->nvalid[s]) return NAN;
+  double a = 0;
+  const double *v = r->vals + (size_t)s * r->npaths;
+  for (size_t p = 0; p < r->npaths; p++)
+    if (!isnan(v[p])) a += v[p];
+  return a / (double)r->nvalid[s];
+}
+
+double keel_stress_prob_goal(const keel_stress_result *r, double goal, int any_time) {
+  const double *v = r->vals + (size_t)(any_time ? KEEL_STRESS_PEAK_WEALTH : KEEL_STRESS_WEALTH) * r->npaths;
+  size_t k = 0;
+  for (size_t p = 0; p < r->npaths; p++) k += v[p] >= goal;
+  return (double)k / (double)r->npaths;
+}
+
+double keel_stress_prob_loss(const keel_stress_result *r, double x) {
+  const double *v = r->vals + (size_t)KEEL_STRESS_LOSS * r->npaths;
+  size_t k = 0;
+  for (size_t p = 0; p < r->npaths; p++) k += v[p] > x;
+  return (double)k / (double)r->npaths;
+}
+
+double keel_stress_shortfall(const keel_stress_result *r, keel_stress_stat s, double level) {
+  if ((unsigned)s >= KEEL_STRESS_NSTATS || !(level > 0 && level <= 1)) return NAN;
+  const size_t m = r->nvalid[s];
+  if (!m) return NAN;
+  size_t k = (size_t)ceil(level * (double)m - 1e-9);
+  if (k < 1) k = 1;
+  const double *x = r->sorted + (size_t)s * r->npaths;
+  int high = s == KEEL_STRESS_LOSS || s == KEEL_STRESS_MAX_DRAWDOWN || s == KEEL_STRESS_UNDERWATER || s == KEEL_STRESS_COSTS;
+  double a = 0;
+  for (size_t i = 0; i < k; i++) a += high ? x[m - 1 - i] : x[i];
+  return a / (double)k;
+}
+
+size_t keel_stress_band_npoints(const keel_stress_result *r) { return r->npoints; }
+const size_t *keel_stress_band_rows(const keel_stress_result *r) { return r->band_rows; }
+const keel_date *keel_stress_band_dates(const keel_stress_result *r) { return r->band_dates; }
+const double *keel_stress_bands(const keel_stress_result *r) { return r->bands; }
+const double *keel_stress_path_values(const keel_stress_result *r, size_t p) {
+  return r->paths && p < r->npaths ? r->paths + p * r->npoints : NULL;
+}
+
+/* ---- storing -------------------------------------------------------------- */
+
+keel_status keel_stress_save(keel_ctx *ctx, struct keel_store *store, const keel_stress_result *r,
+                             const keel_stress_meta *meta, int64_t *run_id) {
+  if (!store || !r) return keeli_error(ctx, KEEL_EINVAL, "keel_stress_save: bad argument");
+  static const char *const measures[] = {"p05", "p25", "p50", "p75", "p95", "mean", "es"};
+  enum { NM = sizeof measures / sizeof measures[0] };
+  double vals[KEEL_STRESS_NSTATS * NM];
+  const char *names[KEEL_STRESS_NSTATS];
+  for (int s = 0; s < KEEL_STRESS_NSTATS; s++) {
+    names[s] = keel_stress_stat_name(s);
+    for (int b = 0; b < KEEL_STRESS_NBANDS; b++) vals[s * NM + b] = keel_stress_quantile(r, s, BAND_P[b]);
+    vals[s * NM + 5] = keel_stress_mean(r, s);
+    vals[s * NM + 6] = keel_stress_shortfall(r, s, r->es_level);
+  }
+  keel_stress_meta m = meta ? *meta : (keel_stress_meta){0};
+  keel_stress_record rec = {
+      .strategy = m.strategy ? m.strategy : "",
+      .params_json = m.params_json ? m.params_json : "{}",
+      .dataset = m.dataset ? m.dataset : "",
+      .dataset_hash = m.dataset_hash ? m.dataset_hash : "",
+      .generator = m.generator ? m.generator : "",
+      .scenario = m.scenario ? m.scenario : "",
+      .seed = r->seed,
+      .start = r->band_dates[0],
+      .end = r->band_dates[r->npoints - 1],
+      .npaths = r->npaths,
+      .nsteps = r->nsteps,
+      .steps_per_year = r->spy,
+      .years = r->years,
+      .capital = r->capital,
+      .goal = r->goal,
+      .p_goal = r->goal > 0 ? keel_stress_prob_goal(r, r->goal, 0) : NAN,
+      .p_goal_any = r->goal > 0 ? keel_stress_prob_goal(r, r->goal, 1) : NAN,
+      .loss_threshold = r->loss_x,
+      .p_loss = keel_stress_prob_loss(r, r->loss_x),
+      .es_level = r->es_level,
+      .mean_in = r->mean_in,
+      .mean_out = r->mean_out,
+      .nstats = KEEL_STRESS_NSTATS,
+      .nmeasures = NM,
+      .stat_names = names,
+      .measure_names = measures,
+      .stat_values = vals,
+      .npoints = r->npoints,
+      .band_steps = r->band_rows,
+      .band_dates = r->band_dates,
+      .bands = r->bands};
+  return keel_store_save_stress(ctx, store, &rec, run_id);
+}
