@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keel/advice.h"
 #include "keel/keel.h"
 
 #define EXIT_USAGE 2
@@ -54,6 +55,8 @@ static const char MAIN_HELP[] =
     "  frontier   the efficient frontier from price history, as CSV\n"
     "  import     load a price CSV into a keel database as a named dataset\n"
     "  sample     write the bundled sample price history (seeded generator)\n"
+    "  advise     run a recommendation template for a profile and holdings:\n"
+    "             sub-account baskets, trades, an explanation with fees (JSON)\n"
     "  help       show help for a command: keel help backtest\n"
     "\n"
     "Options:\n"
@@ -62,6 +65,31 @@ static const char MAIN_HELP[] =
     "\n"
     "Each command has --help. Exit status: 0 success, 1 failure while running\n"
     "(bad input, I/O), 2 bad usage.\n";
+
+static const char ADVISE_HELP[] =
+    "Usage: keel advise --template NAME|FILE --profile FILE\n"
+    "                   (--quotes FILE | --prices CSV) [options]\n"
+    "\n"
+    "Runs a recommendation template (strategies/templates/, docs/templates.md)\n"
+    "for a user profile and prints the advice as JSON: the risk score, the\n"
+    "sub-account baskets with their policies, DCA plans and stops, the trades\n"
+    "from the holdings to the baskets, their costs, the yearly fund fees and a\n"
+    "plain-language explanation.\n"
+    "\n"
+    "  --template NAME|FILE  a template file, or a name looked up in --strategies\n"
+    "                        folders, KEEL_STRATEGY_PATH and the installed ones\n"
+    "  --profile FILE        the profile (JSON: age, horizon, risk_score or\n"
+    "                        answers, goal, initial, monthly, liquidity)\n"
+    "  --holdings FILE       what is held (JSON: cash, positions); default none\n"
+    "  --quotes FILE         today's prices (JSON: SYMBOL: price or\n"
+    "                        {price, lot, min_trade, expense_ratio})\n"
+    "  --prices CSV          or: the last price of each column of a price CSV\n"
+    "  --cost-bps X          proportional cost per trade, both sides (0)\n"
+    "  --fee X               fixed fee per trade (0)\n"
+    "  --strategies DIR      a folder to search for templates and the modules they\n"
+    "                        require (repeatable)\n"
+    "  --text                print only the explanation\n";
+
 
 static const char BACKTEST_HELP[] =
     "Usage: keel backtest (--prices FILE | --db FILE --dataset NAME) --weights SYM=W,...\n"
@@ -1476,6 +1504,124 @@ out:
   return rc;
 }
 
+/* The quotes as JSON from the last price of each column of a CSV. */
+static char *quotes_from_csv(keel_ctx *ctx, const char *path) {
+  keel_panel *p = NULL;
+  if (keel_panel_read_csv(ctx, path, NULL, &p) != KEEL_OK) {
+    fail(ctx);
+    return NULL;
+  }
+  size_t na = keel_panel_nassets(p), nd = keel_panel_ndates(p), cap = 64 + na * 96, n = 0;
+  char *q = malloc(cap);
+  if (q) {
+    n += (size_t)snprintf(q + n, cap - n, "{");
+    for (size_t j = 0; j < na; j++) {
+      double last = NAN;
+      for (size_t i = nd; i-- > 0;)
+        if (!isnan(keel_panel_price(p, i, j))) {
+          last = keel_panel_price(p, i, j);
+          break;
+        }
+      if (isnan(last)) continue;
+      n += (size_t)snprintf(q + n, cap - n, "%s\"%s\": %.17g", n > 1 ? ", " : "", keel_panel_symbol(p, j), last);
+    }
+    snprintf(q + n, cap - n, "}");
+  }
+  keel_panel_free(p);
+  if (!q) fprintf(stderr, "keel: out of memory\n");
+  return q;
+}
+
+#define MAX_STRATEGY_DIRS 16
+
+static int cmd_advise(keel_ctx *ctx, int argc, char **argv) {
+  cmd_name = "keel advise";
+  const char *tmpl = NULL, *profile = NULL, *holdings = NULL, *quotes = NULL, *prices = NULL;
+  const char *dirs[MAX_STRATEGY_DIRS + 8];
+  size_t ndirs = 0;
+  double cost_bps = 0, fee = 0;
+  int text = 0;
+  static const struct option longopts[] = {
+      {"template", required_argument, 0, 't'}, {"profile", required_argument, 0, 'p'},
+      {"holdings", required_argument, 0, 'H'}, {"quotes", required_argument, 0, 'q'},
+      {"prices", required_argument, 0, 'P'},   {"cost-bps", required_argument, 0, 'b'},
+      {"fee", required_argument, 0, 'f'},      {"strategies", required_argument, 0, 's'},
+      {"text", no_argument, 0, 'x'},           {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
+  int ch;
+  opterr = 0;
+  optind = 1;
+  while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    double *num = NULL;
+    const char *what = argv[optind - 1];
+    switch (ch) {
+      case 't': tmpl = optarg; break;
+      case 'p': profile = optarg; break;
+      case 'H': holdings = optarg; break;
+      case 'q': quotes = optarg; break;
+      case 'P': prices = optarg; break;
+      case 'b': num = &cost_bps; break;
+      case 'f': num = &fee; break;
+      case 'x': text = 1; break;
+      case 's':
+        if (ndirs == MAX_STRATEGY_DIRS) return usage_error("at most %d --strategies folders", MAX_STRATEGY_DIRS);
+        dirs[ndirs++] = optarg;
+        break;
+      case 'h': fputs(ADVISE_HELP, stdout); return 0;
+      case ':': return usage_error("option %s needs a value", argv[optind - 1]);
+      default: return usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+    if (num && parse_number(optarg, num)) return usage_error("%s: '%s' is not a number", what, optarg);
+  }
+  if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+  if (!tmpl) return usage_error("--template NAME|FILE is required");
+  if (!profile) return usage_error("--profile FILE is required");
+  if (!quotes == !prices) return usage_error("give one of --quotes FILE and --prices CSV");
+  if (!(cost_bps >= 0 && cost_bps < 10000)) return usage_error("--cost-bps must be in [0, 10000)");
+  if (!(fee >= 0 && isfinite(fee))) return usage_error("--fee must be >= 0");
+  /* KEEL_STRATEGY_PATH (colon-separated), then the installed templates */
+  char *envp = getenv("KEEL_STRATEGY_PATH") ? strdup(getenv("KEEL_STRATEGY_PATH")) : NULL;
+  for (char *tok = envp ? strtok(envp, ":") : NULL; tok && ndirs < MAX_STRATEGY_DIRS + 4; tok = strtok(NULL, ":"))
+    if (*tok) dirs[ndirs++] = tok;
+  dirs[ndirs++] = KEEL_DATADIR "/strategies/templates";
+  dirs[ndirs++] = KEEL_DATADIR "/strategies";
+  dirs[ndirs] = NULL;
+  keel_lua_config cfg;
+  keel_lua_config_default(&cfg);
+  cfg.paths = dirs;
+  int rc = 0;
+  size_t len;
+  char *pj = NULL, *hj = NULL, *qj = NULL, *json = NULL;
+  keel_template *t = NULL;
+  keel_advice *a = NULL;
+  keel_cost_model costs;
+  keel_cost_model_default(&costs);
+  costs.buy_bps = costs.sell_bps = cost_bps;
+  costs.fee = fee;
+  if (!(pj = read_text(profile, &len)) || (holdings && !(hj = read_text(holdings, &len))) ||
+      (quotes && !(qj = read_text(quotes, &len))) || (prices && !(qj = quotes_from_csv(ctx, prices)))) {
+    rc = 1;
+    goto done;
+  }
+  if (keel_template_load(ctx, &cfg, tmpl, &t) || keel_advise_json(ctx, t, pj, hj, qj, &costs, &a) ||
+      keel_advice_to_json(ctx, a, &json)) {
+    rc = fail(ctx);
+    goto done;
+  }
+  if (text) printf("%s\n", keel_advice_explanation(a));
+  else printf("%s\n", json);
+done:
+  free(json);
+  keel_advice_free(a);
+  keel_template_free(t);
+  free(pj);
+  free(hj);
+  free(qj);
+  free(envp);
+  return rc;
+}
+
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fputs(MAIN_HELP, stderr);
@@ -1498,6 +1644,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(t, "import")) fputs(IMPORT_HELP, stdout);
     else if (!strcmp(t, "batch")) fputs(BATCH_HELP, stdout);
     else if (!strcmp(t, "sample")) fputs(SAMPLE_HELP, stdout);
+    else if (!strcmp(t, "advise")) fputs(ADVISE_HELP, stdout);
     else if (!strcmp(t, "stress")) fputs(STRESS_HELP, stdout);
     else return usage_error("no command '%s'", t);
     return 0;
@@ -1509,6 +1656,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(cmd, "import")) fn = cmd_import;
   else if (!strcmp(cmd, "batch")) fn = cmd_batch;
   else if (!strcmp(cmd, "sample")) fn = cmd_sample;
+  else if (!strcmp(cmd, "advise")) fn = cmd_advise;
   else if (!strcmp(cmd, "stress")) fn = cmd_stress;
   else return usage_error("no command '%s'", cmd);
   keel_ctx *ctx = NULL;

@@ -44,9 +44,9 @@ int keel_goal_parse(const char *s, keel_goal *out) {
   for (int i = 0; s && i < 4; i++)
     if (strcmp(s, GOALS[i]) == 0) {
       *out = (keel_goal)i;
-      return 1;
+      return 0;
     }
-  return 0;
+  return -1;
 }
 
 void keel_profile_default(keel_profile *p) {
@@ -499,11 +499,11 @@ static void read_policies(lua_State *L, int sub, const char *where, const adv_su
     if (!lua_istable(L, -1)) luaL_error(L, "%s: rebalance must be a table", where);
     snprintf(w2, sizeof w2, "%s.rebalance", where);
     keel_calendar c;
-    if (field_string(L, -1, "schedule", w2, 0, buf, sizeof buf) && !keel_calendar_parse(buf, &c))
+    if (field_string(L, -1, "schedule", w2, 0, buf, sizeof buf) && keel_calendar_parse(buf, &c) < 0)
       luaL_error(L, "%s: unknown schedule '%s'", w2, buf);
     if (field_string(L, -1, "action", w2, 0, buf, sizeof buf)) {
       keel_band_action a;
-      if (!keel_band_action_parse(buf, &a)) luaL_error(L, "%s: unknown band action '%s'", w2, buf);
+      if (keel_band_action_parse(buf, &a) < 0) luaL_error(L, "%s: unknown band action '%s'", w2, buf);
     }
     if (raw_field(L, -1, "band") != LUA_TNIL) {
       if (!lua_istable(L, -1)) luaL_error(L, "%s: band must be a table", w2);
@@ -521,10 +521,10 @@ static void read_policies(lua_State *L, int sub, const char *where, const adv_su
     double amt = field_number(L, -1, "amount", w2, 1, 0);
     if (!(amt > 0)) luaL_error(L, "%s: amount %f must be > 0", w2, amt);
     keel_calendar c;
-    if (!field_string(L, -1, "schedule", w2, 1, buf, sizeof buf) || !keel_calendar_parse(buf, &c))
+    if (!field_string(L, -1, "schedule", w2, 1, buf, sizeof buf) || keel_calendar_parse(buf, &c) < 0)
       luaL_error(L, "%s: unknown schedule '%s'", w2, buf);
     keel_dca_dest d;
-    if (field_string(L, -1, "dest", w2, 0, buf, sizeof buf) && !keel_dca_dest_parse(buf, &d))
+    if (field_string(L, -1, "dest", w2, 0, buf, sizeof buf) && keel_dca_dest_parse(buf, &d) < 0)
       luaL_error(L, "%s: unknown destination '%s'", w2, buf);
   }
   lua_pop(L, 1);
@@ -536,7 +536,7 @@ static void read_policies(lua_State *L, int sub, const char *where, const adv_su
       snprintf(w2, sizeof w2, "%s.stops[%zu]", where, i);
       if (lua_rawgeti(L, -1, (lua_Integer)i) != LUA_TTABLE) luaL_error(L, "%s must be a table", w2);
       keel_stop_kind k;
-      if (!field_string(L, -1, "kind", w2, 1, buf, sizeof buf) || !keel_stop_kind_parse(buf, &k))
+      if (!field_string(L, -1, "kind", w2, 1, buf, sizeof buf) || keel_stop_kind_parse(buf, &k) < 0)
         luaL_error(L, "%s: unknown kind '%s'", w2, buf);
       double lvl = field_number(L, -1, "level", w2, 1, 0);
       if (!(lvl > 0 && (k == KEEL_STOP_TAKE_PROFIT || lvl < 1))) luaL_error(L, "%s: level %f is out of range", w2, lvl);
@@ -547,10 +547,10 @@ static void read_policies(lua_State *L, int sub, const char *where, const adv_su
         if (!inb) luaL_error(L, "%s: asset %s is not in the basket", w2, buf);
       }
       keel_stop_action ac;
-      if (field_string(L, -1, "action", w2, 0, buf, sizeof buf) && !keel_stop_action_parse(buf, &ac))
+      if (field_string(L, -1, "action", w2, 0, buf, sizeof buf) && keel_stop_action_parse(buf, &ac) < 0)
         luaL_error(L, "%s: unknown action '%s'", w2, buf);
       keel_reentry re;
-      if (field_string(L, -1, "reentry", w2, 0, buf, sizeof buf) && !keel_reentry_parse(buf, &re))
+      if (field_string(L, -1, "reentry", w2, 0, buf, sizeof buf) && keel_reentry_parse(buf, &re) < 0)
         luaL_error(L, "%s: unknown reentry '%s'", w2, buf);
       double days = field_number(L, -1, "days", w2, 0, 0);
       if (days < 0 || days > 10000 || days != floor(days)) luaL_error(L, "%s: days must be a whole number >= 0", w2);
@@ -648,7 +648,11 @@ static int advise_main(lua_State *L) {
   const keel_profile *p = J->in->profile;
   const keel_advice_input *in = J->in;
   lua_settop(L, 2);
-  lua_call(L, 0, 1); /* the module, afresh */
+  /* the module, afresh, with its own globals (a new sandbox environment),
+   * so what one call sets is gone by the next */
+  keeli_lua_push_env(L);
+  if (lua_setupvalue(L, 2, 1) == NULL) luaL_error(L, "template %s: the chunk has no environment", J->t->name);
+  lua_call(L, 0, 1);
   if (!lua_istable(L, 2)) luaL_error(L, "template %s: the module must return a table", J->t->name);
   lua_createtable(L, 0, 9); /* 3: profile */
   lua_pushinteger(L, p->age);
@@ -1072,7 +1076,7 @@ static keel_status parse_profile(keel_ctx *ctx, json_inputs *J, keel_profile *p)
     else if (strcmp(key, "liquidity") == 0) st = num_field(ctx, "profile", key, v, &p->liquidity);
     else if (strcmp(key, "goal") == 0) {
       have_goal = 1;
-      if (!json_is_string(v) || !keel_goal_parse(json_string_value(v), &p->goal))
+      if (!json_is_string(v) || keel_goal_parse(json_string_value(v), &p->goal) < 0)
         st = keeli_error(ctx, KEEL_EINVAL, "profile: goal must be one of general, travel, education, retirement");
     } else if (strcmp(key, "answers") == 0) {
       if (!json_is_object(v)) return keeli_error(ctx, KEEL_EINVAL, "profile: answers must be an object of question: answer");

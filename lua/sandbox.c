@@ -58,6 +58,10 @@
 
 static const char ENV_MT_KEY[] = "keel.sandbox.envmt";
 static const char LOADED_KEY[] = "keel.sandbox.loaded";
+/* name -> compiled chunk of the modules require has read: forgetting the
+ * loaded modules (a pooled state between calls) runs them again without
+ * reading and compiling the file again */
+static const char COMPILED_KEY[] = "keel.sandbox.compiled";
 static const char KEEL_MOD_KEY[] = "keel.sandbox.keel";
 static const char RO_FIELD[] = "__keel_readonly";
 static const char LOCKED[] = "locked";
@@ -468,6 +472,21 @@ static int sb_require(lua_State *L) {
     return 1;
   }
   lua_pop(L, 1);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, COMPILED_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, COMPILED_KEY);
+  }
+  const int compiled = lua_gettop(L);
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, compiled) == LUA_TFUNCTION) {
+    lua_pushvalue(L, 1);
+    lua_pushlightuserdata(L, &LOADING_SENTINEL);
+    lua_rawset(L, loaded);
+    goto run;
+  }
+  lua_pop(L, 1);
   char rel[MODULE_NAME_MAX + 8];
   for (size_t i = 0; i < n; i++) rel[i] = name[i] == '.' ? '/' : name[i];
   memcpy(rel + n, ".lua", 5);
@@ -493,6 +512,11 @@ static int sb_require(lua_State *L) {
   lua_rawset(L, loaded);
   lua_pushfstring(L, "@%s", rel);
   if (luaL_loadbufferx(L, buf, size, lua_tostring(L, -1), "t") != LUA_OK) goto fail;
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, compiled);
+run:
+  /* a new environment on every run */
   keeli_lua_push_env(L);
   lua_setupvalue(L, -2, 1);
   lua_pushvalue(L, 1);

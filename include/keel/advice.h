@@ -33,6 +33,7 @@ typedef enum keel_goal {
 } keel_goal;
 
 KEEL_API const char *keel_goal_name(keel_goal g);
+/* 0 and *out set for general/travel/education/retirement, else -1. */
 KEEL_API int keel_goal_parse(const char *s, keel_goal *out);
 
 typedef struct keel_answer {

@@ -1,8 +1,8 @@
 -- keel — the risk questionnaire: six questions, a score from 1 to 10.
 --
 -- Each question has four or five answers worth 1 point (most cautious) to
--- 4 or 5 points (most tolerant of risk). The raw total runs from 6 to 28;
--- the risk score is 1 + round(9 * (total - 6) / 22), so all-cautious
+-- 4 or 5 points (most tolerant of risk). The raw total runs from 6 to 26;
+-- the risk score is 1 + round(9 * (total - 6) / 20), so all-cautious
 -- answers give 1 and all-tolerant answers give 10.
 --
 -- The questions follow the dimensions that published risk-tolerance

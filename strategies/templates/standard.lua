@@ -120,8 +120,8 @@ function T.advise(profile, market)
       purpose = "the main portfolio for your " .. goal .. " goal",
       amount = core,
       weights = T.core_weights(e, h),
-      rebalance = { schedule = "monthly", band = { abs = 0.05, rel = 0.25 }, action = "to_target" },
-      dca = to_core > 0 and { amount = to_core, schedule = "monthly", dest = "to_underweight" } or nil,
+      rebalance = { schedule = "monthly", band = { abs = 0.05, rel = 0.25 }, action = "target" },
+      dca = to_core > 0 and { amount = to_core, schedule = "monthly", dest = "underweight" } or nil,
     }
   end
   if satellite > 0 then
@@ -132,7 +132,7 @@ function T.advise(profile, market)
       weights = { CRYPTO = 1 },
       rebalance = { schedule = "quarterly" },
       dca = to_sat > 0 and { amount = to_sat, schedule = "monthly" } or nil,
-      stops = { { asset = "CRYPTO", kind = "trailing", level = 0.30, action = "to_cash", reentry = "above_ma", days = 50 } },
+      stops = { { asset = "CRYPTO", kind = "trailing", level = 0.30, action = "cash", reentry = "above_ma", days = 50 } },
     }
   end
   -- yearly fund fees: the quotes' expense ratios, else the defaults above
@@ -145,23 +145,37 @@ function T.advise(profile, market)
 end
 
 -- Money with thousands separators and two decimals: 12345.6 -> "12,345.60".
+local fmt, floor = string.format, math.floor
 local function money(x)
-  local neg = x < 0
-  local s = string.format("%.2f", math.abs(x))
-  local int, frac = s:match("^(%d+)%.(%d+)$")
-  local out = int:reverse():gsub("(%d%d%d)", "%1,"):reverse()
-  if out:sub(1, 1) == "," then out = out:sub(2) end
-  return (neg and "-" or "") .. out .. "." .. frac
+  local sign = ""
+  if x < 0 then sign, x = "-", -x end
+  if x >= 1e12 then -- beyond the grouped formats below: three digits at a time
+    local s = fmt("%.2f", x)
+    local n = #s - 3
+    local head = (n - 1) % 3 + 1
+    local out = s:sub(1, head)
+    for i = head + 1, n, 3 do out = out .. "," .. s:sub(i, i + 2) end
+    return sign .. out .. s:sub(n + 1)
+  end
+  local c = floor(x * 100 + 0.5)
+  local i, f = c // 100, c % 100
+  if i < 1000 then return fmt("%s%d.%02d", sign, i, f) end
+  if i < 1000000 then return fmt("%s%d,%03d.%02d", sign, i // 1000, i % 1000, f) end
+  if i < 1000000000 then return fmt("%s%d,%03d,%03d.%02d", sign, i // 1000000, i // 1000 % 1000, i % 1000, f) end
+  return fmt("%s%d,%03d,%03d,%03d.%02d", sign, i // 1000000000, i // 1000000 % 1000, i // 1000 % 1000, i % 1000, f)
 end
 T.money = money
 
 local function pct(x)
-  local s = string.format("%.1f", 100 * x)
-  s = s:gsub("%.0$", "")
-  return s .. "%"
+  local t = floor(1000 * x + 0.5) -- tenths of a percent
+  if t % 10 == 0 then return fmt("%d%%", t // 10) end
+  return fmt("%d.%d%%", t // 10, t % 10)
 end
 
-local function pct2(x) return string.format("%.2f%%", 100 * x) end
+local function pct2(x)
+  local h = floor(10000 * x + 0.5) -- hundredths of a percent
+  return fmt("%d.%02d%%", h // 100, h % 100)
+end
 
 local function describe(sub)
   local w = sub.weights
