@@ -30,8 +30,8 @@
 #define MAX_WEIGHTS 64
 #define MAX_NAME 64
 #define MAX_TEXT 16384 /* explanation and purpose bytes */
-#define MAX_JSON_NODES 4096
-#define MAX_JSON_DEPTH 12
+#define MAX_STOPS 16
+#define MAX_WORD 16
 #define POOL_MAX 64
 
 /* ---- names ---- */
@@ -283,6 +283,14 @@ static const char *field_string(lua_State *L, int tbl, const char *key, const ch
 
 /* ---- the advice ---- */
 
+typedef struct adv_stop {
+  char kind[MAX_WORD], action[MAX_WORD], reentry[MAX_WORD];
+  long asset; /* index into the symbols, -1: the whole sub-account */
+  double level, days;
+} adv_stop;
+
+/* A sub-account of the plan, its policy as the template gave it (names
+ * checked against docs/formats.md; empty: not given). */
 typedef struct adv_sub {
   char name[MAX_NAME + 1];
   char *purpose;
@@ -290,6 +298,13 @@ typedef struct adv_sub {
   size_t nw;
   size_t col[MAX_WEIGHTS]; /* index into the symbols */
   double w[MAX_WEIGHTS];
+  int has_rebalance, has_band, has_dca;
+  char schedule[MAX_WORD], action[MAX_WORD];
+  double band_abs, band_rel;
+  double dca_amount;
+  char dca_schedule[MAX_WORD], dca_dest[MAX_WORD];
+  size_t nstops;
+  adv_stop stops[MAX_STOPS];
 } adv_sub;
 
 struct keel_advice {
@@ -303,7 +318,6 @@ struct keel_advice {
   char **sym;          /* the symbols traded or held (quotes order) */
   keel_advice_trade *trades;
   size_t ntrades;
-  json_t *plan;        /* the plan as the template gave it */
   char template_name[MAX_NAME + 1];
 };
 
@@ -315,7 +329,6 @@ void keel_advice_free(keel_advice *a) {
   for (size_t i = 0; i < a->nsym; i++) keeli_heap_free(h, a->sym[i]);
   keeli_heap_free(h, a->sym);
   keeli_heap_free(h, a->trades);
-  if (a->plan) json_decref(a->plan);
   keeli_heap hh = a->heap;
   keeli_heap_free(&hh, a);
 }
@@ -426,89 +439,26 @@ typedef struct advise_job {
   keel_advice *a;
   const keel_advice_input *in;
   const keel_template *t;
-  json_t *nodes_root;
-  size_t nodes;
 } advise_job;
 
-/* A Lua value as JSON (tables: arrays when their keys are 1..n, objects
- * when all keys are strings), attached to its parent by the caller right
- * away. Raises a Lua error on other values, cycles (depth) or size. */
-static json_t *to_json(lua_State *L, int idx, advise_job *J, int depth) {
-  idx = lua_absindex(L, idx);
-  if (++J->nodes > MAX_JSON_NODES) luaL_error(L, "plan: more than %d values", MAX_JSON_NODES);
-  switch (lua_type(L, idx)) {
-    case LUA_TBOOLEAN: return json_boolean(lua_toboolean(L, idx));
-    case LUA_TNUMBER: {
-      if (lua_isinteger(L, idx)) return json_integer((json_int_t)lua_tointeger(L, idx));
-      double v = lua_tonumber(L, idx);
-      if (!isfinite(v)) luaL_error(L, "plan: a number is not finite");
-      return json_real(v);
-    }
-    case LUA_TSTRING: {
-      size_t n;
-      const char *s = lua_tolstring(L, idx, &n);
-      if (n > MAX_TEXT) luaL_error(L, "plan: a string is longer than %d bytes", MAX_TEXT);
-      json_t *j = json_stringn(s, n);
-      if (!j) luaL_error(L, "plan: a string is not valid UTF-8");
-      return j;
-    }
-    case LUA_TTABLE: break;
-    default: luaL_error(L, "plan: a %s cannot be part of a plan", luaL_typename(L, idx));
-  }
-  if (depth >= MAX_JSON_DEPTH) luaL_error(L, "plan: nested deeper than %d", MAX_JSON_DEPTH);
-  luaL_checkstack(L, 4, "plan");
-  size_t n = lua_rawlen(L, idx), keys = 0;
-  int strkeys = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    keys++;
-    if (lua_type(L, -2) == LUA_TSTRING) strkeys = 1;
-    else if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || (size_t)lua_tointeger(L, -2) > n)
-      luaL_error(L, "plan: a table key must be a string or an array index");
-    lua_pop(L, 1);
-  }
-  if (strkeys && keys > 0 && n > 0) luaL_error(L, "plan: a table mixes array entries and named fields");
-  json_t *out = strkeys ? json_object() : json_array();
-  if (!out) luaL_error(L, "not enough memory");
-  /* out is referenced from the job until attached, so an error frees it */
-  json_t *hold = J->nodes_root;
-  json_array_append(hold, out);
-  if (strkeys) {
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-      json_t *v = to_json(L, -1, J, depth + 1);
-      if (json_object_setn_new(out, lua_tostring(L, -2), lua_rawlen(L, -2), v)) luaL_error(L, "plan: bad field name");
-      lua_pop(L, 1);
-    }
-  } else {
-    for (size_t i = 1; i <= n; i++) {
-      lua_rawgeti(L, idx, (lua_Integer)i);
-      json_t *v = to_json(L, -1, J, depth + 1);
-      json_array_append_new(out, v);
-      lua_pop(L, 1);
-    }
-  }
-  json_incref(out);
-  json_array_remove(hold, json_array_size(hold) - 1);
-  return out;
-}
-
-static void read_policies(lua_State *L, int sub, const char *where, const adv_sub *S, const keel_advice_input *in) {
-  char buf[MAX_NAME + 1], w2[MAX_NAME + 48];
+static void read_policies(lua_State *L, int sub, const char *where, adv_sub *S, const keel_advice_input *in) {
+  char w2[MAX_NAME + 48];
   if (raw_field(L, sub, "rebalance") != LUA_TNIL) {
     if (!lua_istable(L, -1)) luaL_error(L, "%s: rebalance must be a table", where);
     snprintf(w2, sizeof w2, "%s.rebalance", where);
+    S->has_rebalance = 1;
     keel_calendar c;
-    if (field_string(L, -1, "schedule", w2, 0, buf, sizeof buf) && keel_calendar_parse(buf, &c) < 0)
-      luaL_error(L, "%s: unknown schedule '%s'", w2, buf);
-    if (field_string(L, -1, "action", w2, 0, buf, sizeof buf)) {
-      keel_band_action a;
-      if (keel_band_action_parse(buf, &a) < 0) luaL_error(L, "%s: unknown band action '%s'", w2, buf);
-    }
+    if (field_string(L, -1, "schedule", w2, 0, S->schedule, sizeof S->schedule) && keel_calendar_parse(S->schedule, &c) < 0)
+      luaL_error(L, "%s: unknown schedule '%s'", w2, S->schedule);
+    keel_band_action a;
+    if (field_string(L, -1, "action", w2, 0, S->action, sizeof S->action) && keel_band_action_parse(S->action, &a) < 0)
+      luaL_error(L, "%s: unknown band action '%s'", w2, S->action);
     if (raw_field(L, -1, "band") != LUA_TNIL) {
       if (!lua_istable(L, -1)) luaL_error(L, "%s: band must be a table", w2);
-      double ab = field_number(L, -1, "abs", w2, 0, 0), rel = field_number(L, -1, "rel", w2, 0, 0);
-      if (ab < 0 || ab >= 1 || rel < 0 || (ab == 0 && rel == 0))
+      S->has_band = 1;
+      S->band_abs = field_number(L, -1, "abs", w2, 0, 0);
+      S->band_rel = field_number(L, -1, "rel", w2, 0, 0);
+      if (S->band_abs < 0 || S->band_abs >= 1 || S->band_rel < 0 || (S->band_abs == 0 && S->band_rel == 0))
         luaL_error(L, "%s: band needs abs in (0, 1) and/or rel > 0", w2);
     }
     lua_pop(L, 2);
@@ -518,42 +468,50 @@ static void read_policies(lua_State *L, int sub, const char *where, const adv_su
   if (raw_field(L, sub, "dca") != LUA_TNIL) {
     if (!lua_istable(L, -1)) luaL_error(L, "%s: dca must be a table", where);
     snprintf(w2, sizeof w2, "%s.dca", where);
-    double amt = field_number(L, -1, "amount", w2, 1, 0);
-    if (!(amt > 0)) luaL_error(L, "%s: amount %f must be > 0", w2, amt);
+    S->has_dca = 1;
+    S->dca_amount = field_number(L, -1, "amount", w2, 1, 0);
+    if (!(S->dca_amount > 0)) luaL_error(L, "%s: amount %f must be > 0", w2, S->dca_amount);
     keel_calendar c;
-    if (!field_string(L, -1, "schedule", w2, 1, buf, sizeof buf) || keel_calendar_parse(buf, &c) < 0)
-      luaL_error(L, "%s: unknown schedule '%s'", w2, buf);
+    field_string(L, -1, "schedule", w2, 1, S->dca_schedule, sizeof S->dca_schedule);
+    if (keel_calendar_parse(S->dca_schedule, &c) < 0) luaL_error(L, "%s: unknown schedule '%s'", w2, S->dca_schedule);
     keel_dca_dest d;
-    if (field_string(L, -1, "dest", w2, 0, buf, sizeof buf) && keel_dca_dest_parse(buf, &d) < 0)
-      luaL_error(L, "%s: unknown destination '%s'", w2, buf);
+    if (field_string(L, -1, "dest", w2, 0, S->dca_dest, sizeof S->dca_dest) && keel_dca_dest_parse(S->dca_dest, &d) < 0)
+      luaL_error(L, "%s: unknown destination '%s'", w2, S->dca_dest);
   }
   lua_pop(L, 1);
   if (raw_field(L, sub, "stops") != LUA_TNIL) {
     if (!lua_istable(L, -1)) luaL_error(L, "%s: stops must be an array", where);
     size_t n = lua_rawlen(L, -1);
-    if (n > 16) luaL_error(L, "%s: more than 16 stop rules", where);
+    if (n > MAX_STOPS) luaL_error(L, "%s: more than %d stop rules", where, MAX_STOPS);
     for (size_t i = 1; i <= n; i++) {
+      adv_stop *R = &S->stops[S->nstops++];
+      memset(R, 0, sizeof *R);
+      R->asset = -1;
       snprintf(w2, sizeof w2, "%s.stops[%zu]", where, i);
       if (lua_rawgeti(L, -1, (lua_Integer)i) != LUA_TTABLE) luaL_error(L, "%s must be a table", w2);
       keel_stop_kind k;
-      if (!field_string(L, -1, "kind", w2, 1, buf, sizeof buf) || keel_stop_kind_parse(buf, &k) < 0)
-        luaL_error(L, "%s: unknown kind '%s'", w2, buf);
-      double lvl = field_number(L, -1, "level", w2, 1, 0);
-      if (!(lvl > 0 && (k == KEEL_STOP_TAKE_PROFIT || lvl < 1))) luaL_error(L, "%s: level %f is out of range", w2, lvl);
-      if (field_string(L, -1, "asset", w2, k != KEEL_STOP_DRAWDOWN, buf, sizeof buf)) {
-        long q = find_quote(in, buf);
+      field_string(L, -1, "kind", w2, 1, R->kind, sizeof R->kind);
+      if (keel_stop_kind_parse(R->kind, &k) < 0) luaL_error(L, "%s: unknown kind '%s'", w2, R->kind);
+      R->level = field_number(L, -1, "level", w2, 1, 0);
+      if (!(R->level > 0 && (k == KEEL_STOP_TAKE_PROFIT || R->level < 1)))
+        luaL_error(L, "%s: level %f is out of range", w2, R->level);
+      char sym[MAX_NAME + 1];
+      if (field_string(L, -1, "asset", w2, k != KEEL_STOP_DRAWDOWN, sym, sizeof sym)) {
+        long q = find_quote(in, sym);
         int inb = 0;
         for (size_t j = 0; q >= 0 && j < S->nw; j++) inb |= S->col[j] == (size_t)q;
-        if (!inb) luaL_error(L, "%s: asset %s is not in the basket", w2, buf);
+        if (!inb) luaL_error(L, "%s: asset %s is not in the basket", w2, sym);
+        R->asset = q;
       }
       keel_stop_action ac;
-      if (field_string(L, -1, "action", w2, 0, buf, sizeof buf) && keel_stop_action_parse(buf, &ac) < 0)
-        luaL_error(L, "%s: unknown action '%s'", w2, buf);
+      if (field_string(L, -1, "action", w2, 0, R->action, sizeof R->action) && keel_stop_action_parse(R->action, &ac) < 0)
+        luaL_error(L, "%s: unknown action '%s'", w2, R->action);
       keel_reentry re;
-      if (field_string(L, -1, "reentry", w2, 0, buf, sizeof buf) && keel_reentry_parse(buf, &re) < 0)
-        luaL_error(L, "%s: unknown reentry '%s'", w2, buf);
-      double days = field_number(L, -1, "days", w2, 0, 0);
-      if (days < 0 || days > 10000 || days != floor(days)) luaL_error(L, "%s: days must be a whole number >= 0", w2);
+      if (field_string(L, -1, "reentry", w2, 0, R->reentry, sizeof R->reentry) && keel_reentry_parse(R->reentry, &re) < 0)
+        luaL_error(L, "%s: unknown reentry '%s'", w2, R->reentry);
+      R->days = field_number(L, -1, "days", w2, 0, 0);
+      if (R->days < 0 || R->days > 10000 || R->days != floor(R->days))
+        luaL_error(L, "%s: days must be a whole number >= 0", w2);
       lua_pop(L, 1);
     }
   }
@@ -638,8 +596,6 @@ static void read_plan(lua_State *L, int plan, advise_job *J) {
   lua_pop(L, 1);
   if (fabs(sum_amount - a->total) > 1e-9 * fmax(1, a->total))
     luaL_error(L, "plan: the sub-accounts' amounts add up to %f, not the %f to place", sum_amount, a->total);
-  J->nodes = 0;
-  a->plan = to_json(L, plan, J, 0);
 }
 
 /* advise_main(job, chunk) -> module, profile, plan */
@@ -702,20 +658,15 @@ static int advise_main(lua_State *L) {
   return 3;
 }
 
-/* explain_main(job, module, profile, plan) */
-static int explain_main(lua_State *L) {
-  advise_job *J = lua_touserdata(L, 1);
-  keel_advice *a = J->a;
-  luaL_checkstack(L, 10, "explain");
-  if (raw_field(L, 2, "explain") != LUA_TFUNCTION) luaL_error(L, "template %s: explain is not a function", J->t->name);
-  lua_pushvalue(L, 3);
-  lua_pushvalue(L, 4);
-  double buys = 0, sells = 0;
-  lua_createtable(L, 0, 8);
+/* summary.trades, built on first use (most explanations only need the
+ * totals): __index(summary, key) with the advice as upvalue. */
+static int summary_index(lua_State *L) {
+  const keel_advice *a = lua_touserdata(L, lua_upvalueindex(1));
+  if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "trades") != 0) return 0;
+  luaL_checkstack(L, 4, "explain");
   lua_createtable(L, (int)a->ntrades, 0);
   for (size_t i = 0; i < a->ntrades; i++) {
     const keel_advice_trade *t = &a->trades[i];
-    if (t->shares > 0) buys += t->notional; else sells += -t->notional;
     lua_createtable(L, 0, 6);
     lua_pushstring(L, t->symbol);
     lua_setfield(L, -2, "symbol");
@@ -731,7 +682,26 @@ static int explain_main(lua_State *L) {
     lua_setfield(L, -2, "cost");
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
-  lua_setfield(L, -2, "trades");
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1);
+  return 1;
+}
+
+/* explain_main(job, module, profile, plan) */
+static int explain_main(lua_State *L) {
+  advise_job *J = lua_touserdata(L, 1);
+  keel_advice *a = J->a;
+  luaL_checkstack(L, 10, "explain");
+  if (raw_field(L, 2, "explain") != LUA_TFUNCTION) luaL_error(L, "template %s: explain is not a function", J->t->name);
+  lua_pushvalue(L, 3);
+  lua_pushvalue(L, 4);
+  double buys = 0, sells = 0;
+  for (size_t i = 0; i < a->ntrades; i++) {
+    if (a->trades[i].shares > 0) buys += a->trades[i].notional;
+    else sells -= a->trades[i].notional;
+  }
+  lua_createtable(L, 0, 7);
   const struct { const char *k; double v; } f[] = {{"total", a->total}, {"trade_costs", a->trade_costs},
                                                   {"buys", buys}, {"sells", sells}, {"cash_after", a->cash_after}};
   for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
@@ -740,6 +710,11 @@ static int explain_main(lua_State *L) {
   }
   lua_pushinteger(L, (lua_Integer)a->ntrades);
   lua_setfield(L, -2, "ntrades");
+  lua_createtable(L, 0, 1);
+  lua_pushlightuserdata(L, a);
+  lua_pushcclosure(L, summary_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
   lua_call(L, 3, 1);
   if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "template %s: explain must return a string", J->t->name);
   size_t len;
@@ -938,14 +913,9 @@ keel_status keel_advise(keel_ctx *ctx, keel_template *t, const keel_advice_input
     keel_advice_free(a);
     return keeli_error(ctx, KEEL_EINVAL, "advice: nothing to place (holdings, cash and the initial amount are 0)");
   }
-  advise_job J = {a, in, t, json_array(), 0};
-  if (!J.nodes_root) {
-    keel_advice_free(a);
-    return keeli_error(ctx, KEEL_ENOMEM, "advice: out of memory");
-  }
+  advise_job J = {a, in, t};
   pooled P;
   if ((st = pool_take(ctx, t, &P))) {
-    json_decref(J.nodes_root);
     keel_advice_free(a);
     return st;
   }
@@ -968,7 +938,6 @@ done:
   if (st == KEEL_ELIMIT) broken = 1;
   else lua_settop(L, base);
   pool_give(t, &P, broken);
-  json_decref(J.nodes_root);
   if (st) {
     keel_advice_free(a);
     return st;
@@ -994,11 +963,41 @@ keel_status keel_advice_to_json(keel_ctx *ctx, const keel_advice *a, char **json
       json_decref(w);
       goto nomem;
     }
+    json_array_append_new(subs, so);
     for (size_t k = 0; k < S->nw; k++) json_object_set_new(w, a->sym[S->col[k]], json_real(S->w[k]));
     json_object_set_new(so, "name", json_string(S->name));
+    if (S->purpose) json_object_set_new(so, "purpose", json_string(S->purpose));
     json_object_set_new(so, "amount", json_real(S->amount));
     json_object_set_new(so, "weights", w);
-    json_array_append_new(subs, so);
+    if (S->has_rebalance) {
+      json_t *rb = json_object();
+      if (!rb) goto nomem;
+      json_object_set_new(so, "rebalance", rb);
+      if (S->schedule[0]) json_object_set_new(rb, "schedule", json_string(S->schedule));
+      if (S->action[0]) json_object_set_new(rb, "action", json_string(S->action));
+      if (S->has_band) json_object_set_new(rb, "band", json_pack("{s:f, s:f}", "abs", S->band_abs, "rel", S->band_rel));
+    }
+    if (S->has_dca) {
+      json_t *d = json_pack("{s:f, s:s}", "amount", S->dca_amount, "schedule", S->dca_schedule);
+      if (!d) goto nomem;
+      json_object_set_new(so, "dca", d);
+      if (S->dca_dest[0]) json_object_set_new(d, "dest", json_string(S->dca_dest));
+    }
+    if (S->nstops) {
+      json_t *st = json_array();
+      if (!st) goto nomem;
+      json_object_set_new(so, "stops", st);
+      for (size_t i = 0; i < S->nstops; i++) {
+        const adv_stop *R = &S->stops[i];
+        json_t *r = json_pack("{s:s, s:f}", "kind", R->kind, "level", R->level);
+        if (!r) goto nomem;
+        json_array_append_new(st, r);
+        if (R->asset >= 0) json_object_set_new(r, "asset", json_string(a->sym[R->asset]));
+        if (R->action[0]) json_object_set_new(r, "action", json_string(R->action));
+        if (R->reentry[0]) json_object_set_new(r, "reentry", json_string(R->reentry));
+        if (R->days > 0) json_object_set_new(r, "days", json_integer((json_int_t)R->days));
+      }
+    }
   }
   json_object_set_new(o, "subaccounts", subs);
   subs = NULL;
@@ -1015,8 +1014,7 @@ keel_status keel_advice_to_json(keel_ctx *ctx, const keel_advice *a, char **json
   json_object_set_new(o, "cash_after", json_real(a->cash_after));
   json_object_set_new(o, "yearly_fees", json_real(a->fees));
   json_object_set_new(o, "explanation", json_string(keel_advice_explanation(a)));
-  if (a->plan) json_object_set(o, "plan", a->plan);
-  char *s = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+  char *s = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17) | JSON_PRESERVE_ORDER);
   json_decref(o);
   if (!s) return keeli_error(ctx, KEEL_ENOMEM, "advice: out of memory writing JSON");
   *json = s;

@@ -67,6 +67,9 @@ static const char RO_FIELD[] = "__keel_readonly";
 static const char LOCKED[] = "locked";
 static char LOADING_SENTINEL; /* its address marks a module being loaded (never written) */
 
+#define SMALL_MAX 256
+#define SMALL_CLASSES (SMALL_MAX / 16)
+
 struct keel_lua {
   keeli_heap heap;
   lua_State *L;
@@ -86,6 +89,10 @@ struct keel_lua {
   void **tset;
   size_t nthreads, tset_used, thread_size;
   int ready; /* the main state exists: thread allocations are coroutines */
+  /* freed small blocks kept for reuse, one list per 16-byte size class: a
+   * script makes and drops many small tables, strings and closures, and
+   * the C library's allocator would see every one */
+  void *freelist[SMALL_CLASSES + 1];
   /* the running call */
   int in_call;
   lua_State *cur; /* the running thread (set around resumes) */
@@ -159,13 +166,60 @@ static void note_where(keel_lua *K) {
     }
 }
 
+static size_t small_class(size_t n) { return (n + 15) / 16; }
+
+/* A block of class c (n <= SMALL_MAX bytes) from the free list or the heap. */
+static void *small_get(keel_lua *K, size_t c) {
+  void *p = K->freelist[c];
+  if (p) {
+    K->freelist[c] = *(void **)p;
+    return p;
+  }
+  return K->heap.fn(K->heap.ud, NULL, 0, c * 16);
+}
+
+static void small_put(keel_lua *K, void *p, size_t c) {
+  *(void **)p = K->freelist[c];
+  K->freelist[c] = p;
+}
+
+/* Gives the kept blocks back to the heap. */
+static void small_drain(keel_lua *K) {
+  for (size_t c = 1; c <= SMALL_CLASSES; c++)
+    while (K->freelist[c]) {
+      void *p = K->freelist[c];
+      K->freelist[c] = *(void **)p;
+      K->heap.fn(K->heap.ud, p, c * 16, 0);
+    }
+}
+
+/* Frees or (re)allocates with the heap, small blocks through the lists. */
+static void *block_realloc(keel_lua *K, void *ptr, size_t old, size_t nsize) {
+  const size_t co = ptr && old <= SMALL_MAX ? small_class(old) : 0;
+  if (nsize == 0) {
+    if (co) small_put(K, ptr, co);
+    else K->heap.fn(K->heap.ud, ptr, old, 0);
+    return NULL;
+  }
+  const size_t cn = nsize <= SMALL_MAX ? small_class(nsize) : 0;
+  if (!ptr) return cn ? small_get(K, cn) : K->heap.fn(K->heap.ud, NULL, 0, nsize);
+  if (co && co == cn) return ptr;
+  if (!co && !cn) return K->heap.fn(K->heap.ud, ptr, old, nsize);
+  void *p = cn ? small_get(K, cn) : K->heap.fn(K->heap.ud, NULL, 0, nsize);
+  if (!p) return NULL;
+  memcpy(p, ptr, old < nsize ? old : nsize);
+  if (co) small_put(K, ptr, co);
+  else K->heap.fn(K->heap.ud, ptr, old, 0);
+  return p;
+}
+
 static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   keel_lua *K = ud;
   if (nsize == 0) {
     if (ptr) {
       K->used -= osize;
       if (K->nthreads && osize == K->thread_size) tset_remove(K, ptr);
-      K->heap.fn(K->heap.ud, ptr, osize, 0);
+      block_realloc(K, ptr, osize, 0);
     }
     return NULL;
   }
@@ -181,7 +235,7 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     if (K->in_call) note_where(K);
     return NULL;
   }
-  void *p = K->heap.fn(K->heap.ud, ptr, old, nsize);
+  void *p = block_realloc(K, ptr, old, nsize);
   if (!p) return NULL;
   K->used = K->used - old + nsize;
   if (thread) {
@@ -977,6 +1031,7 @@ void keel_lua_free(keel_lua *K) {
   if (!K) return;
   keeli_heap heap = K->heap;
   if (K->L) lua_close(K->L);
+  small_drain(K);
   for (size_t i = 0; i < K->npaths; i++) keeli_heap_free(&heap, K->paths[i]);
   keeli_heap_free(&heap, K->paths);
   keeli_heap_free(&heap, K->log);

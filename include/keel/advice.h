@@ -137,8 +137,8 @@ KEEL_API size_t keel_advice_sub_nweights(const keel_advice *a, size_t s);
 KEEL_API const char *keel_advice_sub_symbol(const keel_advice *a, size_t s, size_t k);
 KEEL_API double keel_advice_sub_weight(const keel_advice *a, size_t s, size_t k);
 
-/* The whole advice as a JSON object (docs/templates.md): the plan as the
- * template gave it (policies, DCA, stops included) plus the trades, costs,
+/* The whole advice as a JSON object (docs/templates.md): the sub-accounts
+ * with their baskets, policies, DCA plans and stops, the trades, costs,
  * fees and explanation. *json is allocated with malloc; free() it. */
 KEEL_API keel_status keel_advice_to_json(keel_ctx *ctx, const keel_advice *a, char **json);
 

@@ -32,8 +32,6 @@
 -- explanation gives the equity share the same plan would have in five
 -- years' time.
 
-local Q = require "questionnaire"
-
 local T = {}
 
 T.name = "standard"
@@ -76,7 +74,7 @@ end
 
 local function risk_of(profile)
   if profile.risk_score then return profile.risk_score end
-  if profile.answers then return (Q.score(profile.answers)) end
+  if profile.answers then return ((require "questionnaire").score(profile.answers)) end
   error("standard template: the profile needs a risk_score or questionnaire answers")
 end
 
@@ -145,7 +143,7 @@ function T.advise(profile, market)
 end
 
 -- Money with thousands separators and two decimals: 12345.6 -> "12,345.60".
-local fmt, floor = string.format, math.floor
+local fmt, floor, concat = string.format, math.floor, table.concat
 local function money(x)
   local sign = ""
   if x < 0 then sign, x = "-", -x end
@@ -177,66 +175,78 @@ local function pct2(x)
   return fmt("%d.%02d%%", h // 100, h % 100)
 end
 
+-- (Text is joined with .. rather than string.format: format copies its
+-- literal text one character at a time.)
 local function describe(sub)
   local w = sub.weights
   if sub.name == "reserve" then
-    return string.format("a cash reserve of %s for %s", money(sub.amount), sub.purpose)
+    return "a cash reserve of " .. money(sub.amount) .. " for " .. sub.purpose
   elseif sub.name == "core" then
-    local mix = {}
-    local classes = { { (w.EQUITY or 0) + (w.EM_EQUITY or 0), "shares" }, { w.BOND or 0, "bonds" },
-                      { w.GOLD or 0, "gold" }, { w.CASH or 0, "cash" } }
-    for _, c in ipairs(classes) do
-      if c[1] > 0.0005 then mix[#mix + 1] = pct(c[1]) .. " " .. c[2] end
-    end
-    return string.format("a core portfolio of %s (%s), checked monthly and rebalanced when a holding drifts more "
-      .. "than 5 points or a quarter of its target away", money(sub.amount), table.concat(mix, ", "))
+    local mix, n = {}, 0
+    local shares = (w.EQUITY or 0) + (w.EM_EQUITY or 0)
+    if shares > 0.0005 then n = n + 1; mix[n] = pct(shares) .. " shares" end
+    if (w.BOND or 0) > 0.0005 then n = n + 1; mix[n] = pct(w.BOND) .. " bonds" end
+    if (w.GOLD or 0) > 0.0005 then n = n + 1; mix[n] = pct(w.GOLD) .. " gold" end
+    if (w.CASH or 0) > 0.0005 then n = n + 1; mix[n] = pct(w.CASH) .. " cash" end
+    return "a core portfolio of " .. money(sub.amount) .. " (" .. concat(mix, ", ")
+      .. "), checked monthly and rebalanced when a holding drifts more than 5 points or a quarter of its target away"
   else
-    return string.format("a satellite of %s in crypto-assets, sold to cash if it falls 30%% from its peak and bought "
-      .. "back once its price is above its 50-day average", money(sub.amount))
+    return "a satellite of " .. money(sub.amount) .. " in crypto-assets, sold to cash if it falls 30% from its peak "
+      .. "and bought back once its price is above its 50-day average"
   end
 end
 
+local POTS = { "one pot", "two pots", "three pots" }
+
 -- explain(profile, plan, summary) -> text. summary: total, trade_costs,
--- ntrades, buys, sells (money), cash_after.
+-- ntrades, buys, sells (money), cash_after, trades.
 function T.explain(profile, plan, s)
-  local parts = {}
-  local src = profile.risk_score and "Your risk score is" or "Your answers give a risk score of"
-  parts[#parts + 1] = string.format("%s %d out of 10.", src, plan.risk_score)
+  local parts, n = {}, 0
+  local subs = plan.subaccounts
+  n = n + 1
+  parts[n] = (profile.risk_score and "Your risk score is " or "Your answers give a risk score of ")
+    .. plan.risk_score .. " out of 10."
   local goal = profile.goal == "general" and "general investing"
     or ((profile.goal == "education" and "an " or "a ") .. profile.goal .. " goal")
-  local when = profile.horizon == 1 and "a year" or (string.format("%g", profile.horizon) .. " years")
+  local h = profile.horizon
+  local when = h == 1 and "a year" or ((h == floor(h) and fmt("%d", h) or fmt("%g", h)) .. " years")
   local list = {}
-  for i, sub in ipairs(plan.subaccounts) do list[i] = describe(sub) end
-  local joined
-  if #list == 1 then joined = list[1]
-  else joined = table.concat(list, "; ", 1, #list - 1) .. "; and " .. list[#list] end
-  parts[#parts + 1] = string.format("For %s %s away we suggest %s: %s.", goal, when,
-    #list == 1 and "one pot" or (#list == 2 and "two pots" or "three pots"), joined)
+  for i = 1, #subs do list[i] = describe(subs[i]) end
+  local joined = #list == 1 and list[1] or (concat(list, "; ", 1, #list - 1) .. "; and " .. list[#list])
+  n = n + 1
+  parts[n] = "For " .. goal .. " " .. when .. " away we suggest " .. (POTS[#list] or (#list .. " pots")) .. ": "
+    .. joined .. "."
   if (profile.monthly or 0) > 0 then
     local bits = {}
-    for _, sub in ipairs(plan.subaccounts) do
-      if sub.dca then bits[#bits + 1] = string.format("%s to the %s", money(sub.dca.amount), sub.name) end
+    for i = 1, #subs do
+      local sub = subs[i]
+      if sub.dca then bits[#bits + 1] = money(sub.dca.amount) .. " to the " .. sub.name end
     end
-    parts[#parts + 1] = string.format("Each month %s goes in: %s.", money(profile.monthly), table.concat(bits, ", "))
+    n = n + 1
+    parts[n] = "Each month " .. money(profile.monthly) .. " goes in: " .. concat(bits, ", ") .. "."
   end
+  n = n + 1
   if s.ntrades == 0 then
-    parts[#parts + 1] = "Your holdings already match: nothing needs to trade today."
+    parts[n] = "Your holdings already match: nothing needs to trade today."
   else
-    parts[#parts + 1] = string.format("Getting there takes %d trade%s (%s of purchases, %s of sales) costing %s now "
-      .. "(%s of %s).", s.ntrades, s.ntrades == 1 and "" or "s", money(s.buys), money(s.sells), money(s.trade_costs),
-      pct2(s.total > 0 and s.trade_costs / s.total or 0), money(s.total))
+    parts[n] = "Getting there takes " .. s.ntrades .. (s.ntrades == 1 and " trade (" or " trades (") .. money(s.buys)
+      .. " of purchases, " .. money(s.sells) .. " of sales) costing " .. money(s.trade_costs) .. " now ("
+      .. pct2(s.total > 0 and s.trade_costs / s.total or 0) .. " of " .. money(s.total) .. ")."
   end
-  parts[#parts + 1] = string.format("Fund fees come to about %s a year (%s).", money(plan.fees),
-    pct2(s.total > 0 and plan.fees / s.total or 0))
-  if profile.horizon > 5 then
-    local e5 = T.equity_share(plan.risk_score, profile.horizon - 5, profile.goal, profile.age + 5)
-    parts[#parts + 1] = string.format("As the goal gets closer the core moves from shares to bonds: five years from "
-      .. "now it would hold about %s shares.", pct(e5))
-  elseif profile.horizon > 1 then
-    parts[#parts + 1] = "As the goal gets closer the core moves from shares to bonds: a year before you need the "
-      .. "money it would hold none."
+  n = n + 1
+  parts[n] = "Fund fees come to about " .. money(plan.fees) .. " a year ("
+    .. pct2(s.total > 0 and plan.fees / s.total or 0) .. ")."
+  if h > 5 then
+    local e5 = T.equity_share(plan.risk_score, h - 5, profile.goal, profile.age + 5)
+    n = n + 1
+    parts[n] = "As the goal gets closer the core moves from shares to bonds: five years from now it would hold about "
+      .. pct(e5) .. " shares."
+  elseif h > 1 then
+    n = n + 1
+    parts[n] = "As the goal gets closer the core moves from shares to bonds: a year before you need the money it "
+      .. "would hold none."
   end
-  return table.concat(parts, " ")
+  return concat(parts, " ")
 end
 
 return T
