@@ -1,5 +1,6 @@
 /* End-to-end tests of the keel command. */
 #include <fcntl.h>
+#include <jansson.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -477,6 +478,84 @@ static void test_batch_command(void **state) {
 /* keel stress on the bundled data: the issue's command line, its table and
  * goal probability, the same answer on 1 and 2 threads, --db, --fan, a
  * scenario file, usage errors, and the progress bar on a terminal. */
+/* keel advise: the standard template from a profile and holdings, quotes
+ * from the sample CSV's last row; JSON that jansson reads back with money
+ * conserved; the explanation alone with --text; bad profiles exit 1 with
+ * the field named, bad usage exits 2. */
+static void test_advise_command(void **state) {
+  (void)state;
+  char prof[4096], hold[4096], badp[4096];
+  snprintf(prof, sizeof prof, "%s", keel_test_tmp_path("profile.json"));
+  snprintf(hold, sizeof hold, "%s", keel_test_tmp_path("holdings.json"));
+  snprintf(badp, sizeof badp, "%s", keel_test_tmp_path("bad_profile.json"));
+  const char *pj = "{\"age\": 35, \"horizon\": 25, \"goal\": \"retirement\", \"initial\": 20000, \"monthly\": 500,"
+                   " \"liquidity\": 5000, \"risk_score\": 8}";
+  const char *hj = "{\"cash\": 1200, \"positions\": {\"EQUITY\": 40, \"BOND\": 25.5}}";
+  const char *bj = "{\"age\": 35, \"horizon\": 25, \"goal\": \"retirement\", \"risk\": 8}";
+  assert_int_equal(keel_test_write_file(prof, pj, strlen(pj)), 0);
+  assert_int_equal(keel_test_write_file(hold, hj, strlen(hj)), 0);
+  assert_int_equal(keel_test_write_file(badp, bj, strlen(bj)), 0);
+  const char *tmpl = keel_test_source_path("strategies/templates/standard.lua");
+  char tpath[4096];
+  snprintf(tpath, sizeof tpath, "%s", tmpl);
+  out_t r = run(ARGS("advise", "--template", tpath, "--profile", prof, "--holdings", hold, "--prices", SAMPLE,
+                     "--cost-bps", "10", "--fee", "1"));
+  if (r.status != 0) fail_msg("exit %d: %s", r.status, r.err);
+  json_error_t e;
+  json_t *j = json_loads(r.out, 0, &e);
+  assert_non_null(j);
+  assert_int_equal(json_integer_value(json_object_get(j, "risk_score")), 8);
+  double total = json_number_value(json_object_get(j, "total")), costs = 0, value = 0;
+  /* 20000 + 1200 + 40 EQUITY + 25.5 BOND at the sample's last closes */
+  assert_close(total, 21200 + 40 * 216.9675 + 25.5 * 141.7317, 1e-12, 0);
+  json_t *subs = json_object_get(j, "subaccounts");
+  assert_int_equal(json_array_size(subs), 3);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(subs, 2), "name")), "satellite");
+  assert_non_null(json_object_get(json_array_get(subs, 2), "stops"));
+  json_t *tr = json_object_get(j, "trades");
+  assert_true(json_array_size(tr) >= 5);
+  for (size_t i = 0; i < json_array_size(tr); i++) costs += json_number_value(json_object_get(json_array_get(tr, i), "cost"));
+  assert_close(costs, json_number_value(json_object_get(j, "trade_costs")), 1e-12, 0);
+  /* money conserved: what is held after, at the quotes, plus costs */
+  double held[6] = {0, 25.5, 40, 0, 0, 0}, px[6] = {127.5099, 141.7317, 216.9675, 179.8098, 1829.5233, 8614.107};
+  const char *sym[6] = {"CASH", "BOND", "EQUITY", "EM_EQUITY", "GOLD", "CRYPTO"};
+  for (size_t i = 0; i < json_array_size(tr); i++) {
+    json_t *t = json_array_get(tr, i);
+    const char *s = json_string_value(json_object_get(t, "symbol"));
+    double sh = json_number_value(json_object_get(t, "shares"));
+    if (!strcmp(json_string_value(json_object_get(t, "side")), "sell")) sh = -sh;
+    for (int k = 0; k < 6; k++)
+      if (!strcmp(s, sym[k])) held[k] += sh;
+  }
+  value = json_number_value(json_object_get(j, "cash_after"));
+  for (int k = 0; k < 6; k++) value += held[k] * px[k];
+  assert_close(value + costs, total, 1e-9, 0);
+  assert_non_null(strstr(json_string_value(json_object_get(j, "explanation")), "risk score is 8 out of 10"));
+  json_decref(j);
+  done(&r);
+  r = run(ARGS("advise", "--template", tpath, "--profile", prof, "--prices", SAMPLE, "--text"));
+  assert_int_equal(r.status, 0);
+  assert_int_equal(strncmp(r.out, "Your risk score is 8 out of 10.", 31), 0);
+  assert_int_equal(lines(r.out), 1);
+  done(&r);
+  r = run(ARGS("advise", "--template", tpath, "--profile", badp, "--prices", SAMPLE));
+  assert_int_equal(r.status, 1);
+  assert_non_null(strstr(r.err, "unknown field 'risk'"));
+  done(&r);
+  const char *const *bad[] = {ARGS("advise"), ARGS("advise", "--template", tpath),
+                              ARGS("advise", "--template", tpath, "--profile", prof),
+                              ARGS("advise", "--template", tpath, "--profile", prof, "--prices", SAMPLE, "--fee", "x")};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    out_t u = run(bad[i]);
+    if (u.status != 2 || lines(u.err) != 1) fail_msg("advise usage case %zu: exit %d: %s", i, u.status, u.err);
+    done(&u);
+  }
+  r = run(ARGS("advise", "--template", "no_such_template", "--profile", prof, "--prices", SAMPLE));
+  assert_int_equal(r.status, 1);
+  assert_non_null(strstr(r.err, "not found"));
+  done(&r);
+}
+
 static void test_stress_command(void **state) {
   (void)state;
   char db[4096], fan[4096], sj[4096], spec[4096];
@@ -577,7 +656,7 @@ int main(void) {
       cmocka_unit_test(test_runtime_errors),     cmocka_unit_test(test_backtest_and_store),
       cmocka_unit_test(test_sample_command),     cmocka_unit_test(test_optimize_and_frontier),
       cmocka_unit_test(test_backtest_spec),      cmocka_unit_test(test_batch_command),
-      cmocka_unit_test(test_stress_command),
+      cmocka_unit_test(test_advise_command), cmocka_unit_test(test_stress_command),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
