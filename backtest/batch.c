@@ -323,6 +323,7 @@ static item *run_job(batch *b, keel_ctx *wctx, size_t k) {
   char name[600];
   snprintf(name, sizeof name, "%s:%zu", b->o->input_name, j->line);
   keel_status st = keeli_runspec_from_json(wctx, name, "run", json_object_get(j->root, "run"), j->ds->panel, NULL,
+                                           b->o->loader,
                                            &it->rs);
   if (!st) st = keel_backtest_run_account(wctx, j->ds->panel, keel_runspec_account(it->rs), &it->res);
   if (!st) {

@@ -64,6 +64,7 @@ typedef struct rs_parser {
   char path[512];
   size_t plen;
   const keel_panel *panel;
+  const keel_strategy_loader *loader;
 } rs_parser;
 
 #if defined(__GNUC__)
@@ -380,9 +381,43 @@ static keel_status get_basket(rs_parser *P, const json_t *obj, const char *key, 
 
 /* ---- one sub-account ------------------------------------------------------ */
 
-static keel_status parse_strategy(rs_parser *P, const json_t *o, const keel_subaccount_spec *spec, rs_sub *u) {
+/* {"lua": module, "params": {...}}: through the caller's loader. */
+static keel_status parse_loaded(rs_parser *P, const json_t *o, keel_subaccount_spec *spec, rs_sub *u, int has_sched) {
+  static const char *const keys[] = {"lua", "params", NULL};
+  keel_status st = check_keys(P, o, keys);
+  if (st) return st;
+  const char *module = NULL;
+  const json_t *params = NULL;
+  if ((st = get_string(P, o, "lua", &module)) || (st = get_object(P, o, "params", &params))) return st;
+  if (!P->loader || !P->loader->fn) {
+    size_t m = push_key(P, "lua");
+    st = perr(P, "Lua strategies need a host that loads them (the keel command and keel_lua_loader do)");
+    pop(P, m);
+    return st;
+  }
+  char *pj = params ? json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  if (params && !pj) return keeli_error(P->ctx, KEEL_ENOMEM, "out of memory");
+  int own = 0;
+  keel_schedule sched = spec->schedule;
+  st = P->loader->fn(P->loader->ud, P->ctx, module, pj, &u->strategy, &own, &sched);
+  free(pj);
+  if (st && st != KEEL_ENOMEM) {
+    char why[640];
+    snprintf(why, sizeof why, "%s", keel_errmsg(P->ctx));
+    size_t m = push_key(P, "lua");
+    st = perr(P, "%s", why);
+    pop(P, m);
+    return st;
+  }
+  if (!st && own && !has_sched) spec->schedule = sched;
+  return st;
+}
+
+static keel_status parse_strategy(rs_parser *P, const json_t *o, keel_subaccount_spec *spec, rs_sub *u,
+                                  int has_sched) {
   static const char *const keys[] = {"name",     "invest",     "lookback",  "cov",       "halflife",
                                      "max_weight", "risk_free", "use_costs", NULL};
+  if (json_object_get(o, "lua")) return parse_loaded(P, o, spec, u, has_sched);
   keel_status st = check_keys(P, o, keys);
   if (st) return st;
   int kind = -1;
@@ -747,7 +782,7 @@ static keel_status parse_sub(rs_parser *P, const json_t *o, keel_date first, kee
   }
   if (strategy) {
     size_t m = push_key(P, "strategy");
-    st = parse_strategy(P, strategy, s, u);
+    st = parse_strategy(P, strategy, s, u, json_object_get(o, "schedule") != NULL);
     pop(P, m);
     if (st) return st;
     s->strategy = u->strategy;
@@ -774,11 +809,12 @@ static keel_status set_label(keel_ctx *ctx, keel_runspec *rs) {
 }
 
 keel_status keeli_runspec_from_json(keel_ctx *ctx, const char *name, const char *root, const json_t *run,
-                                    const keel_panel *closes, const keel_panel *opens, keel_runspec **out) {
+                                    const keel_panel *closes, const keel_panel *opens,
+                                    const keel_strategy_loader *loader, keel_runspec **out) {
   if (!out) return keeli_error(ctx, KEEL_EINVAL, "keel_runspec_parse: out is NULL");
   *out = NULL;
   if (!closes || !run) return keeli_error(ctx, KEEL_EINVAL, "keel_runspec_parse: no prices or no description");
-  rs_parser P = {.ctx = ctx, .name = name ? name : "run", .panel = closes};
+  rs_parser P = {.ctx = ctx, .name = name ? name : "run", .panel = closes, .loader = loader};
   snprintf(P.path, sizeof P.path, "%s", root ? root : "");
   P.plen = strlen(P.path);
   if (!json_is_object(run)) return perr(&P, "a run description must be a JSON object, not %s", type_name(run));
@@ -900,6 +936,12 @@ fail:
 
 keel_status keel_runspec_parse(keel_ctx *ctx, const char *name, const char *json, size_t len, const keel_panel *closes,
                                const keel_panel *opens, keel_runspec **out) {
+  return keel_runspec_parse_with(ctx, name, json, len, closes, opens, NULL, out);
+}
+
+keel_status keel_runspec_parse_with(keel_ctx *ctx, const char *name, const char *json, size_t len,
+                                    const keel_panel *closes, const keel_panel *opens,
+                                    const keel_strategy_loader *loader, keel_runspec **out) {
   if (!out) return keeli_error(ctx, KEEL_EINVAL, "keel_runspec_parse: out is NULL");
   *out = NULL;
   if (!json) return keeli_error(ctx, KEEL_EINVAL, "keel_runspec_parse: no text");
@@ -907,7 +949,7 @@ keel_status keel_runspec_parse(keel_ctx *ctx, const char *name, const char *json
   json_error_t je;
   json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
   if (!root) return keeli_error(ctx, KEEL_EPARSE, "%s:%d:%d: %s", name, je.line, je.column, je.text);
-  keel_status st = keeli_runspec_from_json(ctx, name, "", root, closes, opens, out);
+  keel_status st = keeli_runspec_from_json(ctx, name, "", root, closes, opens, loader, out);
   json_decref(root);
   return st;
 }

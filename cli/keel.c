@@ -40,6 +40,35 @@ static int fail(keel_ctx *ctx) {
   return 1;
 }
 
+#define MAX_STRATEGY_DIRS 16
+
+/* Where Lua strategies and templates are looked up by name: --strategies
+ * folders (advise), KEEL_STRATEGY_PATH (colon-separated), then the
+ * installed ones. Set up once in main. */
+static struct {
+  const char *dirs[2 * MAX_STRATEGY_DIRS + 4];
+  size_t ndirs;
+  char *env;
+  keel_lua_config cfg;
+  keel_strategy_loader loader;
+} lua_setup;
+
+static void lua_setup_init(void) {
+  size_t n = 0;
+  const char *e = getenv("KEEL_STRATEGY_PATH");
+  lua_setup.env = e ? strdup(e) : NULL;
+  for (char *tok = lua_setup.env ? strtok(lua_setup.env, ":") : NULL; tok && n < MAX_STRATEGY_DIRS;
+       tok = strtok(NULL, ":"))
+    if (*tok) lua_setup.dirs[n++] = tok;
+  lua_setup.dirs[n++] = KEEL_DATADIR "/strategies";
+  lua_setup.dirs[n++] = KEEL_DATADIR "/strategies/templates";
+  lua_setup.dirs[n] = NULL;
+  lua_setup.ndirs = n;
+  keel_lua_config_default(&lua_setup.cfg);
+  lua_setup.cfg.paths = lua_setup.dirs;
+  lua_setup.loader = keel_lua_loader(&lua_setup.cfg);
+}
+
 static const char MAIN_HELP[] =
     "keel - portfolio strategy and rebalancing\n"
     "\n"
@@ -414,7 +443,8 @@ static int backtest_spec(keel_ctx *ctx, const bt_opts *o) {
   keel_panel *op = NULL;
   int rc = load_prices(ctx, o, &p, &base, &source);
   if (!rc && o->opens && keel_panel_read_csv(ctx, o->opens, NULL, &op) != KEEL_OK) rc = fail(ctx);
-  if (!rc && keel_runspec_parse(ctx, o->spec, text, len, p, op, &rs) != KEEL_OK) rc = fail(ctx);
+  if (!rc && keel_runspec_parse_with(ctx, o->spec, text, len, p, op, &lua_setup.loader, &rs) != KEEL_OK)
+    rc = fail(ctx);
   if (!rc && keel_backtest_run_account(ctx, p, keel_runspec_account(rs), &r) != KEEL_OK) rc = fail(ctx);
   if (!rc && !o->quiet) print_account_report(rs, r, source);
   if (!rc && o->db) {
@@ -779,6 +809,7 @@ static int cmd_batch(keel_ctx *ctx, int argc, char **argv) {
   c.bar = !c.quiet && isatty(STDERR_FILENO);
   keel_batch_options bo;
   keel_batch_options_default(&bo);
+  bo.loader = &lua_setup.loader;
   bo.input = in;
   bo.input_name = strcmp(file, "-") ? file : "stdin";
   bo.store_path = db;
@@ -1146,7 +1177,8 @@ static keel_status stress_make_account(void *ud, keel_ctx *ctx, const keel_panel
   if (!h) return KEEL_ENOMEM;
   keel_status st;
   if (c->spec_path) {
-    st = keel_runspec_parse(ctx, c->spec_path, c->spec_text, c->spec_len, panel, NULL, &h->rs);
+    st = keel_runspec_parse_with(ctx, c->spec_path, c->spec_text, c->spec_len, panel, NULL, &lua_setup.loader,
+                                 &h->rs);
     if (!st) *spec = keel_runspec_account(h->rs);
   } else {
     keel_builtin_params bp;
@@ -1532,12 +1564,11 @@ static char *quotes_from_csv(keel_ctx *ctx, const char *path) {
   return q;
 }
 
-#define MAX_STRATEGY_DIRS 16
 
 static int cmd_advise(keel_ctx *ctx, int argc, char **argv) {
   cmd_name = "keel advise";
   const char *tmpl = NULL, *profile = NULL, *holdings = NULL, *quotes = NULL, *prices = NULL;
-  const char *dirs[MAX_STRATEGY_DIRS + 8];
+  const char *dirs[3 * MAX_STRATEGY_DIRS + 8];
   size_t ndirs = 0;
   double cost_bps = 0, fee = 0;
   int text = 0;
@@ -1579,15 +1610,9 @@ static int cmd_advise(keel_ctx *ctx, int argc, char **argv) {
   if (!quotes == !prices) return usage_error("give one of --quotes FILE and --prices CSV");
   if (!(cost_bps >= 0 && cost_bps < 10000)) return usage_error("--cost-bps must be in [0, 10000)");
   if (!(fee >= 0 && isfinite(fee))) return usage_error("--fee must be >= 0");
-  /* KEEL_STRATEGY_PATH (colon-separated), then the installed templates */
-  char *envp = getenv("KEEL_STRATEGY_PATH") ? strdup(getenv("KEEL_STRATEGY_PATH")) : NULL;
-  for (char *tok = envp ? strtok(envp, ":") : NULL; tok && ndirs < MAX_STRATEGY_DIRS + 4; tok = strtok(NULL, ":"))
-    if (*tok) dirs[ndirs++] = tok;
-  dirs[ndirs++] = KEEL_DATADIR "/strategies/templates";
-  dirs[ndirs++] = KEEL_DATADIR "/strategies";
+  for (size_t i = 0; i < lua_setup.ndirs; i++) dirs[ndirs++] = lua_setup.dirs[i];
   dirs[ndirs] = NULL;
-  keel_lua_config cfg;
-  keel_lua_config_default(&cfg);
+  keel_lua_config cfg = lua_setup.cfg;
   cfg.paths = dirs;
   int rc = 0;
   size_t len;
@@ -1617,7 +1642,6 @@ done:
   free(pj);
   free(hj);
   free(qj);
-  free(envp);
   return rc;
 }
 
@@ -1664,7 +1688,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "keel: out of memory\n");
     return 1;
   }
+  lua_setup_init();
   int rc = fn(ctx, argc - 1, argv + 1);
+  free(lua_setup.env);
   keel_ctx_free(ctx);
   fflush(stdout);
   return rc;

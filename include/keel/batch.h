@@ -26,6 +26,7 @@
 
 #include "keel/ctx.h"
 #include "keel/panel.h"
+#include "keel/strategy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -49,6 +50,7 @@ typedef struct keel_batch_options {
   void *progress_ud;
   keel_batch_result_fn on_result;
   void *result_ud;
+  const keel_strategy_loader *loader; /* for {"lua": ...} strategies (NULL: none); called from the workers */
 } keel_batch_options;
 
 KEEL_API void keel_batch_options_default(keel_batch_options *o);

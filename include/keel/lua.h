@@ -79,6 +79,12 @@ KEEL_API const char *keel_lua_strategy_name(const keel_strategy *s);
 KEEL_API int keel_lua_strategy_schedule(const keel_strategy *s, keel_schedule *out);
 KEEL_API const char *keel_lua_strategy_log(const keel_strategy *s);
 
+/* A loader (keel/strategy.h) that makes {"lua": module, "params": {...}}
+ * strategies of run descriptions, batches and stress runs with cfg (which
+ * must outlive the loader's use; it is only read, so one loader serves
+ * many threads). */
+KEEL_API keel_strategy_loader keel_lua_loader(const keel_lua_config *cfg);
+
 #ifdef __cplusplus
 }
 #endif

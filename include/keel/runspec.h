@@ -35,6 +35,12 @@ typedef struct keel_runspec keel_runspec;
  * *out is NULL. */
 KEEL_API keel_status keel_runspec_parse(keel_ctx *ctx, const char *name, const char *json, size_t len,
                                         const keel_panel *closes, const keel_panel *opens, keel_runspec **out);
+/* The same, with a loader for strategies given as {"lua": module,
+ * "params": {...}} (NULL: such a strategy is an error). A module's own
+ * schedule applies when the sub-account gives none. */
+KEEL_API keel_status keel_runspec_parse_with(keel_ctx *ctx, const char *name, const char *json, size_t len,
+                                             const keel_panel *closes, const keel_panel *opens,
+                                             const keel_strategy_loader *loader, keel_runspec **out);
 KEEL_API void keel_runspec_free(keel_runspec *rs);
 
 /* The account to pass to keel_backtest_run_account; borrowed. */

@@ -20,6 +20,7 @@
 #include "keel/estimate.h"
 #include "keel/mv.h"
 #include "keel/panel.h"
+#include "keel/policy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,6 +75,22 @@ typedef struct keel_strategy {
   const keel_strategy_ops *ops;
   void *state;
 } keel_strategy;
+
+/* ---- strategies from elsewhere ---- */
+
+/* Makes a strategy from a module name or path and its parameters (a JSON
+ * object, may be NULL): how run descriptions, batches and stress runs get
+ * strategies that core/ and backtest/ cannot make themselves (Lua
+ * strategies: keel_lua_loader in keel/lua.h). *has_schedule (and *schedule)
+ * tell whether the module names its own rebalance schedule. The loader is
+ * called from the threads of a batch or stress run at once: it must be
+ * thread-safe. */
+typedef keel_status (*keel_strategy_loader_fn)(void *ud, keel_ctx *ctx, const char *module, const char *params_json,
+                                               keel_strategy **out, int *has_schedule, keel_schedule *schedule);
+typedef struct keel_strategy_loader {
+  keel_strategy_loader_fn fn;
+  void *ud;
+} keel_strategy_loader;
 
 /* ---- built-in strategies ---- */
 

@@ -556,6 +556,78 @@ static void test_advise_command(void **state) {
   done(&r);
 }
 
+/* A Lua strategy in a run description, through keel backtest, keel batch
+ * (2 threads) and keel stress (2 threads): the Lua 60/40 gives the same
+ * run as the fixed 60/40 basket; a parameter out of its range names the
+ * parameter. */
+static void test_lua_strategy_commands(void **state) {
+  (void)state;
+  char mod[4096], spec[4096], fixed[4096], bad[4096], jobs[4096], db[4096];
+  snprintf(mod, sizeof mod, "%s", keel_test_tmp_path("l6040.lua"));
+  snprintf(spec, sizeof spec, "%s", keel_test_tmp_path("lua_run.json"));
+  snprintf(fixed, sizeof fixed, "%s", keel_test_tmp_path("fixed_run.json"));
+  snprintf(bad, sizeof bad, "%s", keel_test_tmp_path("lua_bad.json"));
+  snprintf(jobs, sizeof jobs, "%s", keel_test_tmp_path("lua_jobs.jsonl"));
+  snprintf(db, sizeof db, "%s", keel_test_tmp_path("lua_batch.db"));
+  const char *src = "return { name = 'l6040', schedule = 'monthly',\n"
+                    "  params = { equity = { type = 'number', default = 0.6, min = 0, max = 1 } },\n"
+                    "  rebalance = function(ctx, p) return { EQUITY = p.equity, BOND = 1 - p.equity } end }\n";
+  assert_int_equal(keel_test_write_file(mod, src, strlen(src)), 0);
+  char text[8192];
+  snprintf(text, sizeof text,
+           "{\"subaccounts\": [{\"name\": \"core\", \"capital\": 100000, \"assets\": [\"EQUITY\", \"BOND\"], "
+           "\"costs\": {\"buy_bps\": 10, \"sell_bps\": 10}, \"strategy\": {\"lua\": \"%s\", \"params\": {\"equity\": 0.6}}}]}",
+           mod);
+  assert_int_equal(keel_test_write_file(spec, text, strlen(text)), 0);
+  const char *fx = "{\"subaccounts\": [{\"name\": \"core\", \"capital\": 100000, \"schedule\": \"monthly\", "
+                   "\"costs\": {\"buy_bps\": 10, \"sell_bps\": 10}, \"weights\": {\"EQUITY\": 0.6, \"BOND\": 0.4}}]}";
+  assert_int_equal(keel_test_write_file(fixed, fx, strlen(fx)), 0);
+  out_t a = run(ARGS("backtest", "--prices", SAMPLE, "--spec", spec));
+  if (a.status != 0) fail_msg("exit %d: %s", a.status, a.err);
+  out_t b = run(ARGS("backtest", "--prices", SAMPLE, "--spec", fixed));
+  assert_int_equal(b.status, 0);
+  const char *ma = strstr(a.out, "  capital"), *mb = strstr(b.out, "  capital");
+  assert_true(ma && mb);
+  assert_string_equal(ma, mb); /* every metric line the same */
+  assert_non_null(strstr(a.out, "l6040"));
+  done(&a);
+  done(&b);
+  snprintf(text, sizeof text,
+           "{\"subaccounts\": [{\"name\": \"core\", \"capital\": 100000, \"assets\": [\"EQUITY\", \"BOND\"], "
+           "\"strategy\": {\"lua\": \"%s\", \"params\": {\"equity\": 1.5}}}]}", mod);
+  assert_int_equal(keel_test_write_file(bad, text, strlen(text)), 0);
+  a = run(ARGS("backtest", "--prices", SAMPLE, "--spec", bad));
+  assert_int_equal(a.status, 1);
+  assert_non_null(strstr(a.err, "subaccounts[0].strategy.lua: strategy l6040: param 'equity' is 1.5, above its max 1"));
+  done(&a);
+  /* a batch of Lua jobs on 2 threads: each its own sandbox */
+  size_t o = 0;
+  for (int i = 0; i < 6; i++)
+    o += (size_t)snprintf(text + o, sizeof text - o,
+                          "{\"id\": \"l%d\", \"dataset\": \"%s\", \"run\": {\"subaccounts\": [{\"capital\": 1000, "
+                          "\"assets\": [\"EQUITY\", \"BOND\"], \"strategy\": {\"lua\": \"%s\", \"params\": "
+                          "{\"equity\": %.1f}}}]}}\n", i, SAMPLE, mod, 0.1 * i);
+  assert_int_equal(keel_test_write_file(jobs, text, strlen(text)), 0);
+  a = run(ARGS("batch", jobs, "--db", db, "--jsonl", "--threads", "2"));
+  if (a.status != 0) fail_msg("exit %d: %s", a.status, a.err);
+  assert_int_equal(lines(a.out), 6);
+  assert_null(strstr(a.out, "\"error\""));
+  done(&a);
+  assert_int_equal(keel_test_sql_int(db, "SELECT count(*) FROM runs WHERE strategy = 'l6040'"), 6);
+  /* a stress run of the Lua strategy on 2 threads, the same as on 1 */
+  const char *const *sargs[2] = {
+      ARGS("stress", "--prices", SAMPLE, "--spec", spec, "--paths", "200", "--years", "5", "--threads", "1"),
+      ARGS("stress", "--prices", SAMPLE, "--spec", spec, "--paths", "200", "--years", "5", "--threads", "2")};
+  out_t s1 = run(sargs[0]), s2 = run(sargs[1]);
+  if (s1.status != 0 || s2.status != 0) fail_msg("stress exit %d/%d: %s %s", s1.status, s2.status, s1.err, s2.err);
+  const char *t1 = strstr(s1.out, "percentile"), *t2 = strstr(s2.out, "percentile");
+  const char *e1 = strstr(s1.out, "ran in"), *e2 = strstr(s2.out, "ran in");
+  assert_true(t1 && t2 && e1 && e2 && e1 - t1 == e2 - t2);
+  assert_int_equal(memcmp(t1, t2, (size_t)(e1 - t1)), 0);
+  done(&s1);
+  done(&s2);
+}
+
 static void test_stress_command(void **state) {
   (void)state;
   char db[4096], fan[4096], sj[4096], spec[4096];
@@ -656,7 +728,7 @@ int main(void) {
       cmocka_unit_test(test_runtime_errors),     cmocka_unit_test(test_backtest_and_store),
       cmocka_unit_test(test_sample_command),     cmocka_unit_test(test_optimize_and_frontier),
       cmocka_unit_test(test_backtest_spec),      cmocka_unit_test(test_batch_command),
-      cmocka_unit_test(test_advise_command), cmocka_unit_test(test_stress_command),
+      cmocka_unit_test(test_advise_command), cmocka_unit_test(test_lua_strategy_commands), cmocka_unit_test(test_stress_command),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
