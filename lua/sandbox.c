@@ -19,6 +19,8 @@
  *   5.4.4 runs n times; table.move charges its count; the table functions
  *   that loop over #t refuse tables with metatables (whose __index or
  *   __len could make C loop without bound).
+ * - xpcall's handler is skipped once the budget is spent: for an error
+ *   raised by the hook, Lua runs it with hooks off.
  * - No finalisers (setmetatable refuses __gc), no coroutine.close (a chain
  *   of them overflows the C stack in 5.4.4), text-only chunks, no
  *   string.dump, no io/os/debug/package.
@@ -464,6 +466,30 @@ static int sb_rawset(lua_State *L) {
   return 1;
 }
 
+/* xpcall's message handler runs before the error unwinds; for an error the
+ * count hook raised, it runs with hooks off (the hook never returned), so
+ * a looping handler would never stop. Once the budget is spent the
+ * script's handler is skipped and the error passes unchanged. */
+static int sb_xpcall_handler(lua_State *L) {
+  keel_lua *K = keeli_lua_of(L);
+  if (K && K->exhausted) return 1;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+static int sb_xpcall(lua_State *L) {
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, sb_xpcall_handler, 1);
+  lua_replace(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
 static int sb_collectgarbage(lua_State *L) {
   const char *opt = luaL_optstring(L, 1, "collect");
   if (strcmp(opt, "count") != 0)
@@ -875,6 +901,7 @@ static int setup_main(lua_State *L) {
   }
   set_orig_wrapper(L, G, "setmetatable", sb_setmetatable);
   set_orig_wrapper(L, G, "rawset", sb_rawset);
+  set_orig_wrapper(L, G, "xpcall", sb_xpcall);
   lua_pushcfunction(L, sb_load);
   lua_setfield(L, G, "load");
   lua_pushcfunction(L, sb_collectgarbage);
@@ -1145,12 +1172,14 @@ keel_status keeli_lua_pcall(keel_ctx *ctx, keel_lua *K, int nargs, int nres, con
   lua_insert(L, fidx);
   begin_call(K, lim);
   const int rc = lua_pcall(L, nargs, nres, fidx);
-  end_call(K);
+  K->in_call = 0;
   if (rc == LUA_OK) {
+    end_call(K);
     lua_remove(L, fidx);
     return KEEL_OK;
   }
-  keel_status st = report(ctx, K, rc);
+  keel_status st = report(ctx, K, rc); /* with the call's limits */
+  end_call(K);
   lua_settop(L, fidx - 1);
   return st;
 }

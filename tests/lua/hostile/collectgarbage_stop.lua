@@ -1,0 +1,3 @@
+-- expect: ELUA
+-- message: only "count" is allowed
+collectgarbage('stop')

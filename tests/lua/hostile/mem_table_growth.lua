@@ -1,0 +1,4 @@
+-- expect: ELIMIT
+-- message: memory limit
+local t = {}
+for i = 1, 1e9 do t[i] = { i } end

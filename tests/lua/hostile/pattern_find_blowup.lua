@@ -1,0 +1,3 @@
+-- expect: ELUA
+-- message: pattern too costly
+return ('a'):rep(40):find(('a*'):rep(12) .. 'b')

@@ -1,0 +1,3 @@
+-- expect: ELUA
+-- message: pattern too costly
+return ('a'):rep(60000):gsub('a-a-b', '')

@@ -1,0 +1,3 @@
+-- expect: ELUA
+-- message: module 'socket.core' not found
+local s = require 'socket.core'

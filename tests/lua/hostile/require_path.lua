@@ -1,0 +1,3 @@
+-- expect: ELUA
+-- message: bad module name
+require '../../../etc/passwd'
