@@ -112,7 +112,11 @@ static const char ADVISE_HELP[] =
     "  --holdings FILE       what is held (JSON: cash, positions); default none\n"
     "  --quotes FILE         today's prices (JSON: SYMBOL: price or\n"
     "                        {price, lot, min_trade, expense_ratio})\n"
-    "  --prices CSV          or: the last price of each column of a price CSV\n"
+    "  --prices CSV          or: the last price of each column of a price CSV,\n"
+    "                        which is also the history for the goal odds\n"
+    "  --history CSV         the price history for the goal odds (with --quotes)\n"
+    "  --paths N             paths for the goal odds when the profile has a\n"
+    "                        goal_amount (1000)\n"
     "  --cost-bps X          proportional cost per trade, both sides (0)\n"
     "  --fee X               fixed fee per trade (0)\n"
     "  --strategies DIR      a folder to search for templates and the modules they\n"
@@ -353,7 +357,8 @@ static int store_run(keel_ctx *ctx, const char *dbpath, const keel_panel *p, con
   return rc;
 }
 
-/* Reads a whole file (the run description); NULL with a message printed. */
+/* Reads a whole file (a run description, JSON), NUL-terminated; NULL with
+ * a message printed. */
 static char *read_text(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) {
@@ -377,6 +382,14 @@ static char *read_text(const char *path, size_t *len) {
     free(buf);
     return NULL;
   }
+  char *nb = realloc(buf, n + 1); /* NUL-terminated for the JSON readers */
+  if (!nb) {
+    free(buf);
+    fprintf(stderr, "keel: %s: out of memory\n", path);
+    return NULL;
+  }
+  buf = nb;
+  buf[n] = 0;
   *len = n;
   return buf;
 }
@@ -1536,13 +1549,8 @@ out:
   return rc;
 }
 
-/* The quotes as JSON from the last price of each column of a CSV. */
-static char *quotes_from_csv(keel_ctx *ctx, const char *path) {
-  keel_panel *p = NULL;
-  if (keel_panel_read_csv(ctx, path, NULL, &p) != KEEL_OK) {
-    fail(ctx);
-    return NULL;
-  }
+/* The quotes as JSON from the last price of each column of a panel. */
+static char *quotes_from_panel(const keel_panel *p) {
   size_t na = keel_panel_nassets(p), nd = keel_panel_ndates(p), cap = 64 + na * 96, n = 0;
   char *q = malloc(cap);
   if (q) {
@@ -1559,7 +1567,6 @@ static char *quotes_from_csv(keel_ctx *ctx, const char *path) {
     }
     snprintf(q + n, cap - n, "}");
   }
-  keel_panel_free(p);
   if (!q) fprintf(stderr, "keel: out of memory\n");
   return q;
 }
@@ -1567,7 +1574,8 @@ static char *quotes_from_csv(keel_ctx *ctx, const char *path) {
 
 static int cmd_advise(keel_ctx *ctx, int argc, char **argv) {
   cmd_name = "keel advise";
-  const char *tmpl = NULL, *profile = NULL, *holdings = NULL, *quotes = NULL, *prices = NULL;
+  const char *tmpl = NULL, *profile = NULL, *holdings = NULL, *quotes = NULL, *prices = NULL, *history = NULL;
+  double paths = 1000;
   const char *dirs[3 * MAX_STRATEGY_DIRS + 8];
   size_t ndirs = 0;
   double cost_bps = 0, fee = 0;
@@ -1578,6 +1586,7 @@ static int cmd_advise(keel_ctx *ctx, int argc, char **argv) {
       {"prices", required_argument, 0, 'P'},   {"cost-bps", required_argument, 0, 'b'},
       {"fee", required_argument, 0, 'f'},      {"strategies", required_argument, 0, 's'},
       {"text", no_argument, 0, 'x'},           {"help", no_argument, 0, 'h'},
+      {"history", required_argument, 0, 'y'},  {"paths", required_argument, 0, 'n'},
       {0, 0, 0, 0}};
   int ch;
   opterr = 0;
@@ -1591,6 +1600,8 @@ static int cmd_advise(keel_ctx *ctx, int argc, char **argv) {
       case 'H': holdings = optarg; break;
       case 'q': quotes = optarg; break;
       case 'P': prices = optarg; break;
+      case 'y': history = optarg; break;
+      case 'n': num = &paths; break;
       case 'b': num = &cost_bps; break;
       case 'f': num = &fee; break;
       case 'x': text = 1; break;
@@ -1610,6 +1621,8 @@ static int cmd_advise(keel_ctx *ctx, int argc, char **argv) {
   if (!quotes == !prices) return usage_error("give one of --quotes FILE and --prices CSV");
   if (!(cost_bps >= 0 && cost_bps < 10000)) return usage_error("--cost-bps must be in [0, 10000)");
   if (!(fee >= 0 && isfinite(fee))) return usage_error("--fee must be >= 0");
+  if (!(paths >= 10 && paths <= 1e6 && paths == floor(paths))) return usage_error("--paths must be a whole number from 10");
+  if (prices && history) return usage_error("--prices is the history already; --history goes with --quotes");
   for (size_t i = 0; i < lua_setup.ndirs; i++) dirs[ndirs++] = lua_setup.dirs[i];
   dirs[ndirs] = NULL;
   keel_lua_config cfg = lua_setup.cfg;
@@ -1623,12 +1636,23 @@ static int cmd_advise(keel_ctx *ctx, int argc, char **argv) {
   keel_cost_model_default(&costs);
   costs.buy_bps = costs.sell_bps = cost_bps;
   costs.fee = fee;
+  keel_panel *hist = NULL;
+  const char *hpath = prices ? prices : history;
+  if (hpath && keel_panel_read_csv(ctx, hpath, NULL, &hist) != KEEL_OK) {
+    rc = fail(ctx);
+    goto done;
+  }
   if (!(pj = read_text(profile, &len)) || (holdings && !(hj = read_text(holdings, &len))) ||
-      (quotes && !(qj = read_text(quotes, &len))) || (prices && !(qj = quotes_from_csv(ctx, prices)))) {
+      (quotes && !(qj = read_text(quotes, &len))) || (prices && !(qj = quotes_from_panel(hist)))) {
     rc = 1;
     goto done;
   }
-  if (keel_template_load(ctx, &cfg, tmpl, &t) || keel_advise_json(ctx, t, pj, hj, qj, &costs, &a) ||
+  keel_advice_input opts;
+  keel_advice_input_default(&opts);
+  opts.costs = costs;
+  opts.history = hist;
+  opts.goal_paths = (size_t)paths;
+  if (keel_template_load(ctx, &cfg, tmpl, &t) || keel_advise_json(ctx, t, pj, hj, qj, &opts, &a) ||
       keel_advice_to_json(ctx, a, &json)) {
     rc = fail(ctx);
     goto done;
@@ -1642,6 +1666,7 @@ done:
   free(pj);
   free(hj);
   free(qj);
+  keel_panel_free(hist);
   return rc;
 }
 

@@ -24,6 +24,8 @@
 #include "core/internal.h"
 #include "keel/backtest.h"
 #include "keel/panel.h"
+#include "keel/mc.h"
+#include "keel/stress.h"
 #include "lua/internal.h"
 
 #define MAX_SUBS 16
@@ -311,6 +313,7 @@ struct keel_advice {
   keeli_heap heap;
   int risk_score;
   double total, trade_costs, fees, cash_after, value_after;
+  double goal_p, goal_q[3]; /* the goal odds and wealth quantiles (NaN: not computed) */
   char *explanation;
   size_t nsubs;
   adv_sub subs[MAX_SUBS];
@@ -338,6 +341,10 @@ double keel_advice_total(const keel_advice *a) { return a->total; }
 double keel_advice_trade_costs(const keel_advice *a) { return a->trade_costs; }
 double keel_advice_yearly_fees(const keel_advice *a) { return a->fees; }
 double keel_advice_cash_after(const keel_advice *a) { return a->cash_after; }
+double keel_advice_goal_probability(const keel_advice *a) { return a->goal_p; }
+double keel_advice_goal_wealth(const keel_advice *a, double q) {
+  return q == 0.05 ? a->goal_q[0] : q == 0.5 ? a->goal_q[1] : q == 0.95 ? a->goal_q[2] : NAN;
+}
 const char *keel_advice_explanation(const keel_advice *a) { return a->explanation ? a->explanation : ""; }
 size_t keel_advice_ntrades(const keel_advice *a) { return a->ntrades; }
 const keel_advice_trade *keel_advice_trades(const keel_advice *a) { return a->trades; }
@@ -379,9 +386,9 @@ static keel_status check_profile(keel_ctx *ctx, const keel_profile *p) {
         return keeli_error(ctx, KEEL_EINVAL, "profile: question '%s' is answered twice", q);
   }
   if ((unsigned)p->goal > KEEL_GOAL_RETIREMENT) return keeli_error(ctx, KEEL_EINVAL, "profile: unknown goal %d", (int)p->goal);
-  const double v[] = {p->initial, p->monthly, p->liquidity};
-  const char *nm[] = {"initial", "monthly", "liquidity"};
-  for (int i = 0; i < 3; i++)
+  const double v[] = {p->initial, p->monthly, p->liquidity, p->goal_amount};
+  const char *nm[] = {"initial", "monthly", "liquidity", "goal_amount"};
+  for (int i = 0; i < 4; i++)
     if (!(isfinite(v[i]) && v[i] >= 0))
       return keeli_error(ctx, KEEL_EINVAL, "profile: %s %g must be a finite amount >= 0", nm[i], v[i]);
   return KEEL_OK;
@@ -634,6 +641,10 @@ static int advise_main(lua_State *L) {
   lua_setfield(L, 3, "monthly");
   lua_pushnumber(L, p->liquidity);
   lua_setfield(L, 3, "liquidity");
+  if (p->goal_amount > 0) {
+    lua_pushnumber(L, p->goal_amount);
+    lua_setfield(L, 3, "goal_amount");
+  }
   lua_createtable(L, 0, 3); /* 4: market */
   lua_pushnumber(L, J->a->total);
   lua_setfield(L, 4, "total");
@@ -710,6 +721,14 @@ static int explain_main(lua_State *L) {
   }
   lua_pushinteger(L, (lua_Integer)a->ntrades);
   lua_setfield(L, -2, "ntrades");
+  if (!isnan(a->goal_p)) {
+    const struct { const char *k; double v; } g[] = {{"goal_probability", a->goal_p}, {"goal_p05", a->goal_q[0]},
+                                                    {"goal_p50", a->goal_q[1]}, {"goal_p95", a->goal_q[2]}};
+    for (size_t i = 0; i < 4; i++) {
+      lua_pushnumber(L, g[i].v);
+      lua_setfield(L, -2, g[i].k);
+    }
+  }
   lua_createtable(L, 0, 1);
   lua_pushlightuserdata(L, a);
   lua_pushcclosure(L, summary_index, 1);
@@ -884,6 +903,111 @@ done:
   return st;
 }
 
+/* The goal odds: the plan's sub-accounts (capital their amounts after the
+ * trades' costs, their baskets, rebalance schedules and bands, monthly DCA
+ * external contributions) through monthly paths bootstrapped from the
+ * history over the horizon. Stop rules are left out: their day counts are
+ * in trading days. */
+static keel_status goal_odds(keel_ctx *ctx, const keel_advice_input *in, keel_advice *a) {
+  const keel_panel *h = in->history;
+  const size_t ns = a->nsubs;
+  keel_status st = KEEL_OK;
+  keel_subaccount_spec *subs = keeli_calloc(ctx, ns, sizeof *subs);
+  keel_dca *dca = keeli_calloc(ctx, ns, sizeof *dca);
+  size_t *cols = keeli_calloc(ctx, ns * MAX_WEIGHTS, sizeof *cols);
+  double *w = keeli_calloc(ctx, ns * MAX_WEIGHTS, sizeof *w);
+  keel_mc *g = NULL;
+  keel_stress_result *r = NULL;
+  if (!subs || !dca || !cols || !w) {
+    st = KEEL_ENOMEM;
+    goto done;
+  }
+  const double scale = a->total > 0 ? a->value_after / a->total : 1; /* the costs come out of every pot */
+  size_t used = 0;
+  for (size_t s = 0; s < ns; s++) {
+    const adv_sub *S = &a->subs[s];
+    keel_subaccount_spec *u = &subs[used];
+    keel_subaccount_spec_default(u);
+    u->name = S->name;
+    size_t n = 0;
+    for (size_t k = 0; k < S->nw; k++) {
+      size_t col;
+      if (!keel_panel_find(h, a->sym[S->col[k]], &col)) {
+        st = keeli_error(ctx, KEEL_EINVAL, "advice: goal odds: %s is not in the price history", a->sym[S->col[k]]);
+        goto done;
+      }
+      cols[used * MAX_WEIGHTS + n] = col;
+      w[used * MAX_WEIGHTS + n++] = S->w[k];
+    }
+    if (!n || !(S->amount > 0 || (S->has_dca && S->dca_amount > 0))) continue; /* nothing invested: no pot */
+    u->nassets = n;
+    u->assets = cols + used * MAX_WEIGHTS;
+    u->weights = w + used * MAX_WEIGHTS;
+    u->capital = S->amount * scale;
+    u->costs = in->costs;
+    u->costs.use_lots = 0;
+    u->schedule.calendar = KEEL_CAL_MONTHLY;
+    if (S->schedule[0]) keel_calendar_parse(S->schedule, &u->schedule.calendar);
+    if (u->schedule.calendar == KEEL_CAL_EVERY_N || u->schedule.calendar == KEEL_CAL_DAILY ||
+        u->schedule.calendar == KEEL_CAL_WEEKLY)
+      u->schedule.calendar = KEEL_CAL_MONTHLY; /* monthly steps */
+    if (S->has_band) {
+      u->band.kind = S->band_abs > 0 && S->band_rel > 0 ? KEEL_BAND_COMBINED
+                     : S->band_abs > 0                  ? KEEL_BAND_ABSOLUTE
+                                                        : KEEL_BAND_RELATIVE;
+      u->band.abs = S->band_abs;
+      u->band.rel = S->band_rel;
+      if (S->action[0]) keel_band_action_parse(S->action, &u->band.action);
+    }
+    if (S->has_dca) {
+      keel_dca_default(&dca[used]);
+      dca[used].amount = S->dca_amount;
+      dca[used].schedule.calendar = KEEL_CAL_MONTHLY;
+      if (S->dca_dest[0]) keel_dca_dest_parse(S->dca_dest, &dca[used].dest);
+      u->dca = &dca[used];
+      u->ndca = 1;
+    }
+    if (u->capital == 0) u->invest_at_start = 0;
+    used++;
+  }
+  if (!used) goto done;
+  keel_account_spec acct;
+  keel_account_spec_default(&acct);
+  acct.nsubs = used;
+  acct.subs = subs;
+  acct.periods_per_year = 12;
+  acct.record_holdings = 0;
+  keel_mc_calibration cal;
+  keel_mc_calibration_default(&cal);
+  cal.kind = KEEL_MC_BOOTSTRAP;
+  cal.freq = KEEL_MC_MONTHLY;
+  cal.years = in->profile->horizon;
+  if ((st = keel_mc_calibrate(ctx, h, &cal, &g))) goto done;
+  keel_stress_options o;
+  keel_stress_options_default(&o);
+  o.gen = g;
+  o.history = h;
+  o.account = &acct;
+  o.npaths = in->goal_paths ? in->goal_paths : 1000;
+  if (in->goal_seed) o.seed = in->goal_seed;
+  o.threads = 1;
+  o.goal = in->profile->goal_amount;
+  o.band_points = 2;
+  if ((st = keel_stress_run(ctx, &o, &r))) goto done;
+  a->goal_p = keel_stress_prob_goal(r, in->profile->goal_amount, 0);
+  a->goal_q[0] = keel_stress_quantile(r, KEEL_STRESS_WEALTH, 0.05);
+  a->goal_q[1] = keel_stress_quantile(r, KEEL_STRESS_WEALTH, 0.5);
+  a->goal_q[2] = keel_stress_quantile(r, KEEL_STRESS_WEALTH, 0.95);
+done:
+  keel_stress_result_free(r);
+  keel_mc_free(g);
+  keeli_free(ctx, subs);
+  keeli_free(ctx, dca);
+  keeli_free(ctx, cols);
+  keeli_free(ctx, w);
+  return st;
+}
+
 keel_status keel_advise(keel_ctx *ctx, keel_template *t, const keel_advice_input *in, keel_advice **out) {
   if (!out) return keeli_error(ctx, KEEL_EINVAL, "advice: no output pointer");
   *out = NULL;
@@ -893,6 +1017,7 @@ keel_status keel_advise(keel_ctx *ctx, keel_template *t, const keel_advice_input
   keel_advice *a = keeli_calloc(ctx, 1, sizeof *a);
   if (!a) return KEEL_ENOMEM;
   a->heap = *keeli_ctx_heap(ctx);
+  a->goal_p = a->goal_q[0] = a->goal_q[1] = a->goal_q[2] = NAN;
   snprintf(a->template_name, sizeof a->template_name, "%s", t->name);
   if (!(a->sym = keeli_calloc(ctx, in->nquotes, sizeof *a->sym))) {
     keel_advice_free(a);
@@ -930,6 +1055,7 @@ keel_status keel_advise(keel_ctx *ctx, keel_template *t, const keel_advice_input
   lua_rawgeti(L, LUA_REGISTRYINDEX, P.ref);
   if ((st = keeli_lua_pcall(ctx, P.K, 2, 3, NULL))) goto done;
   if ((st = plan_trades(ctx, in, a))) goto done;
+  if (in->history && in->profile->goal_amount > 0 && (st = goal_odds(ctx, in, a))) goto done;
   lua_pushcfunction(L, explain_main);
   lua_pushlightuserdata(L, &J);
   lua_rotate(L, -5, 2); /* explain_main, job, module, profile, plan */
@@ -1013,6 +1139,9 @@ keel_status keel_advice_to_json(keel_ctx *ctx, const keel_advice *a, char **json
   json_object_set_new(o, "trade_costs", json_real(a->trade_costs));
   json_object_set_new(o, "cash_after", json_real(a->cash_after));
   json_object_set_new(o, "yearly_fees", json_real(a->fees));
+  if (!isnan(a->goal_p))
+    json_object_set_new(o, "goal", json_pack("{s:f, s:f, s:f, s:f}", "probability", a->goal_p, "wealth_p05",
+                                             a->goal_q[0], "wealth_p50", a->goal_q[1], "wealth_p95", a->goal_q[2]));
   json_object_set_new(o, "explanation", json_string(keel_advice_explanation(a)));
   char *s = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17) | JSON_PRESERVE_ORDER);
   json_decref(o);
@@ -1072,6 +1201,7 @@ static keel_status parse_profile(keel_ctx *ctx, json_inputs *J, keel_profile *p)
     else if (strcmp(key, "initial") == 0) st = num_field(ctx, "profile", key, v, &p->initial);
     else if (strcmp(key, "monthly") == 0) st = num_field(ctx, "profile", key, v, &p->monthly);
     else if (strcmp(key, "liquidity") == 0) st = num_field(ctx, "profile", key, v, &p->liquidity);
+    else if (strcmp(key, "goal_amount") == 0) st = num_field(ctx, "profile", key, v, &p->goal_amount);
     else if (strcmp(key, "goal") == 0) {
       have_goal = 1;
       if (!json_is_string(v) || keel_goal_parse(json_string_value(v), &p->goal) < 0)
@@ -1093,7 +1223,7 @@ static keel_status parse_profile(keel_ctx *ctx, json_inputs *J, keel_profile *p)
       p->nanswers = n;
     } else {
       return keeli_error(ctx, KEEL_EINVAL, "profile: unknown field '%s' (known: age, horizon, risk_score, answers, "
-                         "goal, initial, monthly, liquidity)", key);
+                         "goal, initial, monthly, liquidity, goal_amount)", key);
     }
     if (st) return st;
   }
@@ -1169,14 +1299,19 @@ static keel_status parse_quotes(keel_ctx *ctx, json_inputs *J, keel_advice_input
 }
 
 keel_status keel_advise_json(keel_ctx *ctx, keel_template *t, const char *profile_json, const char *holdings_json,
-                             const char *quotes_json, const keel_cost_model *costs, keel_advice **out) {
+                             const char *quotes_json, const keel_advice_input *opts, keel_advice **out) {
   *out = NULL;
   json_inputs J;
   memset(&J, 0, sizeof J);
   keel_profile prof;
   keel_advice_input in;
   keel_advice_input_default(&in);
-  if (costs) in.costs = *costs;
+  if (opts) in = *opts;
+  in.holdings = NULL;
+  in.nholdings = 0;
+  in.cash = 0;
+  in.quotes = NULL;
+  in.nquotes = 0;
   in.profile = &prof;
   keel_status st;
   if (!profile_json || !quotes_json) return keeli_error(ctx, KEEL_EINVAL, "advice: the profile and quotes are needed");

@@ -51,6 +51,7 @@ typedef struct keel_profile {
   double initial;       /* new money paid in now, >= 0 */
   double monthly;       /* monthly contribution, >= 0 */
   double liquidity;     /* money that must stay available in cash, >= 0 */
+  double goal_amount;   /* the wealth the goal needs by the horizon (0: none given) */
 } keel_profile;
 
 KEEL_API void keel_profile_default(keel_profile *p);
@@ -78,6 +79,13 @@ typedef struct keel_advice_input {
   const keel_quote *quotes;   /* every symbol of the template's universe and of the holdings */
   size_t nquotes;
   keel_cost_model costs;      /* trading costs (keel_cost_model_default: none) */
+  /* The odds of reaching the goal (with goal_amount > 0): the plan's
+   * sub-accounts (baskets, rebalance schedules and bands, monthly DCA)
+   * played through goal_paths monthly paths bootstrapped from this price
+   * history over the horizon (docs/stress.md). NULL: not computed. */
+  const keel_panel *history;
+  size_t goal_paths;          /* (0: 1000) */
+  uint64_t goal_seed;         /* stream seed of the paths (0: the context's) */
 } keel_advice_input;
 
 KEEL_API void keel_advice_input_default(keel_advice_input *in);
@@ -124,6 +132,11 @@ KEEL_API double keel_advice_total(const keel_advice *a);        /* holdings + ca
 KEEL_API double keel_advice_trade_costs(const keel_advice *a);  /* costs of the trades */
 KEEL_API double keel_advice_yearly_fees(const keel_advice *a);  /* fund fees a year, from the plan */
 KEEL_API double keel_advice_cash_after(const keel_advice *a);
+/* With a history and a goal amount: the share of paths whose wealth at the
+ * horizon reaches the goal, and the 5%, 50% and 95% quantiles of that
+ * wealth (q: 0.05, 0.5 or 0.95); NaN otherwise. */
+KEEL_API double keel_advice_goal_probability(const keel_advice *a);
+KEEL_API double keel_advice_goal_wealth(const keel_advice *a, double q);
 KEEL_API const char *keel_advice_explanation(const keel_advice *a);
 KEEL_API size_t keel_advice_ntrades(const keel_advice *a);
 KEEL_API const keel_advice_trade *keel_advice_trades(const keel_advice *a);
@@ -143,13 +156,15 @@ KEEL_API double keel_advice_sub_weight(const keel_advice *a, size_t s, size_t k)
 KEEL_API keel_status keel_advice_to_json(keel_ctx *ctx, const keel_advice *a, char **json);
 
 /* JSON in: a profile object ({"age":.., "horizon":.., "risk_score" or
- * "answers", "goal", "initial", "monthly", "liquidity"}; unknown fields are
- * errors), holdings ({"cash":.., "positions": {"SYM": shares}}) and quotes
- * ({"SYM": {"price":.., "lot":.., "min_trade":.., "expense_ratio":..}} or
- * {"SYM": price}). name is used in messages. Runs keel_advise. */
+ * "answers", "goal", "initial", "monthly", "liquidity", "goal_amount"};
+ * unknown fields are errors), holdings ({"cash":.., "positions": {"SYM":
+ * shares}}) and quotes ({"SYM": {"price":.., "lot":.., "min_trade":..,
+ * "expense_ratio":..}} or {"SYM": price}). opts (may be NULL) gives the
+ * costs, the history and the goal paths and seed; its profile, holdings
+ * and quotes are ignored. Runs keel_advise. */
 KEEL_API keel_status keel_advise_json(keel_ctx *ctx, keel_template *t, const char *profile_json,
                                       const char *holdings_json, const char *quotes_json,
-                                      const keel_cost_model *costs, keel_advice **out);
+                                      const keel_advice_input *opts, keel_advice **out);
 
 #ifdef __cplusplus
 }

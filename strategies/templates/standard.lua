@@ -199,7 +199,8 @@ end
 local POTS = { "one pot", "two pots", "three pots" }
 
 -- explain(profile, plan, summary) -> text. summary: total, trade_costs,
--- ntrades, buys, sells (money), cash_after, trades.
+-- ntrades, buys, sells (money), cash_after, trades; with a goal amount and
+-- a price history also goal_probability, goal_p05, goal_p50, goal_p95.
 function T.explain(profile, plan, s)
   local parts, n = {}, 0
   local subs = plan.subaccounts
@@ -236,6 +237,12 @@ function T.explain(profile, plan, s)
   n = n + 1
   parts[n] = "Fund fees come to about " .. money(plan.fees) .. " a year ("
     .. pct2(s.total > 0 and plan.fees / s.total or 0) .. ")."
+  if s.goal_probability then
+    n = n + 1
+    parts[n] = "In futures drawn from past prices the plan reaches your goal of " .. money(profile.goal_amount)
+      .. " by then in " .. pct(s.goal_probability) .. " of cases; the middle outcome is " .. money(s.goal_p50)
+      .. ", and one in twenty ends below " .. money(s.goal_p05) .. "."
+  end
   if h > 5 then
     local e5 = T.equity_share(plan.risk_score, h - 5, profile.goal, profile.age + 5)
     n = n + 1

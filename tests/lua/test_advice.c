@@ -489,6 +489,69 @@ static void test_json(void **state) {
   keel_template_free(t);
 }
 
+/* The goal odds on a history of constant prices: every path ends with the
+ * money paid in (the amount placed plus a contribution each month), so the
+ * odds are 1 just below it and 0 just above, and the quantiles agree. */
+static void test_goal_odds(void **state) {
+  (void)state;
+  keel_template *t = load_standard();
+  const size_t nd = 600;
+  keel_date *dates = malloc(nd * sizeof *dates);
+  double *px = malloc(nd * 6 * sizeof *px);
+  keel_test_bdays(dates, nd, 2015, 1, 5);
+  for (size_t i = 0; i < nd; i++)
+    for (size_t j = 0; j < 6; j++) px[i * 6 + j] = PRICES[j];
+  keel_panel *hist = NULL;
+  assert_ok(CTX, keel_panel_new(CTX, nd, 6, dates, UNIVERSE, px, &hist));
+  keel_quote q[6];
+  quotes(q, 0, 0);
+  keel_profile p;
+  keel_profile_default(&p);
+  p.age = 40, p.risk_score = 9, p.horizon = 10, p.goal = KEEL_GOAL_EDUCATION, p.initial = 50000, p.monthly = 250;
+  p.liquidity = 1000;
+  keel_advice_input in;
+  keel_advice_input_default(&in);
+  in.profile = &p;
+  in.quotes = q;
+  in.nquotes = 6;
+  in.history = hist;
+  in.goal_paths = 50;
+  keel_advice *a = NULL;
+  /* no goal amount: no odds */
+  assert_ok(CTX, keel_advise(CTX, t, &in, &a));
+  assert_true(isnan(keel_advice_goal_probability(a)));
+  assert_null(strstr(keel_advice_explanation(a), "reaches your goal"));
+  keel_advice_free(a);
+  double paid = 50000 + 250.0 * 12 * 10;
+  for (int side = -1; side <= 1; side += 2) {
+    p.goal_amount = paid + side * 300.0;
+    assert_ok(CTX, keel_advise(CTX, t, &in, &a));
+    double w5 = keel_advice_goal_wealth(a, 0.05), w50 = keel_advice_goal_wealth(a, 0.5),
+           w95 = keel_advice_goal_wealth(a, 0.95);
+    assert_close(w5, w50, 1e-12, 0);
+    assert_close(w95, w50, 1e-12, 0);
+    /* one contribution a month, the first on the first step or not */
+    assert_true(fabs(w50 - paid) < 1e-6 || fabs(w50 - (paid + 250)) < 1e-6);
+    assert_close(keel_advice_goal_probability(a), side < 0 ? 1 : (w50 >= p.goal_amount ? 1 : 0), 0, 0);
+    assert_non_null(strstr(keel_advice_explanation(a), "reaches your goal"));
+    char *js = NULL;
+    assert_ok(CTX, keel_advice_to_json(CTX, a, &js));
+    assert_non_null(strstr(js, "\"goal\""));
+    free(js);
+    keel_advice_free(a);
+  }
+  /* a symbol of the plan missing from the history */
+  keel_panel_free(hist);
+  assert_ok(CTX, keel_panel_new(CTX, nd, 5, dates, UNIVERSE, px, &hist));
+  in.history = hist;
+  assert_status(CTX, keel_advise(CTX, t, &in, &a), KEEL_EINVAL);
+  assert_errmsg(CTX, "CRYPTO is not in the price history");
+  keel_panel_free(hist);
+  free(dates);
+  free(px);
+  keel_template_free(t);
+}
+
 /* 8 threads share one template; each has its own context and gets the
  * same advice as a single call. */
 typedef struct thread_job {
@@ -567,7 +630,7 @@ int main(void) {
       cmocka_unit_test(test_standard_rules), cmocka_unit_test(test_holdings_lots),
       cmocka_unit_test(test_profile_checks), cmocka_unit_test(test_questionnaire),
       cmocka_unit_test(test_fresh_each_call), cmocka_unit_test(test_bad_templates),
-      cmocka_unit_test(test_json),           cmocka_unit_test(test_threads),
+      cmocka_unit_test(test_json), cmocka_unit_test(test_goal_odds),           cmocka_unit_test(test_threads),
   };
   return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);
 }
