@@ -61,10 +61,13 @@ typedef struct lstrat {
   const keel_panel *panel; /* ctx.assets was built for this panel and these columns */
   size_t *cols;
   size_t ncols, colcap;
+  const size_t *colsp; /* the caller's array they were copied from */
   double *zeros, *pbuf, *rbuf;
   size_t zcap, pcap, rcap;
   size_t *cnt;
   size_t cntcap;
+  keel_date date; /* ctx.date holds this date */
+  int date_set;
 } lstrat;
 
 static keel_status lua_init(void *state, keel_ctx *ctx, const keel_strategy_input *in);
@@ -325,6 +328,7 @@ static keel_status load_module(keel_ctx *ctx, lstrat *S) {
   S->nviews = 0;
   S->panel = NULL;
   S->ncols = 0;
+  S->date_set = 0;
   S->ref_sym = LUA_NOREF;
   S->fault[0] = 0;
   S->einval = 0;
@@ -443,9 +447,13 @@ static int ctx_log(lua_State *L) {
  * changed. ctx at idx. */
 static void refresh_assets(lua_State *L, lstrat *S, int cidx) {
   const keel_strategy_input *in = S->in;
+  /* the columns are compared at init (a new run); between, the same array */
   if (S->panel == in->panel && S->ncols == in->nassets &&
-      (in->nassets == 0 || memcmp(S->cols, in->assets, in->nassets * sizeof *S->cols) == 0))
+      ((S->call != CALL_INIT && S->colsp == in->assets) || in->nassets == 0 ||
+       memcmp(S->cols, in->assets, in->nassets * sizeof *S->cols) == 0)) {
+    S->colsp = in->assets;
     return;
+  }
   const size_t n = in->nassets;
   S->ncols = 0;
   S->panel = NULL;
@@ -467,6 +475,7 @@ static void refresh_assets(lua_State *L, lstrat *S, int cidx) {
   memcpy(S->cols, in->assets, n * sizeof *S->cols);
   S->ncols = n;
   S->panel = in->panel;
+  S->colsp = in->assets;
 }
 
 static keeli_view *persistent_view(lua_State *L, lstrat *S, int cidx, const char *field, size_t n) {
@@ -501,10 +510,27 @@ static void refresh(lua_State *L, lstrat *S, int cidx) {
   point(S->vsh, in->shares ? in->shares : S->zeros, n, S->gen);
   point(S->vcb, in->cost_buy ? in->cost_buy : S->zeros, n, S->gen);
   point(S->vcs, in->cost_sell ? in->cost_sell : S->zeros, n, S->gen);
-  char d[KEEL_DATE_BUFSIZE];
-  keel_date_format(in->date, d);
-  lua_pushstring(L, d);
-  lua_setfield(L, cidx, "date");
+  if (!S->date_set || in->date != S->date) { /* by hand: snprintf would cost more than the rest of the call */
+    int y, m, dd;
+    keel_date_to_ymd(in->date, &y, &m, &dd);
+    char d[11];
+    if (y >= 0 && y <= 9999) {
+      const int v[3] = {y, m, dd};
+      d[0] = (char)('0' + y / 1000), d[1] = (char)('0' + y / 100 % 10), d[2] = (char)('0' + y / 10 % 10),
+      d[3] = (char)('0' + y % 10);
+      for (int k = 1; k < 3; k++) {
+        d[3 * k + 1] = '-';
+        d[3 * k + 2] = (char)('0' + v[k] / 10);
+        d[3 * k + 3] = (char)('0' + v[k] % 10);
+      }
+      lua_pushlstring(L, d, 10);
+    } else {
+      lua_pushliteral(L, "invalid");
+    }
+    lua_setfield(L, cidx, "date");
+    S->date = in->date;
+    S->date_set = 1;
+  }
   lua_pushinteger(L, (lua_Integer)(in->row - in->first_row + 1));
   lua_setfield(L, cidx, "t");
   lua_pushinteger(L, (lua_Integer)n);
