@@ -534,11 +534,24 @@ static void build_description(lua_State *L, const keel_panel *p) {
     } else if (pr != LUA_TNIL) {
       luaL_error(L, "keel.backtest: params must be a table");
     }
-    lua_pushvalue(L, -3);
-    lua_setfield(L, -2, "name");
+    /* a file (".lua" or a path) is a Lua strategy module, run in its own
+     * sandbox: {lua = file, params = {...}} */
+    size_t sl;
+    const char *sn = lua_tolstring(L, -3, &sl);
+    if (strchr(sn, '/') || (sl > 4 && strcmp(sn + sl - 4, ".lua") == 0)) {
+      lua_newtable(L);
+      lua_insert(L, -2);
+      lua_setfield(L, -2, "params");
+      lua_pushvalue(L, -3);
+      lua_setfield(L, -2, "lua");
+    } else {
+      lua_pushvalue(L, -3);
+      lua_setfield(L, -2, "name");
+    }
     lua_setfield(L, sub, "strategy");
   } else if (st == LUA_TTABLE && lua_getfield(L, -2, "rebalance") == LUA_TFUNCTION) {
-    luaL_error(L, "keel.backtest: a Lua strategy module cannot run here; give a built-in strategy's name");
+    luaL_error(L, "keel.backtest: a strategy table of this script cannot run inside the engine; give its file "
+               "(strategy = \"path/to/module.lua\", params = {...}), which runs in a sandbox");
   }
   lua_settop(L, sub);
   weights_by_symbol(L, sub, "weights", p);
@@ -603,7 +616,10 @@ static int l_backtest(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
-  if (keel_runspec_parse(h->ctx, who, jb.p, jb.n, p, NULL, &box->rs) != KEEL_OK)
+  keel_lua_config lcfg;
+  keel_lua_config_default(&lcfg);
+  const keel_strategy_loader loader = keel_lua_loader(&lcfg);
+  if (keel_runspec_parse_with(h->ctx, who, jb.p, jb.n, p, NULL, &loader, &box->rs) != KEEL_OK)
     return luaL_error(L, "%s", keel_errmsg(h->ctx)); /* "keel.backtest: <json path>: what" */
   if (keel_backtest_run_account(h->ctx, p, keel_runspec_account(box->rs), &box->r) != KEEL_OK)
     return raise_keel(L, who);

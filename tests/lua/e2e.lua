@@ -49,6 +49,22 @@ local mv = keel.backtest {
 }
 out("mv_nopt", mv.nopt_calls)
 
+-- a Lua strategy module (a file, run in its own sandbox) against the same
+-- basket as fixed weights: the quarterly optimised basket above
+local path = os.tmpname() .. ".lua"
+local f = assert(io.open(path, "w"))
+f:write("local w = {", table.concat(w, ", "), "}\n",
+  "return { name = 'fixed_in_lua', schedule = 'quarterly', params = { scale = { type = 'number', default = 1 } },\n",
+  "  rebalance = function(ctx, p) local t = {} for i = 1, ctx.n do t[i] = w[i] * p.scale end return t end }\n")
+f:close()
+local lbt = keel.backtest {
+  prices = p, strategy = path, params = { scale = 1 }, cost_bps = 10, capital = 50000,
+  start = p.dates[p.ndates - T],
+}
+os.remove(path)
+out("lua_final", lbt.final_value)
+out("lua_named", lbt.strategy == "fixed_in_lua" and 1 or 0)
+
 -- errors are Lua errors with keel's messages
 local ok1, e1 = pcall(keel.load_prices, "/nonexistent/prices.csv")
 local ok2, e2 = pcall(keel.backtest, { prices = p, weights = { NOPE = 1 } })

@@ -957,6 +957,9 @@ static void test_lua54_end_to_end(void **state) {
   /* the built-in min_variance strategy over the whole history */
   assert_true(e2e_get(&o, "mv_nopt") > 0);
   assert_true(e2e_get(&o, "errors_ok") == 1);
+  /* the same basket as a Lua strategy module run in a sandbox */
+  assert_close(e2e_get(&o, "lua_final"), keel_backtest_values(r)[keel_backtest_npoints(r) - 1], 1e-12, 0);
+  assert_true(e2e_get(&o, "lua_named") == 1);
   keel_backtest_result_free(r);
   free(R);
   keel_panel_free(p);
