@@ -27,7 +27,8 @@ typedef struct keeli_view {
   double *data;               /* element (i, j) at data[i * ld + j]; a vector is one row */
   size_t rows, cols, ld;
   int matrix;                 /* 0: vector of length cols (rows == 1) */
-  int owned;                  /* 1: data points into this userdata's own block */
+  int owned;                  /* 1: writable; data is in this userdata's own block, or (a matrix
+                                 row) in its parent's, which its user value keeps alive */
   const unsigned long *genp;  /* borrowed views: valid while *genp == gen */
   unsigned long gen;
 } keeli_view;
@@ -49,6 +50,12 @@ keeli_view *keeli_view_check(lua_State *L, int idx);
 void keeli_view_read(lua_State *L, int idx, size_t n, double *out, const char *what);
 
 /* ---- the keel module (api.c) ---- */
+
+/* Pushes the covariance (cols x cols matrix view) of the returns view at
+ * idx: method NULL means "sample", opts is the index of an options table
+ * {halflife=, periods_per_year=, benchmark=, missing=} or 0. The estimator
+ * of keel.estimate.cov and of v:cov(). Raises a Lua error on failure. */
+int keeli_push_cov(lua_State *L, int idx, const char *method, int opts);
 
 /* lua_CFunction: pushes the keel module table (for luaL_requiref). */
 int keeli_open_keel(lua_State *L);
