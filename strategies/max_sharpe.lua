@@ -20,12 +20,15 @@
 --
 -- On each decision: the window and usable assets of lib/window.lua; mu the
 -- annualised arithmetic means and S the covariance of their common rows.
--- keel.optimize.max_sharpe, fully invested, 0 <= w_i <= max_weight, is
--- given the current weights (ctx.weights) and the cost rates
--- (ctx.cost_buy, ctx.cost_sell) of the usable assets: with costs it
--- returns the portfolio of most expected return net of the costs of
--- trading from the current weights at the cost-free optimum's volatility
--- (keel's maximum-Sharpe problem is not convex with costs; docs/lua.md).
+-- keel.optimize.max_sharpe, fully invested, 0 <= w_i <= max_weight, gives
+-- the cost-free optimum w* and its volatility sigma*. With costs (use_costs
+-- and a usable asset with a buy or sell rate above 0) the targets are then
+-- the portfolio of most expected return net of the costs of trading from
+-- the current weights at that volatility: keel.optimize.target_vol(mu, S,
+-- sigma*, {current = ctx.weights, cost_buy = ctx.cost_buy, cost_sell =
+-- ctx.cost_sell, ...}) over the usable assets (keel's maximum-Sharpe solve
+-- takes no costs: with them the ratio is not a convex problem). The result
+-- has w*'s risk and at least w*'s return net of costs.
 -- When no portfolio beats the risk-free rate (the maximum Sharpe ratio is
 -- not positive) the strategy holds the minimum-variance portfolio of the
 -- same assets and cap instead. Too short a common history: equal weights.
@@ -64,19 +67,24 @@ return {
     local mu = keel.estimate.mean(X, { periods_per_year = ppy })
     window.cap_feasible("max_sharpe", #use, p.max_weight)
     local opts = { max_weight = p.max_weight, risk_free = p.risk_free }
-    if p.use_costs then
-      local w0, cb, cs = {}, {}, {}
-      local cw, cbuy, csell = ctx.weights, ctx.cost_buy, ctx.cost_sell
-      for i = 1, #use do
-        local j = use[i]
-        w0[i], cb[i], cs[i] = cw[j], cbuy[j], csell[j]
-      end
-      opts.current, opts.cost_buy, opts.cost_sell = w0, cb, cs
-    end
     local ok, r = pcall(keel.optimize.max_sharpe, mu, S, opts)
     if not ok then
       if not not_positive(r) then error(r, 0) end
       r = keel.optimize.min_variance(S, { max_weight = p.max_weight })
+      return window.spread(ctx.n, use, r.weights, p.invest)
+    end
+    if p.use_costs and r.vol > 0 then
+      local w0, cb, cs, any = {}, {}, {}, false
+      local cw, cbuy, csell = ctx.weights, ctx.cost_buy, ctx.cost_sell
+      for i = 1, #use do
+        local j = use[i]
+        w0[i], cb[i], cs[i] = cw[j], cbuy[j], csell[j]
+        any = any or cb[i] > 0 or cs[i] > 0
+      end
+      if any then
+        r = keel.optimize.target_vol(mu, S, r.vol, { max_weight = p.max_weight, risk_free = p.risk_free,
+                                                     current = w0, cost_buy = cb, cost_sell = cs })
+      end
     end
     return window.spread(ctx.n, use, r.weights, p.invest)
   end,

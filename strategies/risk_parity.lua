@@ -42,8 +42,7 @@ return {
     if not X then return window.spread(ctx.n, use, nil, p.invest) end
     local S = keel.estimate.cov(X, { method = p.cov, halflife = p.halflife,
                                      periods_per_year = ctx.periods_per_year })
-    local w = keel.optimize.risk_parity(S)
-    if type(w) == "table" and w.weights then w = w.weights end
-    return window.spread(ctx.n, use, w, p.invest)
+    local r = keel.optimize.risk_parity(S)
+    return window.spread(ctx.n, use, r.weights, p.invest)
   end,
 }
