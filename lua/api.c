@@ -26,6 +26,10 @@
 #include "keel/version.h"
 #include "lua/internal.h"
 
+/* Bounds on work done in C where the instruction budget cannot see it. */
+#define KEELI_FRONTIER_MAX 1000 /* frontier points (one QP solve each) */
+#define KEELI_QP_MAX_ITER 10000 /* solver iterations per solve */
+
 /* ---- the host ---- */
 
 keeli_host *keeli_host_get(lua_State *L) {
@@ -631,7 +635,8 @@ static void read_mv_opts(lua_State *L, int opts, mv_args *a, const char *who) {
       if (!(*eps[k] > 0 && *eps[k] < 1)) luaL_error(L, "%s.%s must be in (0, 1)", what, known[k]);
     }
     const double mi = opt_number(L, q, "max_iter", s->qp.max_iter, what);
-    if (!(mi >= 1 && mi <= 1e6) || mi != floor(mi)) luaL_error(L, "%s.max_iter must be an integer in 1..1000000", what);
+    if (!(mi >= 1 && mi <= KEELI_QP_MAX_ITER) || mi != floor(mi))
+      luaL_error(L, "%s.max_iter must be an integer in 1..%d", what, KEELI_QP_MAX_ITER);
     s->qp.max_iter = (int)mi;
     s->qp.polish = opt_bool(L, q, "polish", s->qp.polish, what);
   }
@@ -771,7 +776,9 @@ static int l_frontier(lua_State *L) {
   mv_args a;
   read_problem(L, 1, 2, 4, &a, who);
   const lua_Integer np = luaL_checkinteger(L, 3);
-  if (np < 2 || np > 100000) return luaL_error(L, "%s: points must be in 2..100000 (it is %I)", who, (LUAI_UACINT)np);
+  /* each point is a QP solve in C, out of the instruction budget's sight */
+  if (np < 2 || np > KEELI_FRONTIER_MAX)
+    return luaL_error(L, "%s: points must be in 2..%d (it is %I)", who, KEELI_FRONTIER_MAX, (LUAI_UACINT)np);
   lua_createtable(L, 0, 3);
   keeli_view *ret = keeli_view_new(L, 1, (size_t)np, 0);
   lua_setfield(L, -2, "ret");

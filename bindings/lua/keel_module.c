@@ -29,7 +29,7 @@
 #include "keel/runspec.h"
 #include "lua/internal.h"
 
-#define HOST_MT "keel.host"
+#define HOST_MT "keel.host.mt" /* not KEELI_HOST_KEY, which holds the host pointer */
 #define PANEL_MT "keel.panel"
 #define RUN_MT "keel.run"
 #define HOST_ANCHOR "keel.host.box"

@@ -32,4 +32,14 @@ for exe in hello_shared hello_static; do
   got=$("$tmp/consumer/$exe")
   [ "$got" = "$want" ] || { echo "find_package build $exe printed '$got'"; exit 1; }
 done
-echo "installed keel works through pkg-config (shared and static) and find_package (shared and static)"
+# The Lua module: lua5.4 loads the installed keel.so from the prefix's
+# lib/lua/5.4, the folder Debian's lua5.4 searches under /usr/local.
+lua=$(command -v lua5.4 || true)
+[ -n "$lua" ] || { echo "lua5.4 not found (apt-get install lua5.4)"; exit 1; }
+test -f "$prefix/lib/lua/5.4/keel.so"
+got=$(LUA_CPATH="$prefix/lib/lua/5.4/?.so" LUA_PATH='' "$lua" -e '
+  local keel = require "keel"
+  local r = keel.optimize.min_variance(keel.matrix{{0.04, 0}, {0, 0.01}})
+  io.write(string.format("keel %s %.4f %.4f", keel.version, r.weights[1], r.weights[2]))')
+[ "$got" = "keel $(pkg-config --modversion keel) 0.2000 0.8000" ] || { echo "lua5.4 with the installed keel.so printed '$got'"; exit 1; }
+echo "installed keel works through pkg-config (shared and static), find_package (shared and static) and lua5.4 (require \"keel\")"

@@ -1,0 +1,1196 @@
+/* keel — advice: a recommendation template run for a profile and holdings.
+ *
+ * A call goes: validate the inputs in C; take a sandboxed state from the
+ * template's pool; in one protected call run the template's module chunk
+ * afresh (its upvalues and the modules it requires are new each call),
+ * build the profile and market tables, call advise and read the plan with
+ * raw access into C; compute the trades from the holdings to the combined
+ * baskets with the backtest engine (one row at the quotes); in a second
+ * protected call run explain; give the state back. Everything the plan
+ * leaves in C is attached to the advice as soon as it is allocated, so an
+ * error part-way loses nothing and leaks nothing.
+ */
+#include "keel/advice.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <lauxlib.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "keel/backtest.h"
+#include "keel/panel.h"
+#include "lua/internal.h"
+
+#define MAX_SUBS 16
+#define MAX_WEIGHTS 64
+#define MAX_NAME 64
+#define MAX_TEXT 16384 /* explanation and purpose bytes */
+#define MAX_JSON_NODES 4096
+#define MAX_JSON_DEPTH 12
+#define POOL_MAX 64
+
+/* ---- names ---- */
+
+static const char *const GOALS[] = {"general", "travel", "education", "retirement"};
+
+const char *keel_goal_name(keel_goal g) { return (unsigned)g < 4 ? GOALS[g] : "?"; }
+
+int keel_goal_parse(const char *s, keel_goal *out) {
+  for (int i = 0; s && i < 4; i++)
+    if (strcmp(s, GOALS[i]) == 0) {
+      *out = (keel_goal)i;
+      return 1;
+    }
+  return 0;
+}
+
+void keel_profile_default(keel_profile *p) {
+  memset(p, 0, sizeof *p);
+  p->age = 40;
+  p->horizon = 10;
+  p->risk_score = 5;
+  p->goal = KEEL_GOAL_GENERAL;
+}
+
+void keel_advice_input_default(keel_advice_input *in) {
+  memset(in, 0, sizeof *in);
+  keel_cost_model_default(&in->costs);
+}
+
+/* ---- the template and its pool ---- */
+
+struct keel_template {
+  keeli_heap heap;
+  char *name;        /* the module's name field */
+  char *source;      /* the chunk */
+  size_t len;
+  char *chunkname;   /* "@path" */
+  char **paths;      /* NULL-terminated copy of the search folders */
+  keel_lua_config cfg;
+  char **universe;
+  size_t nuniverse;
+  pthread_mutex_t mu;
+  keel_lua *pool[POOL_MAX];
+  int chunk_ref[POOL_MAX]; /* registry reference of the compiled chunk in each pooled state */
+  size_t npool;
+};
+
+typedef struct pooled {
+  keel_lua *K;
+  int ref;
+} pooled;
+
+static void template_free_strings(keel_template *t) {
+  const keeli_heap *h = &t->heap;
+  keeli_heap_free(h, t->name);
+  keeli_heap_free(h, t->source);
+  keeli_heap_free(h, t->chunkname);
+  if (t->paths)
+    for (char **p = t->paths; *p; p++) keeli_heap_free(h, *p);
+  keeli_heap_free(h, t->paths);
+  for (size_t i = 0; i < t->nuniverse; i++) keeli_heap_free(h, t->universe[i]);
+  keeli_heap_free(h, t->universe);
+}
+
+void keel_template_free(keel_template *t) {
+  if (!t) return;
+  for (size_t i = 0; i < t->npool; i++) keel_lua_free(t->pool[i]);
+  pthread_mutex_destroy(&t->mu);
+  template_free_strings(t);
+  keeli_heap_free(&t->heap, t);
+}
+
+const char *keel_template_name(const keel_template *t) { return t->name; }
+size_t keel_template_nuniverse(const keel_template *t) { return t->nuniverse; }
+const char *keel_template_symbol(const keel_template *t, size_t i) {
+  return i < t->nuniverse ? t->universe[i] : NULL;
+}
+
+static char *heap_strdup(const keeli_heap *h, const char *s, size_t n) {
+  char *d = keeli_heap_alloc(h, n + 1);
+  if (d) {
+    memcpy(d, s, n);
+    d[n] = 0;
+  }
+  return d;
+}
+
+/* Reads a whole file (at most 4 MiB) into a heap block. */
+static keel_status read_file(keel_ctx *ctx, const keeli_heap *h, const char *path, char **out, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return keeli_error(ctx, KEEL_EIO, "template %s: cannot open: %s", path, strerror(errno));
+  size_t cap = 4096, n = 0;
+  char *buf = keeli_heap_alloc(h, cap);
+  if (!buf) {
+    fclose(f);
+    return keeli_error(ctx, KEEL_ENOMEM, "template %s: out of memory", path);
+  }
+  for (;;) {
+    if (n == cap) {
+      if (cap >= (4u << 20)) {
+        keeli_heap_free(h, buf);
+        fclose(f);
+        return keeli_error(ctx, KEEL_ELIMIT, "template %s: larger than 4 MiB", path);
+      }
+      char *nb = keeli_heap_realloc(h, buf, cap * 2);
+      if (!nb) {
+        keeli_heap_free(h, buf);
+        fclose(f);
+        return keeli_error(ctx, KEEL_ENOMEM, "template %s: out of memory", path);
+      }
+      buf = nb;
+      cap *= 2;
+    }
+    size_t got = fread(buf + n, 1, cap - n, f);
+    n += got;
+    if (got == 0) break;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (bad) {
+    keeli_heap_free(h, buf);
+    return keeli_error(ctx, KEEL_EIO, "template %s: read error", path);
+  }
+  *out = buf;
+  *len = n;
+  return KEEL_OK;
+}
+
+/* Finds name.lua in the configured folders when `name` is not a path. */
+static keel_status find_template(keel_ctx *ctx, const keel_lua_config *cfg, const char *name, char *path, size_t size) {
+  if (strchr(name, '/') || (strlen(name) > 4 && strcmp(name + strlen(name) - 4, ".lua") == 0)) {
+    if ((size_t)snprintf(path, size, "%s", name) >= size) return keeli_error(ctx, KEEL_EINVAL, "template path too long");
+    return KEEL_OK;
+  }
+  for (const char *p = name; *p; p++)
+    if (!(*p == '_' || *p == '.' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+      return keeli_error(ctx, KEEL_EINVAL, "template name '%s' may hold only letters, digits, '_' and '.'", name);
+  for (const char *const *d = cfg ? cfg->paths : NULL; d && *d; d++) {
+    if ((size_t)snprintf(path, size, "%s/%s.lua", *d, name) >= size) continue;
+    FILE *f = fopen(path, "rb");
+    if (f) {
+      fclose(f);
+      return KEEL_OK;
+    }
+  }
+  return keeli_error(ctx, KEEL_EINVAL, "template '%s' not found in the strategy folders", name);
+}
+
+/* Prepares a state: a new sandbox with the template's chunk compiled and
+ * kept in the registry. */
+static keel_status pool_prepare(keel_ctx *ctx, keel_template *t, pooled *out) {
+  keel_lua *K = NULL;
+  keel_status st = keel_lua_new(ctx, &t->cfg, &K);
+  if (st) return st;
+  lua_State *L = keeli_lua_state(ctx, K);
+  if (!L) {
+    keel_lua_free(K);
+    return keel_errcode(ctx) ? keel_errcode(ctx) : KEEL_ENOMEM;
+  }
+  if ((st = keeli_lua_load(ctx, K, t->source, t->len, t->chunkname))) {
+    keel_lua_free(K);
+    return st;
+  }
+  if (!lua_checkstack(L, 4)) {
+    lua_pop(L, 1);
+    keel_lua_free(K);
+    return keeli_error(ctx, KEEL_ENOMEM, "template %s: out of memory", t->chunkname + 1);
+  }
+  out->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (out->ref == LUA_REFNIL || out->ref == LUA_NOREF) {
+    keel_lua_free(K);
+    return keeli_error(ctx, KEEL_ENOMEM, "template %s: out of memory", t->chunkname + 1);
+  }
+  out->K = K;
+  return KEEL_OK;
+}
+
+static keel_status pool_take(keel_ctx *ctx, keel_template *t, pooled *out) {
+  pthread_mutex_lock(&t->mu);
+  if (t->npool) {
+    t->npool--;
+    out->K = t->pool[t->npool];
+    out->ref = t->chunk_ref[t->npool];
+    pthread_mutex_unlock(&t->mu);
+    return KEEL_OK;
+  }
+  pthread_mutex_unlock(&t->mu);
+  return pool_prepare(ctx, t, out);
+}
+
+/* Gives a state back (or frees it when the pool is full). A state a limit
+ * broke is rebuilt by the sandbox, which loses the chunk: it is freed. */
+static void pool_give(keel_template *t, pooled *p, int broken) {
+  if (broken) {
+    keel_lua_free(p->K);
+    return;
+  }
+  keeli_lua_forget_modules(p->K);
+  pthread_mutex_lock(&t->mu);
+  if (t->npool < POOL_MAX) {
+    t->pool[t->npool] = p->K;
+    t->chunk_ref[t->npool] = p->ref;
+    t->npool++;
+    p->K = NULL;
+  }
+  pthread_mutex_unlock(&t->mu);
+  if (p->K) keel_lua_free(p->K);
+}
+
+/* ---- reading Lua values with raw access ---- */
+
+static int raw_field(lua_State *L, int tbl, const char *key) {
+  lua_pushstring(L, key);
+  return lua_rawget(L, tbl < 0 ? tbl - 1 : tbl);
+}
+
+static double field_number(lua_State *L, int tbl, const char *key, const char *where, int required, double dflt) {
+  int ty = raw_field(L, tbl, key);
+  double v = dflt;
+  if (ty == LUA_TNUMBER) {
+    v = lua_tonumber(L, -1);
+    if (!isfinite(v)) luaL_error(L, "%s: %s is not finite", where, key);
+  } else if (ty != LUA_TNIL || required) {
+    luaL_error(L, "%s: %s must be a number", where, key);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* The string at the top (copied to out, at most size - 1 bytes). */
+static const char *field_string(lua_State *L, int tbl, const char *key, const char *where, int required, char *out,
+                                size_t size) {
+  int ty = raw_field(L, tbl, key);
+  const char *r = NULL;
+  if (ty == LUA_TSTRING) {
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    if (n >= size) luaL_error(L, "%s: %s is longer than %d bytes", where, key, (int)size - 1);
+    memcpy(out, s, n);
+    out[n] = 0;
+    r = out;
+  } else if (ty != LUA_TNIL || required) {
+    luaL_error(L, "%s: %s must be a string", where, key);
+  }
+  lua_pop(L, 1);
+  return r;
+}
+
+/* ---- the advice ---- */
+
+typedef struct adv_sub {
+  char name[MAX_NAME + 1];
+  char *purpose;
+  double amount;
+  size_t nw;
+  size_t col[MAX_WEIGHTS]; /* index into the symbols */
+  double w[MAX_WEIGHTS];
+} adv_sub;
+
+struct keel_advice {
+  keeli_heap heap;
+  int risk_score;
+  double total, trade_costs, fees, cash_after, value_after;
+  char *explanation;
+  size_t nsubs;
+  adv_sub subs[MAX_SUBS];
+  size_t nsym;
+  char **sym;          /* the symbols traded or held (quotes order) */
+  keel_advice_trade *trades;
+  size_t ntrades;
+  json_t *plan;        /* the plan as the template gave it */
+  char template_name[MAX_NAME + 1];
+};
+
+void keel_advice_free(keel_advice *a) {
+  if (!a) return;
+  const keeli_heap *h = &a->heap;
+  keeli_heap_free(h, a->explanation);
+  for (size_t s = 0; s < a->nsubs; s++) keeli_heap_free(h, a->subs[s].purpose);
+  for (size_t i = 0; i < a->nsym; i++) keeli_heap_free(h, a->sym[i]);
+  keeli_heap_free(h, a->sym);
+  keeli_heap_free(h, a->trades);
+  if (a->plan) json_decref(a->plan);
+  keeli_heap hh = a->heap;
+  keeli_heap_free(&hh, a);
+}
+
+int keel_advice_risk_score(const keel_advice *a) { return a->risk_score; }
+double keel_advice_total(const keel_advice *a) { return a->total; }
+double keel_advice_trade_costs(const keel_advice *a) { return a->trade_costs; }
+double keel_advice_yearly_fees(const keel_advice *a) { return a->fees; }
+double keel_advice_cash_after(const keel_advice *a) { return a->cash_after; }
+const char *keel_advice_explanation(const keel_advice *a) { return a->explanation ? a->explanation : ""; }
+size_t keel_advice_ntrades(const keel_advice *a) { return a->ntrades; }
+const keel_advice_trade *keel_advice_trades(const keel_advice *a) { return a->trades; }
+size_t keel_advice_nsubs(const keel_advice *a) { return a->nsubs; }
+const char *keel_advice_sub_name(const keel_advice *a, size_t s) { return s < a->nsubs ? a->subs[s].name : NULL; }
+const char *keel_advice_sub_purpose(const keel_advice *a, size_t s) {
+  return s < a->nsubs ? (a->subs[s].purpose ? a->subs[s].purpose : "") : NULL;
+}
+double keel_advice_sub_amount(const keel_advice *a, size_t s) { return s < a->nsubs ? a->subs[s].amount : NAN; }
+size_t keel_advice_sub_nweights(const keel_advice *a, size_t s) { return s < a->nsubs ? a->subs[s].nw : 0; }
+const char *keel_advice_sub_symbol(const keel_advice *a, size_t s, size_t k) {
+  return s < a->nsubs && k < a->subs[s].nw ? a->sym[a->subs[s].col[k]] : NULL;
+}
+double keel_advice_sub_weight(const keel_advice *a, size_t s, size_t k) {
+  return s < a->nsubs && k < a->subs[s].nw ? a->subs[s].w[k] : NAN;
+}
+
+/* ---- input checks ---- */
+
+static keel_status check_profile(keel_ctx *ctx, const keel_profile *p) {
+  if (!p) return keeli_error(ctx, KEEL_EINVAL, "advice: no profile");
+  if (p->age < 18 || p->age > 120)
+    return keeli_error(ctx, KEEL_EINVAL, "profile: age %d must be from 18 to 120", p->age);
+  if (!(p->horizon > 0 && p->horizon <= 100))
+    return keeli_error(ctx, KEEL_EINVAL, "profile: horizon %g must be more than 0 and at most 100 years", p->horizon);
+  if (p->risk_score < 0 || p->risk_score > 10)
+    return keeli_error(ctx, KEEL_EINVAL, "profile: risk_score %d must be from 1 to 10", p->risk_score);
+  if (p->risk_score == 0 && !p->nanswers)
+    return keeli_error(ctx, KEEL_EINVAL, "profile: give a risk_score or the questionnaire answers");
+  if (p->risk_score != 0 && p->nanswers)
+    return keeli_error(ctx, KEEL_EINVAL, "profile: give a risk_score or the questionnaire answers, not both");
+  if (p->nanswers > 64) return keeli_error(ctx, KEEL_EINVAL, "profile: %zu answers (at most 64)", p->nanswers);
+  for (size_t i = 0; i < p->nanswers; i++) {
+    const char *q = p->answers[i].question;
+    if (!q || !*q || strlen(q) > MAX_NAME)
+      return keeli_error(ctx, KEEL_EINVAL, "profile: answer %zu has no question id (or one over %d bytes)", i, MAX_NAME);
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(p->answers[j].question, q) == 0)
+        return keeli_error(ctx, KEEL_EINVAL, "profile: question '%s' is answered twice", q);
+  }
+  if ((unsigned)p->goal > KEEL_GOAL_RETIREMENT) return keeli_error(ctx, KEEL_EINVAL, "profile: unknown goal %d", (int)p->goal);
+  const double v[] = {p->initial, p->monthly, p->liquidity};
+  const char *nm[] = {"initial", "monthly", "liquidity"};
+  for (int i = 0; i < 3; i++)
+    if (!(isfinite(v[i]) && v[i] >= 0))
+      return keeli_error(ctx, KEEL_EINVAL, "profile: %s %g must be a finite amount >= 0", nm[i], v[i]);
+  return KEEL_OK;
+}
+
+static long find_quote(const keel_advice_input *in, const char *sym) {
+  for (size_t i = 0; i < in->nquotes; i++)
+    if (strcmp(in->quotes[i].symbol, sym) == 0) return (long)i;
+  return -1;
+}
+
+static keel_status check_input(keel_ctx *ctx, const keel_template *t, const keel_advice_input *in) {
+  keel_status st = check_profile(ctx, in->profile);
+  if (st) return st;
+  if (!(isfinite(in->cash) && in->cash >= 0))
+    return keeli_error(ctx, KEEL_EINVAL, "holdings: cash %g must be a finite amount >= 0", in->cash);
+  if (!in->nquotes || !in->quotes) return keeli_error(ctx, KEEL_EINVAL, "quotes: none given");
+  if (in->nquotes > 4096) return keeli_error(ctx, KEEL_EINVAL, "quotes: %zu symbols (at most 4096)", in->nquotes);
+  for (size_t i = 0; i < in->nquotes; i++) {
+    const keel_quote *q = &in->quotes[i];
+    if (!q->symbol || !*q->symbol || strlen(q->symbol) > MAX_NAME)
+      return keeli_error(ctx, KEEL_EINVAL, "quotes: entry %zu has no symbol (or one over %d bytes)", i, MAX_NAME);
+    if (!(isfinite(q->price) && q->price > 0))
+      return keeli_error(ctx, KEEL_EINVAL, "quotes: %s price %g must be finite and > 0", q->symbol, q->price);
+    if (!(isfinite(q->lot) && q->lot >= 0) || !(isfinite(q->min_trade) && q->min_trade >= 0))
+      return keeli_error(ctx, KEEL_EINVAL, "quotes: %s lot and min_trade must be finite and >= 0", q->symbol);
+    if (!isnan(q->expense_ratio) && !(q->expense_ratio >= 0 && q->expense_ratio < 1))
+      return keeli_error(ctx, KEEL_EINVAL, "quotes: %s expense_ratio %g must be in [0, 1)", q->symbol,
+                         q->expense_ratio);
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(in->quotes[j].symbol, q->symbol) == 0)
+        return keeli_error(ctx, KEEL_EINVAL, "quotes: %s is quoted twice", q->symbol);
+  }
+  for (size_t i = 0; i < t->nuniverse; i++)
+    if (find_quote(in, t->universe[i]) < 0)
+      return keeli_error(ctx, KEEL_EINVAL, "quotes: no quote for %s, which template %s uses", t->universe[i], t->name);
+  if (in->nholdings && !in->holdings) return keeli_error(ctx, KEEL_EINVAL, "holdings: %zu positions but no array", in->nholdings);
+  for (size_t i = 0; i < in->nholdings; i++) {
+    const keel_position *h = &in->holdings[i];
+    if (!h->symbol || !*h->symbol) return keeli_error(ctx, KEEL_EINVAL, "holdings: position %zu has no symbol", i);
+    if (!(isfinite(h->shares) && h->shares >= 0))
+      return keeli_error(ctx, KEEL_EINVAL, "holdings: %s shares %g must be finite and >= 0", h->symbol, h->shares);
+    if (find_quote(in, h->symbol) < 0)
+      return keeli_error(ctx, KEEL_EINVAL, "holdings: %s is held but has no quote", h->symbol);
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(in->holdings[j].symbol, h->symbol) == 0)
+        return keeli_error(ctx, KEEL_EINVAL, "holdings: %s is listed twice", h->symbol);
+  }
+  return KEEL_OK;
+}
+
+/* ---- the protected calls ---- */
+
+typedef struct advise_job {
+  keel_advice *a;
+  const keel_advice_input *in;
+  const keel_template *t;
+  json_t *nodes_root;
+  size_t nodes;
+} advise_job;
+
+/* A Lua value as JSON (tables: arrays when their keys are 1..n, objects
+ * when all keys are strings), attached to its parent by the caller right
+ * away. Raises a Lua error on other values, cycles (depth) or size. */
+static json_t *to_json(lua_State *L, int idx, advise_job *J, int depth) {
+  idx = lua_absindex(L, idx);
+  if (++J->nodes > MAX_JSON_NODES) luaL_error(L, "plan: more than %d values", MAX_JSON_NODES);
+  switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN: return json_boolean(lua_toboolean(L, idx));
+    case LUA_TNUMBER: {
+      if (lua_isinteger(L, idx)) return json_integer((json_int_t)lua_tointeger(L, idx));
+      double v = lua_tonumber(L, idx);
+      if (!isfinite(v)) luaL_error(L, "plan: a number is not finite");
+      return json_real(v);
+    }
+    case LUA_TSTRING: {
+      size_t n;
+      const char *s = lua_tolstring(L, idx, &n);
+      if (n > MAX_TEXT) luaL_error(L, "plan: a string is longer than %d bytes", MAX_TEXT);
+      json_t *j = json_stringn(s, n);
+      if (!j) luaL_error(L, "plan: a string is not valid UTF-8");
+      return j;
+    }
+    case LUA_TTABLE: break;
+    default: luaL_error(L, "plan: a %s cannot be part of a plan", luaL_typename(L, idx));
+  }
+  if (depth >= MAX_JSON_DEPTH) luaL_error(L, "plan: nested deeper than %d", MAX_JSON_DEPTH);
+  luaL_checkstack(L, 4, "plan");
+  size_t n = lua_rawlen(L, idx), keys = 0;
+  int strkeys = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    keys++;
+    if (lua_type(L, -2) == LUA_TSTRING) strkeys = 1;
+    else if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || (size_t)lua_tointeger(L, -2) > n)
+      luaL_error(L, "plan: a table key must be a string or an array index");
+    lua_pop(L, 1);
+  }
+  if (strkeys && keys > 0 && n > 0) luaL_error(L, "plan: a table mixes array entries and named fields");
+  json_t *out = strkeys ? json_object() : json_array();
+  if (!out) luaL_error(L, "not enough memory");
+  /* out is referenced from the job until attached, so an error frees it */
+  json_t *hold = J->nodes_root;
+  json_array_append(hold, out);
+  if (strkeys) {
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      json_t *v = to_json(L, -1, J, depth + 1);
+      if (json_object_setn_new(out, lua_tostring(L, -2), lua_rawlen(L, -2), v)) luaL_error(L, "plan: bad field name");
+      lua_pop(L, 1);
+    }
+  } else {
+    for (size_t i = 1; i <= n; i++) {
+      lua_rawgeti(L, idx, (lua_Integer)i);
+      json_t *v = to_json(L, -1, J, depth + 1);
+      json_array_append_new(out, v);
+      lua_pop(L, 1);
+    }
+  }
+  json_incref(out);
+  json_array_remove(hold, json_array_size(hold) - 1);
+  return out;
+}
+
+static void read_policies(lua_State *L, int sub, const char *where, const adv_sub *S, const keel_advice_input *in) {
+  char buf[MAX_NAME + 1], w2[MAX_NAME + 48];
+  if (raw_field(L, sub, "rebalance") != LUA_TNIL) {
+    if (!lua_istable(L, -1)) luaL_error(L, "%s: rebalance must be a table", where);
+    snprintf(w2, sizeof w2, "%s.rebalance", where);
+    keel_calendar c;
+    if (field_string(L, -1, "schedule", w2, 0, buf, sizeof buf) && !keel_calendar_parse(buf, &c))
+      luaL_error(L, "%s: unknown schedule '%s'", w2, buf);
+    if (field_string(L, -1, "action", w2, 0, buf, sizeof buf)) {
+      keel_band_action a;
+      if (!keel_band_action_parse(buf, &a)) luaL_error(L, "%s: unknown band action '%s'", w2, buf);
+    }
+    if (raw_field(L, -1, "band") != LUA_TNIL) {
+      if (!lua_istable(L, -1)) luaL_error(L, "%s: band must be a table", w2);
+      double ab = field_number(L, -1, "abs", w2, 0, 0), rel = field_number(L, -1, "rel", w2, 0, 0);
+      if (ab < 0 || ab >= 1 || rel < 0 || (ab == 0 && rel == 0))
+        luaL_error(L, "%s: band needs abs in (0, 1) and/or rel > 0", w2);
+    }
+    lua_pop(L, 2);
+  } else {
+    lua_pop(L, 1);
+  }
+  if (raw_field(L, sub, "dca") != LUA_TNIL) {
+    if (!lua_istable(L, -1)) luaL_error(L, "%s: dca must be a table", where);
+    snprintf(w2, sizeof w2, "%s.dca", where);
+    double amt = field_number(L, -1, "amount", w2, 1, 0);
+    if (!(amt > 0)) luaL_error(L, "%s: amount %f must be > 0", w2, amt);
+    keel_calendar c;
+    if (!field_string(L, -1, "schedule", w2, 1, buf, sizeof buf) || !keel_calendar_parse(buf, &c))
+      luaL_error(L, "%s: unknown schedule '%s'", w2, buf);
+    keel_dca_dest d;
+    if (field_string(L, -1, "dest", w2, 0, buf, sizeof buf) && !keel_dca_dest_parse(buf, &d))
+      luaL_error(L, "%s: unknown destination '%s'", w2, buf);
+  }
+  lua_pop(L, 1);
+  if (raw_field(L, sub, "stops") != LUA_TNIL) {
+    if (!lua_istable(L, -1)) luaL_error(L, "%s: stops must be an array", where);
+    size_t n = lua_rawlen(L, -1);
+    if (n > 16) luaL_error(L, "%s: more than 16 stop rules", where);
+    for (size_t i = 1; i <= n; i++) {
+      snprintf(w2, sizeof w2, "%s.stops[%zu]", where, i);
+      if (lua_rawgeti(L, -1, (lua_Integer)i) != LUA_TTABLE) luaL_error(L, "%s must be a table", w2);
+      keel_stop_kind k;
+      if (!field_string(L, -1, "kind", w2, 1, buf, sizeof buf) || !keel_stop_kind_parse(buf, &k))
+        luaL_error(L, "%s: unknown kind '%s'", w2, buf);
+      double lvl = field_number(L, -1, "level", w2, 1, 0);
+      if (!(lvl > 0 && (k == KEEL_STOP_TAKE_PROFIT || lvl < 1))) luaL_error(L, "%s: level %f is out of range", w2, lvl);
+      if (field_string(L, -1, "asset", w2, k != KEEL_STOP_DRAWDOWN, buf, sizeof buf)) {
+        long q = find_quote(in, buf);
+        int inb = 0;
+        for (size_t j = 0; q >= 0 && j < S->nw; j++) inb |= S->col[j] == (size_t)q;
+        if (!inb) luaL_error(L, "%s: asset %s is not in the basket", w2, buf);
+      }
+      keel_stop_action ac;
+      if (field_string(L, -1, "action", w2, 0, buf, sizeof buf) && !keel_stop_action_parse(buf, &ac))
+        luaL_error(L, "%s: unknown action '%s'", w2, buf);
+      keel_reentry re;
+      if (field_string(L, -1, "reentry", w2, 0, buf, sizeof buf) && !keel_reentry_parse(buf, &re))
+        luaL_error(L, "%s: unknown reentry '%s'", w2, buf);
+      double days = field_number(L, -1, "days", w2, 0, 0);
+      if (days < 0 || days > 10000 || days != floor(days)) luaL_error(L, "%s: days must be a whole number >= 0", w2);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+/* Reads the plan at idx into the advice. */
+static void read_plan(lua_State *L, int plan, advise_job *J) {
+  keel_advice *a = J->a;
+  const keel_advice_input *in = J->in;
+  plan = lua_absindex(L, plan);
+  if (!lua_istable(L, plan)) luaL_error(L, "template %s: advise must return a table (the plan)", J->t->name);
+  luaL_checkstack(L, 8, "plan");
+  double rs = field_number(L, plan, "risk_score", "plan", 1, 0);
+  if (rs != floor(rs) || rs < 1 || rs > 10) luaL_error(L, "plan: risk_score %f must be a whole number from 1 to 10", rs);
+  a->risk_score = (int)rs;
+  a->fees = field_number(L, plan, "fees", "plan", 1, 0);
+  if (a->fees < 0) luaL_error(L, "plan: fees %f must be >= 0", a->fees);
+  if (raw_field(L, plan, "subaccounts") != LUA_TTABLE) luaL_error(L, "plan: subaccounts must be an array");
+  int subs = lua_gettop(L);
+  size_t n = lua_rawlen(L, subs);
+  if (n < 1 || n > MAX_SUBS) luaL_error(L, "plan: %d sub-accounts (1 to %d)", (int)n, MAX_SUBS);
+  double sum_amount = 0;
+  char where[MAX_NAME + 32];
+  for (size_t s = 1; s <= n; s++) {
+    if (lua_rawgeti(L, subs, (lua_Integer)s) != LUA_TTABLE) luaL_error(L, "plan: subaccounts[%d] must be a table", (int)s);
+    int sub = lua_gettop(L);
+    adv_sub *S = &a->subs[a->nsubs];
+    memset(S, 0, sizeof *S);
+    a->nsubs++;
+    snprintf(where, sizeof where, "plan: subaccounts[%d]", (int)s);
+    field_string(L, sub, "name", where, 1, S->name, sizeof S->name);
+    if (!S->name[0]) luaL_error(L, "%s: name is empty", where);
+    for (size_t j = 0; j + 1 < a->nsubs; j++)
+      if (strcmp(a->subs[j].name, S->name) == 0) luaL_error(L, "plan: two sub-accounts are named %s", S->name);
+    snprintf(where, sizeof where, "plan: sub-account %s", S->name);
+    if (raw_field(L, sub, "purpose") == LUA_TSTRING) {
+      size_t len;
+      const char *p = lua_tolstring(L, -1, &len);
+      if (len > MAX_TEXT) luaL_error(L, "%s: purpose is longer than %d bytes", where, MAX_TEXT);
+      if (!(S->purpose = heap_strdup(&a->heap, p, len))) luaL_error(L, "not enough memory");
+    } else if (!lua_isnil(L, -1)) {
+      luaL_error(L, "%s: purpose must be a string", where);
+    }
+    lua_pop(L, 1);
+    S->amount = field_number(L, sub, "amount", where, 1, 0);
+    if (S->amount < 0) luaL_error(L, "%s: amount %f must be >= 0", where, S->amount);
+    sum_amount += S->amount;
+    if (raw_field(L, sub, "weights") != LUA_TTABLE) luaL_error(L, "%s: weights must be a table of symbol = weight", where);
+    int wt = lua_gettop(L);
+    double wsum = 0;
+    lua_pushnil(L);
+    while (lua_next(L, wt)) {
+      if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "%s: weights must be keyed by symbol", where);
+      const char *sym = lua_tostring(L, -2);
+      long q = find_quote(in, sym);
+      if (q < 0) luaL_error(L, "%s: %s has no quote", where, sym);
+      if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s: the weight of %s must be a number", where, sym);
+      double w = lua_tonumber(L, -1);
+      if (!(isfinite(w) && w >= 0)) luaL_error(L, "%s: the weight of %s is %f; it must be finite and >= 0", where, sym, w);
+      if (S->nw == MAX_WEIGHTS) luaL_error(L, "%s: more than %d weights", where, MAX_WEIGHTS);
+      S->col[S->nw] = (size_t)q;
+      S->w[S->nw++] = w;
+      wsum += w;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (wsum > 1 + 1e-9) luaL_error(L, "%s: the weights add up to %f, more than 1", where, wsum);
+    /* a stable order: the quotes' */
+    for (size_t i = 1; i < S->nw; i++)
+      for (size_t j = i; j > 0 && S->col[j - 1] > S->col[j]; j--) {
+        size_t c = S->col[j];
+        S->col[j] = S->col[j - 1];
+        S->col[j - 1] = c;
+        double w = S->w[j];
+        S->w[j] = S->w[j - 1];
+        S->w[j - 1] = w;
+      }
+    read_policies(L, sub, where, S, in);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (fabs(sum_amount - a->total) > 1e-9 * fmax(1, a->total))
+    luaL_error(L, "plan: the sub-accounts' amounts add up to %f, not the %f to place", sum_amount, a->total);
+  J->nodes = 0;
+  a->plan = to_json(L, plan, J, 0);
+}
+
+/* advise_main(job, chunk) -> module, profile, plan */
+static int advise_main(lua_State *L) {
+  advise_job *J = lua_touserdata(L, 1);
+  const keel_profile *p = J->in->profile;
+  const keel_advice_input *in = J->in;
+  lua_settop(L, 2);
+  lua_call(L, 0, 1); /* the module, afresh */
+  if (!lua_istable(L, 2)) luaL_error(L, "template %s: the module must return a table", J->t->name);
+  lua_createtable(L, 0, 9); /* 3: profile */
+  lua_pushinteger(L, p->age);
+  lua_setfield(L, 3, "age");
+  lua_pushnumber(L, p->horizon);
+  lua_setfield(L, 3, "horizon");
+  if (p->risk_score) {
+    lua_pushinteger(L, p->risk_score);
+    lua_setfield(L, 3, "risk_score");
+  } else {
+    lua_createtable(L, 0, (int)p->nanswers);
+    for (size_t i = 0; i < p->nanswers; i++) {
+      lua_pushinteger(L, p->answers[i].answer);
+      lua_setfield(L, -2, p->answers[i].question);
+    }
+    lua_setfield(L, 3, "answers");
+  }
+  lua_pushstring(L, keel_goal_name(p->goal));
+  lua_setfield(L, 3, "goal");
+  lua_pushnumber(L, p->initial);
+  lua_setfield(L, 3, "initial");
+  lua_pushnumber(L, p->monthly);
+  lua_setfield(L, 3, "monthly");
+  lua_pushnumber(L, p->liquidity);
+  lua_setfield(L, 3, "liquidity");
+  lua_createtable(L, 0, 3); /* 4: market */
+  lua_pushnumber(L, J->a->total);
+  lua_setfield(L, 4, "total");
+  lua_createtable(L, 0, (int)in->nquotes);
+  lua_createtable(L, 0, 0);
+  for (size_t i = 0; i < in->nquotes; i++) {
+    lua_pushnumber(L, in->quotes[i].price);
+    lua_setfield(L, -3, in->quotes[i].symbol);
+    if (!isnan(in->quotes[i].expense_ratio)) {
+      lua_pushnumber(L, in->quotes[i].expense_ratio);
+      lua_setfield(L, -2, in->quotes[i].symbol);
+    }
+  }
+  lua_setfield(L, 4, "expense");
+  lua_setfield(L, 4, "prices");
+  if (raw_field(L, 2, "advise") != LUA_TFUNCTION) luaL_error(L, "template %s: advise is not a function", J->t->name);
+  lua_pushvalue(L, 3);
+  lua_pushvalue(L, 4);
+  lua_call(L, 2, 1); /* 5: the plan */
+  read_plan(L, 5, J);
+  lua_remove(L, 4);
+  return 3;
+}
+
+/* explain_main(job, module, profile, plan) */
+static int explain_main(lua_State *L) {
+  advise_job *J = lua_touserdata(L, 1);
+  keel_advice *a = J->a;
+  luaL_checkstack(L, 10, "explain");
+  if (raw_field(L, 2, "explain") != LUA_TFUNCTION) luaL_error(L, "template %s: explain is not a function", J->t->name);
+  lua_pushvalue(L, 3);
+  lua_pushvalue(L, 4);
+  double buys = 0, sells = 0;
+  lua_createtable(L, 0, 8);
+  lua_createtable(L, (int)a->ntrades, 0);
+  for (size_t i = 0; i < a->ntrades; i++) {
+    const keel_advice_trade *t = &a->trades[i];
+    if (t->shares > 0) buys += t->notional; else sells += -t->notional;
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, t->symbol);
+    lua_setfield(L, -2, "symbol");
+    lua_pushstring(L, t->shares > 0 ? "buy" : "sell");
+    lua_setfield(L, -2, "side");
+    lua_pushnumber(L, fabs(t->shares));
+    lua_setfield(L, -2, "shares");
+    lua_pushnumber(L, t->price);
+    lua_setfield(L, -2, "price");
+    lua_pushnumber(L, fabs(t->notional));
+    lua_setfield(L, -2, "notional");
+    lua_pushnumber(L, t->cost);
+    lua_setfield(L, -2, "cost");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "trades");
+  const struct { const char *k; double v; } f[] = {{"total", a->total}, {"trade_costs", a->trade_costs},
+                                                  {"buys", buys}, {"sells", sells}, {"cash_after", a->cash_after}};
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    lua_pushnumber(L, f[i].v);
+    lua_setfield(L, -2, f[i].k);
+  }
+  lua_pushinteger(L, (lua_Integer)a->ntrades);
+  lua_setfield(L, -2, "ntrades");
+  lua_call(L, 3, 1);
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "template %s: explain must return a string", J->t->name);
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len);
+  if (len > MAX_TEXT) luaL_error(L, "template %s: the explanation is longer than %d bytes", J->t->name, MAX_TEXT);
+  if (!(a->explanation = heap_strdup(&a->heap, s, len))) luaL_error(L, "not enough memory");
+  return 0;
+}
+
+/* check_main(template, chunk): the module's name and universe. */
+static int check_main(lua_State *L) {
+  keel_template *t = lua_touserdata(L, 1);
+  lua_settop(L, 2);
+  lua_call(L, 0, 1);
+  const char *src = t->chunkname + 1;
+  if (!lua_istable(L, 2)) luaL_error(L, "template %s: the module must return a table", src);
+  char buf[MAX_NAME + 1];
+  field_string(L, 2, "name", "template", 1, buf, sizeof buf);
+  if (!(t->name = heap_strdup(&t->heap, buf, strlen(buf)))) luaL_error(L, "not enough memory");
+  if (raw_field(L, 2, "advise") != LUA_TFUNCTION) luaL_error(L, "template %s: advise is not a function", t->name);
+  if (raw_field(L, 2, "explain") != LUA_TFUNCTION) luaL_error(L, "template %s: explain is not a function", t->name);
+  lua_pop(L, 2);
+  if (raw_field(L, 2, "universe") != LUA_TTABLE) luaL_error(L, "template %s: universe must be an array of symbols", t->name);
+  size_t n = lua_rawlen(L, -1);
+  if (n < 1 || n > 256) luaL_error(L, "template %s: universe has %d symbols (1 to 256)", t->name, (int)n);
+  if (!(t->universe = keeli_heap_alloc(&t->heap, n * sizeof *t->universe))) luaL_error(L, "not enough memory");
+  for (size_t i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, -1, (lua_Integer)i) != LUA_TSTRING) luaL_error(L, "template %s: universe[%d] is not a string", t->name, (int)i);
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    if (!len || len > MAX_NAME) luaL_error(L, "template %s: universe[%d] must have 1 to %d bytes", t->name, (int)i, MAX_NAME);
+    if (!(t->universe[t->nuniverse] = heap_strdup(&t->heap, s, len))) luaL_error(L, "not enough memory");
+    t->nuniverse++;
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* ---- loading ---- */
+
+keel_status keel_template_load(keel_ctx *ctx, const keel_lua_config *cfg, const char *template_name,
+                               keel_template **out) {
+  *out = NULL;
+  if (!template_name || !*template_name) return keeli_error(ctx, KEEL_EINVAL, "template: no name given");
+  char path[4096];
+  keel_status st = find_template(ctx, cfg, template_name, path, sizeof path);
+  if (st) return st;
+  keel_template *t = keeli_calloc(ctx, 1, sizeof *t);
+  if (!t) return KEEL_ENOMEM;
+  t->heap = *keeli_ctx_heap(ctx);
+  if (pthread_mutex_init(&t->mu, NULL)) {
+    keeli_heap_free(&t->heap, t);
+    return keeli_error(ctx, KEEL_ENOMEM, "template: cannot make a mutex");
+  }
+  if ((st = read_file(ctx, &t->heap, path, &t->source, &t->len))) goto fail;
+  /* the search folders: the template's own first, then the configured */
+  size_t np = 0;
+  while (cfg && cfg->paths && cfg->paths[np]) np++;
+  if (!(t->paths = keeli_heap_alloc(&t->heap, (np + 2) * sizeof *t->paths))) goto nomem;
+  memset(t->paths, 0, (np + 2) * sizeof *t->paths);
+  const char *slash = strrchr(path, '/');
+  if (!(t->paths[0] = slash ? heap_strdup(&t->heap, path, (size_t)(slash - path)) : heap_strdup(&t->heap, ".", 1)))
+    goto nomem;
+  for (size_t i = 0; i < np; i++)
+    if (!(t->paths[i + 1] = heap_strdup(&t->heap, cfg->paths[i], strlen(cfg->paths[i])))) goto nomem;
+  if (cfg) t->cfg = *cfg;
+  else keel_lua_config_default(&t->cfg);
+  t->cfg.paths = (const char *const *)t->paths;
+  size_t pl = strlen(path);
+  if (!(t->chunkname = keeli_heap_alloc(&t->heap, pl + 2))) goto nomem;
+  t->chunkname[0] = '@';
+  memcpy(t->chunkname + 1, path, pl + 1);
+  pooled P;
+  if ((st = pool_prepare(ctx, t, &P))) goto fail;
+  lua_State *L = keeli_lua_state(ctx, P.K);
+  lua_pushcfunction(L, check_main);
+  lua_pushlightuserdata(L, t);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, P.ref);
+  st = keeli_lua_pcall(ctx, P.K, 2, 0, NULL);
+  if (st) {
+    keel_lua_free(P.K);
+    goto fail;
+  }
+  pool_give(t, &P, 0);
+  *out = t;
+  return KEEL_OK;
+nomem:
+  st = keeli_error(ctx, KEEL_ENOMEM, "template %s: out of memory", template_name);
+fail:
+  keel_template_free(t);
+  return st;
+}
+
+/* ---- advice ---- */
+
+/* The trades from the holdings to the combined baskets: one row of the
+ * engine at the quotes. */
+static keel_status plan_trades(keel_ctx *ctx, const keel_advice_input *in, keel_advice *a) {
+  const size_t n = in->nquotes;
+  keel_status st = KEEL_OK;
+  double *buf = keeli_calloc(ctx, 3 * n, sizeof(double));
+  size_t *cols = keeli_alloc_array(ctx, n, sizeof *cols);
+  keel_panel *p = NULL;
+  keel_backtest_result *r = NULL;
+  if (!buf || !cols) {
+    st = KEEL_ENOMEM;
+    goto done;
+  }
+  double *px = buf, *w = buf + n, *held = buf + 2 * n;
+  for (size_t j = 0; j < n; j++) {
+    px[j] = in->quotes[j].price;
+    cols[j] = j;
+  }
+  for (size_t s = 0; s < a->nsubs; s++)
+    for (size_t k = 0; k < a->subs[s].nw; k++) w[a->subs[s].col[k]] += a->subs[s].amount * a->subs[s].w[k] / a->total;
+  double wsum = 0;
+  for (size_t j = 0; j < n; j++) wsum += w[j];
+  if (wsum > 1) /* rounding in the amounts */
+    for (size_t j = 0; j < n; j++) w[j] /= wsum;
+  for (size_t i = 0; i < in->nholdings; i++) held[find_quote(in, in->holdings[i].symbol)] = in->holdings[i].shares;
+  keel_date d;
+  keel_date_from_ymd(2000, 1, 3, &d); /* the engine needs a date; nothing depends on it */
+  if ((st = keel_panel_new(ctx, 1, n, &d, (const char *const *)a->sym, px, &p))) goto done;
+  for (size_t j = 0; j < n; j++) {
+    keel_asset_meta m = *keel_panel_meta(p, j);
+    m.lot = in->quotes[j].lot;
+    m.min_trade = in->quotes[j].min_trade;
+    if ((st = keel_panel_set_meta(ctx, p, j, &m))) goto done;
+  }
+  keel_subaccount_spec sub;
+  keel_subaccount_spec_default(&sub);
+  sub.name = "advice";
+  sub.nassets = n;
+  sub.assets = cols;
+  sub.weights = w;
+  sub.initial_shares = held;
+  sub.capital = in->cash + in->profile->initial;
+  sub.costs = in->costs;
+  keel_account_spec acc;
+  keel_account_spec_default(&acc);
+  acc.nsubs = 1;
+  acc.subs = &sub;
+  if ((st = keel_backtest_run_account(ctx, p, &acc, &r))) goto done;
+  size_t nt = keel_backtest_ntrades(r);
+  const keel_trade *tr = keel_backtest_trades(r);
+  if (nt && !(a->trades = keeli_alloc_array(ctx, nt, sizeof *a->trades))) {
+    st = KEEL_ENOMEM;
+    goto done;
+  }
+  a->trade_costs = 0;
+  for (size_t i = 0; i < nt; i++) {
+    a->trades[i] = (keel_advice_trade){a->sym[tr[i].asset], tr[i].shares, tr[i].price, tr[i].notional, tr[i].cost};
+    a->trade_costs += tr[i].cost;
+  }
+  a->ntrades = nt;
+  a->cash_after = keel_backtest_cash(r)[0];
+  a->value_after = keel_backtest_values(r)[0];
+  /* money is conserved: what was there is what is held plus what was paid */
+  if (fabs(a->total - (a->value_after + a->trade_costs)) > 1e-9 * a->total)
+    st = keeli_error(ctx, KEEL_ENUMERIC, "advice: value before %.17g != value after %.17g + costs %.17g", a->total,
+                     a->value_after, a->trade_costs);
+done:
+  keel_backtest_result_free(r);
+  keel_panel_free(p);
+  keeli_free(ctx, buf);
+  keeli_free(ctx, cols);
+  return st;
+}
+
+keel_status keel_advise(keel_ctx *ctx, keel_template *t, const keel_advice_input *in, keel_advice **out) {
+  if (!out) return keeli_error(ctx, KEEL_EINVAL, "advice: no output pointer");
+  *out = NULL;
+  if (!t || !in) return keeli_error(ctx, KEEL_EINVAL, "advice: no template or input");
+  keel_status st = check_input(ctx, t, in);
+  if (st) return st;
+  keel_advice *a = keeli_calloc(ctx, 1, sizeof *a);
+  if (!a) return KEEL_ENOMEM;
+  a->heap = *keeli_ctx_heap(ctx);
+  snprintf(a->template_name, sizeof a->template_name, "%s", t->name);
+  if (!(a->sym = keeli_calloc(ctx, in->nquotes, sizeof *a->sym))) {
+    keel_advice_free(a);
+    return KEEL_ENOMEM;
+  }
+  for (size_t i = 0; i < in->nquotes; i++) {
+    if (!(a->sym[i] = keeli_strdup(ctx, in->quotes[i].symbol))) {
+      keel_advice_free(a);
+      return KEEL_ENOMEM;
+    }
+    a->nsym++;
+  }
+  double total = in->cash + in->profile->initial;
+  for (size_t i = 0; i < in->nholdings; i++)
+    total += in->holdings[i].shares * in->quotes[find_quote(in, in->holdings[i].symbol)].price;
+  a->total = total;
+  if (!(total > 0) || !isfinite(total)) {
+    keel_advice_free(a);
+    return keeli_error(ctx, KEEL_EINVAL, "advice: nothing to place (holdings, cash and the initial amount are 0)");
+  }
+  advise_job J = {a, in, t, json_array(), 0};
+  if (!J.nodes_root) {
+    keel_advice_free(a);
+    return keeli_error(ctx, KEEL_ENOMEM, "advice: out of memory");
+  }
+  pooled P;
+  if ((st = pool_take(ctx, t, &P))) {
+    json_decref(J.nodes_root);
+    keel_advice_free(a);
+    return st;
+  }
+  lua_State *L = keeli_lua_state(ctx, P.K);
+  int base = lua_gettop(L), broken = 0;
+  if (!lua_checkstack(L, 8)) {
+    st = keeli_error(ctx, KEEL_ENOMEM, "advice: out of memory");
+    goto done;
+  }
+  lua_pushcfunction(L, advise_main);
+  lua_pushlightuserdata(L, &J);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, P.ref);
+  if ((st = keeli_lua_pcall(ctx, P.K, 2, 3, NULL))) goto done;
+  if ((st = plan_trades(ctx, in, a))) goto done;
+  lua_pushcfunction(L, explain_main);
+  lua_pushlightuserdata(L, &J);
+  lua_rotate(L, -5, 2); /* explain_main, job, module, profile, plan */
+  st = keeli_lua_pcall(ctx, P.K, 4, 0, NULL);
+done:
+  if (st == KEEL_ELIMIT) broken = 1;
+  else lua_settop(L, base);
+  pool_give(t, &P, broken);
+  json_decref(J.nodes_root);
+  if (st) {
+    keel_advice_free(a);
+    return st;
+  }
+  *out = a;
+  return KEEL_OK;
+}
+
+/* ---- JSON ---- */
+
+keel_status keel_advice_to_json(keel_ctx *ctx, const keel_advice *a, char **json) {
+  *json = NULL;
+  json_t *o = json_object(), *tr = json_array(), *subs = json_array();
+  if (!o || !tr || !subs) goto nomem;
+  json_object_set_new(o, "template", json_string(a->template_name));
+  json_object_set_new(o, "risk_score", json_integer(a->risk_score));
+  json_object_set_new(o, "total", json_real(a->total));
+  for (size_t s = 0; s < a->nsubs; s++) {
+    const adv_sub *S = &a->subs[s];
+    json_t *so = json_object(), *w = json_object();
+    if (!so || !w) {
+      json_decref(so);
+      json_decref(w);
+      goto nomem;
+    }
+    for (size_t k = 0; k < S->nw; k++) json_object_set_new(w, a->sym[S->col[k]], json_real(S->w[k]));
+    json_object_set_new(so, "name", json_string(S->name));
+    json_object_set_new(so, "amount", json_real(S->amount));
+    json_object_set_new(so, "weights", w);
+    json_array_append_new(subs, so);
+  }
+  json_object_set_new(o, "subaccounts", subs);
+  subs = NULL;
+  for (size_t i = 0; i < a->ntrades; i++) {
+    const keel_advice_trade *t = &a->trades[i];
+    json_t *to = json_pack("{s:s, s:s, s:f, s:f, s:f, s:f}", "symbol", t->symbol, "side", t->shares > 0 ? "buy" : "sell",
+                           "shares", fabs(t->shares), "price", t->price, "notional", fabs(t->notional), "cost", t->cost);
+    if (!to) goto nomem;
+    json_array_append_new(tr, to);
+  }
+  json_object_set_new(o, "trades", tr);
+  tr = NULL;
+  json_object_set_new(o, "trade_costs", json_real(a->trade_costs));
+  json_object_set_new(o, "cash_after", json_real(a->cash_after));
+  json_object_set_new(o, "yearly_fees", json_real(a->fees));
+  json_object_set_new(o, "explanation", json_string(keel_advice_explanation(a)));
+  if (a->plan) json_object_set(o, "plan", a->plan);
+  char *s = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+  json_decref(o);
+  if (!s) return keeli_error(ctx, KEEL_ENOMEM, "advice: out of memory writing JSON");
+  *json = s;
+  return KEEL_OK;
+nomem:
+  json_decref(o);
+  json_decref(tr);
+  json_decref(subs);
+  return keeli_error(ctx, KEEL_ENOMEM, "advice: out of memory writing JSON");
+}
+
+static keel_status json_in(keel_ctx *ctx, const char *what, const char *text, json_t **out) {
+  json_error_t e;
+  *out = json_loads(text, JSON_REJECT_DUPLICATES, &e);
+  if (!*out) return keeli_error(ctx, KEEL_EPARSE, "%s:%d:%d: %s", what, e.line, e.column, e.text);
+  if (!json_is_object(*out)) {
+    json_decref(*out);
+    *out = NULL;
+    return keeli_error(ctx, KEEL_EPARSE, "%s: must be a JSON object", what);
+  }
+  return KEEL_OK;
+}
+
+static keel_status num_field(keel_ctx *ctx, const char *what, const char *key, json_t *v, double *out) {
+  if (!json_is_number(v)) return keeli_error(ctx, KEEL_EINVAL, "%s: %s must be a number", what, key);
+  *out = json_number_value(v);
+  return KEEL_OK;
+}
+
+static keel_status int_field(keel_ctx *ctx, const char *what, const char *key, json_t *v, int lo, int hi, int *out) {
+  if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+    return keeli_error(ctx, KEEL_EINVAL, "%s: %s must be a whole number from %d to %d", what, key, lo, hi);
+  *out = (int)json_integer_value(v);
+  return KEEL_OK;
+}
+
+typedef struct json_inputs {
+  json_t *profile, *holdings, *quotes;
+  keel_answer *answers;
+  keel_position *pos;
+  keel_quote *q;
+} json_inputs;
+
+static keel_status parse_profile(keel_ctx *ctx, json_inputs *J, keel_profile *p) {
+  keel_profile_default(p);
+  p->risk_score = 0;
+  int have_age = 0, have_h = 0, have_goal = 0;
+  const char *key;
+  json_t *v;
+  keel_status st = KEEL_OK;
+  json_object_foreach(J->profile, key, v) {
+    if (strcmp(key, "age") == 0) st = int_field(ctx, "profile", key, v, 18, 120, &p->age), have_age = 1;
+    else if (strcmp(key, "horizon") == 0) st = num_field(ctx, "profile", key, v, &p->horizon), have_h = 1;
+    else if (strcmp(key, "risk_score") == 0) st = int_field(ctx, "profile", key, v, 1, 10, &p->risk_score);
+    else if (strcmp(key, "initial") == 0) st = num_field(ctx, "profile", key, v, &p->initial);
+    else if (strcmp(key, "monthly") == 0) st = num_field(ctx, "profile", key, v, &p->monthly);
+    else if (strcmp(key, "liquidity") == 0) st = num_field(ctx, "profile", key, v, &p->liquidity);
+    else if (strcmp(key, "goal") == 0) {
+      have_goal = 1;
+      if (!json_is_string(v) || !keel_goal_parse(json_string_value(v), &p->goal))
+        st = keeli_error(ctx, KEEL_EINVAL, "profile: goal must be one of general, travel, education, retirement");
+    } else if (strcmp(key, "answers") == 0) {
+      if (!json_is_object(v)) return keeli_error(ctx, KEEL_EINVAL, "profile: answers must be an object of question: answer");
+      size_t n = json_object_size(v), i = 0;
+      if (n > 64) return keeli_error(ctx, KEEL_EINVAL, "profile: %zu answers (at most 64)", n);
+      if (n && !(J->answers = keeli_calloc(ctx, n, sizeof *J->answers))) return KEEL_ENOMEM;
+      const char *qk;
+      json_t *qv;
+      json_object_foreach(v, qk, qv) {
+        J->answers[i].question = qk;
+        if (!json_is_integer(qv) || json_integer_value(qv) < 1 || json_integer_value(qv) > 100)
+          return keeli_error(ctx, KEEL_EINVAL, "profile: the answer to '%s' must be a whole number >= 1", qk);
+        J->answers[i++].answer = (int)json_integer_value(qv);
+      }
+      p->answers = J->answers;
+      p->nanswers = n;
+    } else {
+      return keeli_error(ctx, KEEL_EINVAL, "profile: unknown field '%s' (known: age, horizon, risk_score, answers, "
+                         "goal, initial, monthly, liquidity)", key);
+    }
+    if (st) return st;
+  }
+  if (!have_age) return keeli_error(ctx, KEEL_EINVAL, "profile: age is missing");
+  if (!have_h) return keeli_error(ctx, KEEL_EINVAL, "profile: horizon is missing");
+  if (!have_goal) return keeli_error(ctx, KEEL_EINVAL, "profile: goal is missing");
+  return KEEL_OK;
+}
+
+static keel_status parse_holdings(keel_ctx *ctx, json_inputs *J, keel_advice_input *in) {
+  const char *key;
+  json_t *v;
+  keel_status st;
+  json_object_foreach(J->holdings, key, v) {
+    if (strcmp(key, "cash") == 0) {
+      if ((st = num_field(ctx, "holdings", key, v, &in->cash))) return st;
+    } else if (strcmp(key, "positions") == 0) {
+      if (!json_is_object(v)) return keeli_error(ctx, KEEL_EINVAL, "holdings: positions must be an object of symbol: shares");
+      size_t n = json_object_size(v), i = 0;
+      if (n && !(J->pos = keeli_calloc(ctx, n, sizeof *J->pos))) return KEEL_ENOMEM;
+      const char *sk;
+      json_t *sv;
+      json_object_foreach(v, sk, sv) {
+        J->pos[i].symbol = sk;
+        if ((st = num_field(ctx, "holdings", sk, sv, &J->pos[i].shares))) return st;
+        i++;
+      }
+      in->holdings = J->pos;
+      in->nholdings = n;
+    } else {
+      return keeli_error(ctx, KEEL_EINVAL, "holdings: unknown field '%s' (known: cash, positions)", key);
+    }
+  }
+  return KEEL_OK;
+}
+
+static keel_status parse_quotes(keel_ctx *ctx, json_inputs *J, keel_advice_input *in) {
+  size_t n = json_object_size(J->quotes), i = 0;
+  if (!n) return keeli_error(ctx, KEEL_EINVAL, "quotes: none given");
+  if (!(J->q = keeli_calloc(ctx, n, sizeof *J->q))) return KEEL_ENOMEM;
+  const char *key;
+  json_t *v;
+  keel_status st;
+  json_object_foreach(J->quotes, key, v) {
+    keel_quote *q = &J->q[i++];
+    q->symbol = key;
+    q->expense_ratio = NAN;
+    if (json_is_number(v)) {
+      q->price = json_number_value(v);
+      continue;
+    }
+    if (!json_is_object(v)) return keeli_error(ctx, KEEL_EINVAL, "quotes: %s must be a price or an object", key);
+    const char *f;
+    json_t *fv;
+    int have_price = 0;
+    json_object_foreach(v, f, fv) {
+      double *dst = strcmp(f, "price") == 0 ? &q->price : strcmp(f, "lot") == 0 ? &q->lot
+                  : strcmp(f, "min_trade") == 0 ? &q->min_trade : strcmp(f, "expense_ratio") == 0 ? &q->expense_ratio
+                  : NULL;
+      if (!dst)
+        return keeli_error(ctx, KEEL_EINVAL, "quotes: %s: unknown field '%s' (known: price, lot, min_trade, "
+                           "expense_ratio)", key, f);
+      char where[MAX_NAME + 16];
+      snprintf(where, sizeof where, "quotes: %s", key);
+      if ((st = num_field(ctx, where, f, fv, dst))) return st;
+      have_price |= dst == &q->price;
+    }
+    if (!have_price) return keeli_error(ctx, KEEL_EINVAL, "quotes: %s has no price", key);
+  }
+  in->quotes = J->q;
+  in->nquotes = n;
+  return KEEL_OK;
+}
+
+keel_status keel_advise_json(keel_ctx *ctx, keel_template *t, const char *profile_json, const char *holdings_json,
+                             const char *quotes_json, const keel_cost_model *costs, keel_advice **out) {
+  *out = NULL;
+  json_inputs J;
+  memset(&J, 0, sizeof J);
+  keel_profile prof;
+  keel_advice_input in;
+  keel_advice_input_default(&in);
+  if (costs) in.costs = *costs;
+  in.profile = &prof;
+  keel_status st;
+  if (!profile_json || !quotes_json) return keeli_error(ctx, KEEL_EINVAL, "advice: the profile and quotes are needed");
+  if ((st = json_in(ctx, "profile", profile_json, &J.profile))) goto done;
+  if (holdings_json && (st = json_in(ctx, "holdings", holdings_json, &J.holdings))) goto done;
+  if ((st = json_in(ctx, "quotes", quotes_json, &J.quotes))) goto done;
+  if ((st = parse_profile(ctx, &J, &prof))) goto done;
+  if (J.holdings && (st = parse_holdings(ctx, &J, &in))) goto done;
+  if ((st = parse_quotes(ctx, &J, &in))) goto done;
+  st = keel_advise(ctx, t, &in, out);
+done:
+  keeli_free(ctx, J.answers);
+  keeli_free(ctx, J.pos);
+  keeli_free(ctx, J.q);
+  if (J.profile) json_decref(J.profile);
+  if (J.holdings) json_decref(J.holdings);
+  if (J.quotes) json_decref(J.quotes);
+  return st;
+}
