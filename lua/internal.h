@@ -88,4 +88,35 @@ keel_status keeli_lua_pcall(keel_ctx *ctx, keel_lua *K, int nargs, int nres, con
  * them again (a pooled state starts each call with fresh modules). */
 void keeli_lua_forget_modules(keel_lua *K);
 
+/* ---- what strategy.c needs from sandbox.c ---- */
+
+/* Most coroutines alive at once in a sandboxed state (the allocator
+ * refuses the next; docs/lua.md). */
+#define KEELI_LUA_THREADS 1000
+
+/* The keel_lua of a sandboxed state (NULL for any other state). */
+keel_lua *keeli_lua_of(lua_State *L);
+/* The state's host data; keeli_lua_pcall sets its ctx, the caller its opt. */
+keeli_host *keeli_lua_host(keel_lua *K);
+/* How many times the state was built: a caller keeping things in it (a
+ * loaded module) loads them again when this changed (after a limit). */
+unsigned long keeli_lua_builds(const keel_lua *K);
+/* Bytes the state holds now. */
+size_t keeli_lua_mem_used(const keel_lua *K);
+/* Charges n instructions to the running call's budget (for C functions
+ * whose work the count hook cannot see); raises the limit error when it
+ * runs out. No effect outside a call or on other states. */
+void keeli_lua_charge(lua_State *L, double n);
+/* Appends n bytes to the instance log (bounded by log_max). */
+void keeli_lua_log_write(keel_lua *K, const char *s, size_t n);
+/* Logs the values from stack index `first` on (luaL_tolstring, tabs, a
+ * newline), as print does; returns 0. */
+int keeli_lua_log_args(lua_State *L, int first);
+/* Pushes a new environment table over the sandbox's read-only globals
+ * (its _G is itself). */
+void keeli_lua_push_env(lua_State *L);
+/* Replaces the table at the top by a read-only proxy (tables in its
+ * fields too, down to depth levels). */
+void keeli_lua_readonly(lua_State *L, int depth);
+
 #endif
