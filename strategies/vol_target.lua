@@ -48,11 +48,11 @@ local function isnan(x) return x ~= x end
 local function returns(ctx, window)
   local k = ctx.t - 1
   if window < k then k = window end
-  local P = ctx:prices(k + 1)
+  local P = ctx:prices(k + 1):totable()
   local R = {}
   for t = 1, #P - 1 do
-    local row = {}
-    for j = 1, ctx.n do row[j] = P:get(t + 1, j) / P:get(t, j) - 1 end
+    local row, a, b = {}, P[t], P[t + 1]
+    for j = 1, ctx.n do row[j] = b[j] / a[j] - 1 end
     R[t] = row
   end
   return R

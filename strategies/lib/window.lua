@@ -35,22 +35,22 @@ function M.returns(ctx, lookback)
   local n = ctx.n
   local k = ctx.t - 1
   if lookback < k then k = lookback end
-  local P = ctx:prices(k + 1)
+  local P = ctx:prices(k + 1):totable()
   local T = #P - 1
   local R, cnt = {}, {}
   for t = 1, T do R[t] = {} end
   for j = 1, n do
-    local prev = P:get(1, j)
+    local prev = P[1][j]
     local got = 0
     for t = 1, T do
-      local v = P:get(t + 1, j)
+      local v = P[t + 1][j]
       local r = NAN
-      if not isnan(v) and not isnan(prev) then
+      if v == v and prev == prev then
         r = v / prev - 1
         got = got + 1
       end
       R[t][j] = r
-      if not isnan(v) then prev = v end
+      if v == v then prev = v end
     end
     cnt[j] = got
   end
@@ -103,12 +103,13 @@ end
 -- The common rows of `use` as a keel.matrix (rows x #use).
 function M.matrix(W, use)
   local rows = M.common_rows(W, use)
-  local X = keel.matrix(#rows, #use)
+  local X = {}
   for r = 1, #rows do
-    local row = W.R[rows[r]]
-    for i = 1, #use do X:set(r, i, row[use[i]]) end
+    local row, x = W.R[rows[r]], {}
+    for i = 1, #use do x[i] = row[use[i]] end
+    X[r] = x
   end
-  return X
+  return keel.matrix(X)
 end
 
 -- The inputs of a covariance strategy (min_variance, max_sharpe,
