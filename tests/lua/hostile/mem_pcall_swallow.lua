@@ -4,5 +4,5 @@
 local keep = {}
 while true do
   local ok, s = pcall(string.rep, 'x', 1 << 20)
-  keep[#keep + 1] = ok and s or ('z'):rep(1000)
+  keep[#keep + 1] = ok and s or ('z'):rep(1 << 16)
 end
