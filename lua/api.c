@@ -62,12 +62,20 @@ static double *arg_vec(lua_State *L, int idx, size_t n, const char *what) {
   return x;
 }
 
+/* (x - x is 0 for a finite x and NaN otherwise: the scans below have no
+ * branch per element, and look for the culprit only when there is one) */
 static void check_finite(lua_State *L, const double *x, size_t n, const char *what) {
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) bad |= !(x[i] - x[i] == 0);
+  if (!bad) return;
   for (size_t i = 0; i < n; i++)
     if (!isfinite(x[i])) luaL_error(L, "%s[%I] is not finite (%f)", what, (LUAI_UACINT)(i + 1), x[i]);
 }
 
 static void check_nonneg(lua_State *L, const double *x, size_t n, const char *what) {
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) bad |= !(x[i] >= 0) | !(x[i] - x[i] == 0);
+  if (!bad) return;
   for (size_t i = 0; i < n; i++)
     if (!(x[i] >= 0) || !isfinite(x[i]))
       luaL_error(L, "%s[%I] must be finite and >= 0 (it is %f)", what, (LUAI_UACINT)(i + 1), x[i]);
@@ -76,7 +84,7 @@ static void check_nonneg(lua_State *L, const double *x, size_t n, const char *wh
 /* The length of the vector view or array at idx. */
 static size_t vec_len(lua_State *L, int idx, const char *what) {
   if (lua_type(L, idx) == LUA_TTABLE) return (size_t)lua_rawlen(L, idx);
-  if (luaL_testudata(L, idx, KEELI_VIEW_MT)) {
+  if (keeli_view_test(L, idx)) {
     const keeli_view *v = keeli_view_check(L, idx);
     if (v->matrix)
       luaL_error(L, "%s: expected a vector, got a %I x %I matrix", what, (LUAI_UACINT)v->rows, (LUAI_UACINT)v->cols);
@@ -109,7 +117,7 @@ static keel_cmat arg_mat(lua_State *L, int idx, const char *what) {
     keel_cmat c = {m->data, m->rows, m->cols, m->ld};
     return c;
   }
-  if (!luaL_testudata(L, idx, KEELI_VIEW_MT))
+  if (!keeli_view_test(L, idx))
     luaL_error(L, "%s: expected a matrix (keel.view or a table of rows), got %s", what, luaL_typename(L, idx));
   const keeli_view *v = keeli_view_check(L, idx);
   if (!v->matrix) luaL_error(L, "%s: expected a matrix, got a vector of %I", what, (LUAI_UACINT)v->cols);
@@ -261,7 +269,7 @@ static int l_matrix(lua_State *L) {
     return 1;
   }
   lua_settop(L, 1);
-  const int given_view = luaL_testudata(L, 1, KEELI_VIEW_MT) != NULL;
+  const int given_view = keeli_view_test(L, 1) != NULL;
   keel_cmat m = arg_mat(L, 1, "keel.matrix"); /* a table is replaced by an owned copy */
   if (given_view) {
     keeli_view *c = keeli_view_new(L, m.rows, m.cols, 1);
@@ -287,7 +295,7 @@ static int l_returns(lua_State *L) {
   const int kind = luaL_checkoption(L, 2, "simple", kinds);
   int vector = 0;
   keel_cmat p;
-  if (luaL_testudata(L, 1, KEELI_VIEW_MT) && !keeli_view_check(L, 1)->matrix) {
+  if (keeli_view_test(L, 1) && !keeli_view_check(L, 1)->matrix) {
     const keeli_view *v = keeli_view_check(L, 1);
     p.data = v->data, p.rows = v->cols, p.cols = 1, p.ld = 1;
     vector = 1;
@@ -848,27 +856,89 @@ static void read_band(lua_State *L, int idx, keel_band *b, const char *who) {
   if (!(b->inner >= 0 && b->inner < 1)) luaL_error(L, "%s: the band's inner must be in [0, 1)", who);
 }
 
-/* w and t at 1 and 2 (same length), each finite; t >= 0. */
-static size_t read_w_t(lua_State *L, double **w, double **t, const char *who) {
-  char what[96];
-  snprintf(what, sizeof what, "%s: weights", who);
+/* The n numbers of the vector view or array at idx: a vector view's own
+ * memory (read only; nothing copied), or a scratch copy of an array. */
+static const double *vec_ref(lua_State *L, int idx, size_t n, const char *what) {
+  keeli_view *v = keeli_view_test(L, idx);
+  if (v) {
+    v = keeli_view_check(L, idx); /* stale views are errors */
+    if (!v->matrix && v->cols == n) return v->data;
+  }
+  return arg_vec(L, idx, n, what);
+}
+
+/* A band made once by keel.policy.band{...}: checked when made, so the
+ * calls that take it read no table (a prepared band for an on_bar that
+ * runs every day). Its metatable is kept under this address. */
+static const char BAND_MT_KEY = 0;
+
+static const keel_band *band_test(lua_State *L, int idx) {
+  void *p = lua_touserdata(L, idx);
+  if (!p || lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &BAND_MT_KEY);
+  const int same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same ? p : NULL;
+}
+
+/* The band at idx: a prepared band or a band table. */
+static void get_band(lua_State *L, int idx, keel_band *b, const char *who) {
+  const keel_band *pb = band_test(L, idx);
+  if (pb) *b = *pb;
+  else read_band(L, idx, b, who);
+}
+
+static int band_tostring(lua_State *L) {
+  const keel_band *b = band_test(L, 1);
+  static const char *const kinds[] = {"none", "absolute", "relative", "combined"};
+  lua_pushfstring(L, "keel.band(%s, abs %f, rel %f)", b ? kinds[b->kind] : "?", b ? b->abs : 0.0, b ? b->rel : 0.0);
+  return 1;
+}
+
+/* keel.policy.band{kind =, abs =, rel =, action =, inner =} -> a prepared band */
+static int l_band(lua_State *L) {
+  keel_band b;
+  read_band(L, 1, &b, "keel.policy.band");
+  keel_band *u = lua_newuserdatauv(L, sizeof *u, 0);
+  *u = b;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &BAND_MT_KEY);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, band_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, "keel.band");
+    lua_setfield(L, -2, "__name");
+    lua_pushliteral(L, "keel.band");
+    lua_setfield(L, -2, "__metatable"); /* scripts cannot read or change it */
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &BAND_MT_KEY);
+  }
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+/* w and t at 1 and 2 (same length), each finite; t >= 0. The messages name
+ * what and twhat (literals: nothing is formatted unless there is an error). */
+static size_t read_w_t(lua_State *L, const double **w, const double **t, const char *what, const char *twhat) {
   const size_t n = vec_len(L, 1, what);
-  *w = arg_vec(L, 1, n, what);
+  *w = vec_ref(L, 1, n, what);
   check_finite(L, *w, n, what);
-  snprintf(what, sizeof what, "%s: targets", who);
-  *t = arg_vec(L, 2, n, what);
-  check_nonneg(L, *t, n, what);
+  *t = vec_ref(L, 2, n, twhat);
+  check_nonneg(L, *t, n, twhat);
   return n;
 }
 
 /* keel.policy.band_breached(w, t, band) -> the first breached asset (1-based) or nil */
 static int l_band_breached(lua_State *L) {
-  const char *who = "keel.policy.band_breached";
+#define WHO "keel.policy.band_breached"
+  const char *who = WHO;
   lua_settop(L, 3);
-  double *w, *t;
-  const size_t n = read_w_t(L, &w, &t, who);
+  const double *w, *t;
+  const size_t n = read_w_t(L, &w, &t, WHO ": weights", WHO ": targets");
+#undef WHO
   keel_band b;
-  read_band(L, 3, &b, who);
+  get_band(L, 3, &b, who);
   const size_t i = keel_band_breached(&b, n, w, t);
   if (i < n)
     lua_pushinteger(L, (lua_Integer)i + 1);
@@ -879,12 +949,14 @@ static int l_band_breached(lua_State *L) {
 
 /* keel.policy.band_adjust(w, t, band) -> the post-trade weights */
 static int l_band_adjust(lua_State *L) {
-  const char *who = "keel.policy.band_adjust";
+#define WHO "keel.policy.band_adjust"
+  const char *who = WHO;
   lua_settop(L, 3);
-  double *w, *t;
-  const size_t n = read_w_t(L, &w, &t, who);
+  const double *w, *t;
+  const size_t n = read_w_t(L, &w, &t, WHO ": weights", WHO ": targets");
+#undef WHO
   keel_band b;
-  read_band(L, 3, &b, who);
+  get_band(L, 3, &b, who);
   keeli_view *out = keeli_view_new(L, 1, n, 0);
   keel_band_adjust(&b, n, w, t, out->data);
   return 1;
@@ -1071,7 +1143,7 @@ static const luaL_Reg OPTIMIZE[] = {{"min_variance", l_min_variance}, {"target_r
                                     {"target_vol", l_target_vol},     {"max_sharpe", l_max_sharpe},
                                     {"utility", l_utility},           {"frontier", l_frontier},
                                     {"risk_parity", l_risk_parity},   {NULL, NULL}};
-static const luaL_Reg POLICY[] = {{"band_breached", l_band_breached}, {"band_adjust", l_band_adjust},
+static const luaL_Reg POLICY[] = {{"band", l_band}, {"band_breached", l_band_breached}, {"band_adjust", l_band_adjust},
                                   {"vol_scale", l_vol_scale},         {"cashflow", l_cashflow},
                                   {NULL, NULL}};
 static const luaL_Reg WEIGHTS[] = {{"normalize", l_normalize}, {"clip", l_clip}, {"blend", l_blend},

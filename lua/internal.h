@@ -42,6 +42,9 @@ keeli_view *keeli_view_new(lua_State *L, size_t rows, size_t cols, int matrix);
  * caller bumps *genp when the memory goes away or changes meaning. */
 keeli_view *keeli_view_borrow(lua_State *L, const double *data, size_t rows, size_t cols, size_t ld, int matrix,
                               const unsigned long *genp);
+/* The view at idx, or NULL when it is not a view (no error; a stale view
+ * is still returned). */
+keeli_view *keeli_view_test(lua_State *L, int idx);
 /* The view at idx; raises a Lua error when it is not a view or is stale. */
 keeli_view *keeli_view_check(lua_State *L, int idx);
 /* Reads n numbers from a vector view or an array table (raw access) at idx

@@ -33,6 +33,17 @@
 typedef enum which { CALL_LOAD = 0, CALL_INIT, CALL_REBALANCE, CALL_ON_BAR } which;
 static const char *const WHICH[] = {"load", "init", "rebalance", "on_bar"};
 
+static int call_main(lua_State *L);
+
+/* ctx's fields set on every call, in the order of their slots in
+ * ref_keys: made into Lua strings once, so a call sets them without making
+ * (hashing, comparing) a string from C each time. */
+enum { K_T = 1, K_N, K_CASH, K_VALUE, K_PPY, K_DATE };
+/* call_main's upvalues: a call reads them directly instead of looking
+ * each up in the registry */
+enum { UV_S = 1, UV_CTX, UV_P, UV_KEYS, UV_FN }; /* UV_FN + which: the callback (or nil) */
+static const char *const KEYS[] = {"t", "n", "cash", "value", "periods_per_year", "date"};
+
 typedef struct lstrat {
   keeli_heap heap;
   keel_strategy_ops ops; /* per instance: ops.name is the strategy's name */
@@ -44,6 +55,8 @@ typedef struct lstrat {
   char name[128];
   unsigned long builds; /* of K when the module was loaded */
   int ref_mod, ref_p, ref_ctx, ref_fn[4], ref_sym;
+  int ref_keys; /* the names of ctx's per-call fields as Lua strings (KEYS) */
+  int ref_main; /* call_main as a closure over S, ctx, p, keys and the callbacks (UV_*) */
   keel_schedule sched;
   int has_sched;
   /* the call in progress */
@@ -319,6 +332,22 @@ static int load_main(lua_State *L) {
   lua_setfield(L, -2, "state");
   S->ref_ctx = luaL_ref(L, LUA_REGISTRYINDEX);
   S->ref_mod = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_createtable(L, (int)(sizeof KEYS / sizeof KEYS[0]), 0);
+  for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++) {
+    lua_pushstring(L, KEYS[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  S->ref_keys = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushlightuserdata(L, S);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_ctx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_p);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_keys);
+  for (int i = 0; i < 4; i++) {
+    if (S->ref_fn[i] == LUA_NOREF) lua_pushnil(L);
+    else lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_fn[i]);
+  }
+  lua_pushcclosure(L, call_main, UV_FN + 3);
+  S->ref_main = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
 }
 
@@ -510,6 +539,7 @@ static void refresh(lua_State *L, lstrat *S, int cidx) {
   point(S->vsh, in->shares ? in->shares : S->zeros, n, S->gen);
   point(S->vcb, in->cost_buy ? in->cost_buy : S->zeros, n, S->gen);
   point(S->vcs, in->cost_sell ? in->cost_sell : S->zeros, n, S->gen);
+  const int keys = lua_upvalueindex(UV_KEYS);
   if (!S->date_set || in->date != S->date) { /* by hand: snprintf would cost more than the rest of the call */
     int y, m, dd;
     keel_date_to_ymd(in->date, &y, &m, &dd);
@@ -527,20 +557,27 @@ static void refresh(lua_State *L, lstrat *S, int cidx) {
     } else {
       lua_pushliteral(L, "invalid");
     }
-    lua_setfield(L, cidx, "date");
+    lua_rawgeti(L, keys, K_DATE);
+    lua_insert(L, -2);
+    lua_rawset(L, cidx);
     S->date = in->date;
     S->date_set = 1;
   }
+  lua_rawgeti(L, keys, K_T);
   lua_pushinteger(L, (lua_Integer)(in->row - in->first_row + 1));
-  lua_setfield(L, cidx, "t");
+  lua_rawset(L, cidx);
+  lua_rawgeti(L, keys, K_N);
   lua_pushinteger(L, (lua_Integer)n);
-  lua_setfield(L, cidx, "n");
+  lua_rawset(L, cidx);
+  lua_rawgeti(L, keys, K_CASH);
   lua_pushnumber(L, in->cash);
-  lua_setfield(L, cidx, "cash");
+  lua_rawset(L, cidx);
+  lua_rawgeti(L, keys, K_VALUE);
   lua_pushnumber(L, in->value);
-  lua_setfield(L, cidx, "value");
+  lua_rawset(L, cidx);
+  lua_rawgeti(L, keys, K_PPY);
   lua_pushnumber(L, in->periods_per_year);
-  lua_setfield(L, cidx, "periods_per_year");
+  lua_rawset(L, cidx);
 }
 
 /* ---- reading the weights ---- */
@@ -556,7 +593,7 @@ static void read_targets(lua_State *L, lstrat *S, int idx) {
   double *t = S->target;
   const char *what = WHICH[S->call];
   const int ty = lua_type(L, idx);
-  if (ty == LUA_TUSERDATA && luaL_testudata(L, idx, KEELI_VIEW_MT)) {
+  if (ty == LUA_TUSERDATA && keeli_view_test(L, idx)) {
     const keeli_view *v = keeli_view_check(L, idx);
     if (v->matrix && !(v->rows == 1 || v->cols == 1))
       fault(L, S, "%s returned a %zu x %zu matrix (weights over %zu assets expected)", what, v->rows, v->cols, n);
@@ -610,14 +647,14 @@ static void read_targets(lua_State *L, lstrat *S, int idx) {
 
 /* One callback: refresh ctx, call, read. Argument: S. */
 static int call_main(lua_State *L) {
-  lstrat *S = lua_touserdata(L, 1);
+  lstrat *S = lua_touserdata(L, lua_upvalueindex(UV_S));
   lua_settop(L, 0);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_ctx);
+  lua_pushvalue(L, lua_upvalueindex(UV_CTX));
   refresh(L, S, 1);
-  if (S->ref_fn[S->call] == LUA_NOREF) return 0;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_fn[S->call]);
+  if (lua_isnil(L, lua_upvalueindex(UV_FN + (int)S->call))) return 0;
+  lua_pushvalue(L, lua_upvalueindex(UV_FN + (int)S->call));
   lua_pushvalue(L, 1);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_p);
+  lua_pushvalue(L, lua_upvalueindex(UV_P));
   lua_call(L, 2, 1);
   if (S->call == CALL_INIT) return 0;
   if (S->call == CALL_ON_BAR && lua_isnil(L, -1)) return 0;
@@ -659,9 +696,8 @@ static keel_status run_call(lstrat *S, keel_ctx *ctx, which w, const keel_strate
   S->go = 0;
   S->fault[0] = 0;
   S->einval = 0;
-  lua_pushcfunction(L, call_main);
-  lua_pushlightuserdata(L, S);
-  st = keeli_lua_pcall(ctx, S->K, 1, 0, NULL);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_main);
+  st = keeli_lua_pcall(ctx, S->K, 0, 0, NULL);
   h->opt = NULL;
   S->in = NULL;
   S->target = NULL;

@@ -33,8 +33,21 @@ static const char STALE_MSG[] = "keel.view: view used after its call returned";
 
 static int view_stale(const keeli_view *v) { return !v->owned && v->genp && *v->genp != v->gen; }
 
+/* The metatable is also kept under this address in the registry: a
+ * pointer key needs no string to be made and compared on every check. */
+static const char VIEW_MT_KEY = 0;
+
+keeli_view *keeli_view_test(lua_State *L, int idx) {
+  void *p = lua_touserdata(L, idx);
+  if (!p || lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &VIEW_MT_KEY);
+  const int same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same ? p : NULL;
+}
+
 keeli_view *keeli_view_check(lua_State *L, int idx) {
-  keeli_view *v = luaL_testudata(L, idx, KEELI_VIEW_MT);
+  keeli_view *v = keeli_view_test(L, idx);
   if (!v) {
     const char *tn = luaL_typename(L, idx);
     luaL_error(L, "keel.view expected, got %s", tn);
@@ -149,7 +162,7 @@ static keeli_view *push_copy(lua_State *L, const keeli_view *v) {
 
 void keeli_view_read(lua_State *L, int idx, size_t n, double *out, const char *what) {
   const int t = lua_type(L, idx);
-  if (t == LUA_TUSERDATA && luaL_testudata(L, idx, KEELI_VIEW_MT)) {
+  if (t == LUA_TUSERDATA && keeli_view_test(L, idx)) {
     const keeli_view *v = keeli_view_check(L, idx);
     if (v->matrix)
       luaL_error(L, "%s: expected a vector of %I numbers, got a %I x %I matrix", what, (LUAI_UACINT)n,
@@ -383,6 +396,8 @@ void keeli_view_open(lua_State *L) {
     lua_pop(L, 1);
     return;
   }
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &VIEW_MT_KEY);
   luaL_newlib(L, METHODS);
   lua_pushcclosure(L, mt_index, 1);
   lua_setfield(L, -2, "__index");
