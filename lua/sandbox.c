@@ -13,6 +13,8 @@
  *   Once the budget is spent the hook re-arms itself with count 1 on the
  *   running thread and the main thread, so every further instruction
  *   raises again and a pcall in the script cannot swallow the error.
+ * - Allocation is charged to the budget (ALLOC_BYTES_PER_INSN), since
+ *   copying strings is work the hook never sees.
  * - C functions, which the hook never sees: patterns are refused when
  *   their worst-case work is too large and charged to the budget
  *   otherwise; string.rep of an empty string is answered without the loop
@@ -51,6 +53,10 @@
  * instructions otherwise. */
 #define PATTERN_WORK_MAX 33554432.0
 #define PATTERN_STEPS_PER_INSN 4.0
+/* Allocation is work too (copies of strings the hook never sees: `..`,
+ * string.rep, upper, gsub results): every this many bytes a call
+ * allocates cost one instruction. */
+#define ALLOC_BYTES_PER_INSN 64u
 /* Chunks a script passes to load, and files require reads. */
 #define LOAD_MAX ((size_t)1 << 20)
 #define REQUIRE_FILE_MAX ((size_t)4 << 20)
@@ -99,6 +105,7 @@ struct keel_lua {
   int in_call;
   lua_State *cur; /* the running thread (set around resumes) */
   uint64_t budget, left;
+  size_t alloc_acc; /* bytes allocated not yet charged */
   int exhausted, instr_hit;
 };
 
@@ -215,6 +222,8 @@ static void *block_realloc(keel_lua *K, void *ptr, size_t old, size_t nsize) {
   return p;
 }
 
+static void sb_hook(lua_State *L, lua_Debug *ar);
+
 static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   keel_lua *K = ud;
   if (nsize == 0) {
@@ -240,6 +249,21 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   void *p = block_realloc(K, ptr, old, nsize);
   if (!p) return NULL;
   K->used = K->used - old + nsize;
+  if (K->in_call && nsize > old && (K->alloc_acc += nsize - old) >= 1024 * ALLOC_BYTES_PER_INSN) {
+    const uint64_t c = K->alloc_acc / ALLOC_BYTES_PER_INSN;
+    K->alloc_acc %= ALLOC_BYTES_PER_INSN;
+    if (c < K->left) {
+      K->left -= c;
+    } else if (!K->exhausted) {
+      /* spent: the next instruction of the running thread (or the main
+       * thread) raises; lua_sethook only sets fields (it is safe even
+       * from a signal handler, so from here too) */
+      K->left = 0;
+      K->exhausted = K->instr_hit = 1;
+      lua_sethook(K->L, sb_hook, LUA_MASKCOUNT, 1);
+      if (K->cur && K->cur != K->L) lua_sethook(K->cur, sb_hook, LUA_MASKCOUNT, 1);
+    }
+  }
   if (thread) {
     K->thread_size = nsize;
     tset_add(K, p);
@@ -770,7 +794,9 @@ static int sb_rep(lua_State *L) {
     lua_pushliteral(L, "");
     return 1;
   }
-  return call_orig(L);
+  const int r = call_orig(L); /* the memory limit first, when it applies */
+  keeli_lua_charge(L, (double)n / 4); /* a memcpy per copy, about a quarter instruction */
+  return r;
 }
 
 /* ---- table ---- */
@@ -1145,6 +1171,7 @@ static void begin_call(keel_lua *K, const keel_lua_limits *lim) {
   if (lim && lim->mem_bytes && lim->mem_bytes < K->cap) K->cap = lim->mem_bytes;
   if (lim && lim->instructions && lim->instructions < K->budget) K->budget = lim->instructions;
   K->left = K->budget;
+  K->alloc_acc = 0;
   K->exhausted = K->instr_hit = 0;
   K->mem_hit = K->thread_hit = 0;
   K->mem_where[0] = 0;

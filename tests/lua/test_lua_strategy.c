@@ -546,7 +546,7 @@ static void test_rebuild_after_limit(void **state) {
       "return { schedule = 'monthly', rebalance = function(ctx, p)\n"
       "  calls = calls + 1; ctx.state.calls = calls\n"
       "  if ctx.date == '1991-01-02' then while true do end end\n"
-      "  if ctx.date == '1991-02-01' then local t = {} while true do t[#t + 1] = ('x'):rep(1000) .. #t end end\n"
+      "  if ctx.date == '1991-02-01' then local t = {} while true do t[#t + 1] = ('xxxxxxxxxx'):rep(100) .. #t end end\n"
       "  return { 0.6, 0.4 } end }\n";
   keel_lua_config cfg;
   keel_lua_config_default(&cfg);
