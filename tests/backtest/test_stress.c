@@ -9,6 +9,7 @@
 #include <valgrind/valgrind.h>
 
 #include "keel_test.h"
+#include "backtest/engine_internal.h"
 
 static const char *const SYM1[1] = {"X"};
 
@@ -228,6 +229,168 @@ static void test_conservation(void **state) {
   assert_close(keel_stress_mean_in(r), 10000 + 200 * 181, 1e-12, 0);
   keel_stress_result_free(r);
   policy_teardown(&f);
+}
+
+/* ---- quiet rows: the engine's short path gives the general path's bits ---- */
+
+typedef struct quiet_check {
+  const keel_account_spec *spec;
+  size_t paths, quiet_rows, rebalances, trades;
+} quiet_check;
+
+static void same_doubles(const double *a, const double *b, size_t n, const char *what) {
+  if (memcmp(a, b, n * sizeof *a)) fail_msg("%s differs", what);
+}
+
+/* r (from the stress runner's engine, quiet rows on) against the same
+ * account run on the same panel by keel_backtest_run_account (quiet rows
+ * on) and by an engine with quiet rows off: every value bitwise. */
+static int check_quiet(void *ud, uint64_t path, const keel_panel *p, size_t start, const keel_backtest_result *r) {
+  (void)path;
+  quiet_check *q = ud;
+  keel_account_spec spec = *q->spec;
+  spec.start = start;
+  spec.end = 0;
+  spec.fill = KEEL_FILL_CLOSE;
+  spec.periods_per_year = 12;
+  spec.record_holdings = 1;
+  keeli_engine *e = NULL;
+  keel_backtest_result *pub = NULL;
+  assert_ok(CTX, keeli_engine_new(CTX, p, &spec, 0, &e));
+  keeli_engine_set_quiet(e, 0);
+  assert_ok(CTX, keeli_engine_run(e, CTX));
+  assert_int_equal(keeli_engine_quiet_rows(e), 0);
+  assert_ok(CTX, keel_backtest_run_account(CTX, p, &spec, &pub));
+  const keel_backtest_result *gen = keeli_engine_result(e);
+  const keel_backtest_result *rs[2] = {gen, pub};
+  const size_t n = keel_backtest_npoints(r), na = keel_panel_nassets(p);
+  for (int k = 0; k < 2; k++) {
+    const keel_backtest_result *o = rs[k];
+    assert_int_equal(keel_backtest_npoints(o), n);
+    same_doubles(keel_backtest_values(r), keel_backtest_values(o), n, "values");
+    same_doubles(keel_backtest_cash(r), keel_backtest_cash(o), n, "cash");
+    same_doubles(keel_backtest_flows(r), keel_backtest_flows(o), n, "flows");
+    same_doubles(keel_backtest_traded(r), keel_backtest_traded(o), n, "traded");
+    same_doubles(keel_backtest_costs(r), keel_backtest_costs(o), n, "costs");
+    for (size_t t = 0; t < n; t++) same_doubles(keel_backtest_holdings(r, t), keel_backtest_holdings(o, t), na, "holdings");
+    for (size_t s = 0; s < spec.nsubs; s++) {
+      same_doubles(keel_backtest_sub_values(r, s), keel_backtest_sub_values(o, s), n, "sub-account values");
+      same_doubles(keel_backtest_sub_cash(r, s), keel_backtest_sub_cash(o, s), n, "sub-account cash");
+    }
+    assert_int_equal(keel_backtest_ntrades(r), keel_backtest_ntrades(o));
+    const keel_trade *ta = keel_backtest_trades(r), *tb = keel_backtest_trades(o);
+    for (size_t i = 0; i < keel_backtest_ntrades(r); i++) {
+      assert_true(ta[i].date == tb[i].date && ta[i].asset == tb[i].asset && ta[i].sub == tb[i].sub &&
+                  ta[i].reason == tb[i].reason);
+      assert_memory_equal(&ta[i].shares, &tb[i].shares, sizeof(double));
+      assert_memory_equal(&ta[i].cost, &tb[i].cost, sizeof(double));
+    }
+    assert_int_equal(keel_backtest_nrebalances(r), keel_backtest_nrebalances(o));
+    const keel_rebalance *ra = keel_backtest_rebalances(r), *rb = keel_backtest_rebalances(o);
+    for (size_t i = 0; i < keel_backtest_nrebalances(r); i++) {
+      assert_true(ra[i].date == rb[i].date && ra[i].sub == rb[i].sub && ra[i].reason == rb[i].reason);
+      assert_memory_equal(&ra[i].value_before, &rb[i].value_before, sizeof(double));
+      assert_memory_equal(&ra[i].costs, &rb[i].costs, sizeof(double));
+    }
+  }
+  /* the public run took quiet rows too: run it through an engine to count them */
+  keeli_engine_set_quiet(e, 1);
+  assert_ok(CTX, keeli_engine_run(e, CTX));
+  q->quiet_rows += keeli_engine_quiet_rows(e);
+  same_doubles(keel_backtest_values(r), keel_backtest_values(keeli_engine_result(e)), n, "values (quiet)");
+  q->rebalances += keel_backtest_nrebalances(r);
+  q->trades += keel_backtest_ntrades(r);
+  q->paths++;
+  keel_backtest_result_free(pub);
+  keeli_engine_free(e);
+  return 0;
+}
+
+static void test_quiet_rows_bitwise(void **state) {
+  (void)state;
+  enum { A = 10 };
+  double mu[A], cov[A * A], w1[A], w2[4] = {0.4, 0.3, 0.2, 0.1};
+  const char *sym[A] = {"A0", "A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9"};
+  for (size_t i = 0; i < A; i++) {
+    mu[i] = 0.03 + 0.01 * (double)i;
+    w1[i] = 1.0 / A;
+    for (size_t j = 0; j < A; j++) cov[i * A + j] = (i == j ? 1 : 0.3) * (0.1 + 0.02 * (double)i) * (0.1 + 0.02 * (double)j);
+  }
+  keel_mc_params mp;
+  keel_mc_params_default(&mp);
+  mp.freq = KEEL_MC_MONTHLY;
+  mp.years = 30;
+  mp.nassets = A;
+  mp.mu = mu;
+  mp.cov = cov;
+  keel_mc *g = NULL;
+  assert_ok(CTX, keel_mc_new(CTX, &mp, &g));
+  /* sub-account 0: the benchmark's basket (an absolute band, costs, quiet
+   * on every row without a breach); 1: four assets, a relative band
+   * checked monthly and a yearly schedule too; 2: a monthly DCA plan (never
+   * quiet) */
+  keel_subaccount_spec s[3];
+  static const size_t cols1[4] = {2, 3, 4, 5}, cols2[3] = {7, 8, 9};
+  const double w3[3] = {0.5, 0.3, 0.2};
+  for (int k = 0; k < 3; k++) {
+    keel_subaccount_spec_default(&s[k]);
+    s[k].costs.buy_bps = s[k].costs.sell_bps = 10;
+    s[k].costs.use_lots = 0;
+  }
+  s[0].name = "basket";
+  s[0].weights = w1;
+  s[0].schedule.calendar = KEEL_CAL_NEVER;
+  s[0].band.kind = KEEL_BAND_ABSOLUTE;
+  s[0].band.abs = 0.05;
+  s[1].name = "four";
+  s[1].nassets = 4;
+  s[1].assets = cols1;
+  s[1].weights = w2;
+  s[1].capital = 50000;
+  s[1].schedule.calendar = KEEL_CAL_YEARLY;
+  s[1].rebalance_on_schedule = 1;
+  s[1].band.kind = KEEL_BAND_RELATIVE;
+  s[1].band.rel = 0.2;
+  s[1].band_check.calendar = KEEL_CAL_MONTHLY;
+  s[1].costs.spread_bps = 6;
+  keel_dca d;
+  keel_dca_default(&d);
+  d.amount = 300;
+  d.schedule.calendar = KEEL_CAL_MONTHLY;
+  s[2].name = "dca";
+  s[2].nassets = 3;
+  s[2].assets = cols2;
+  s[2].weights = w3;
+  s[2].capital = 20000;
+  s[2].band.kind = KEEL_BAND_ABSOLUTE;
+  s[2].band.abs = 0.1;
+  s[2].dca = &d;
+  s[2].ndca = 1;
+  keel_account_spec a;
+  keel_account_spec_default(&a);
+  a.nsubs = 3;
+  a.subs = s;
+  quiet_check q = {.spec = &a};
+  keel_stress_options o;
+  keel_stress_options_default(&o);
+  o.gen = g;
+  o.account = &a;
+  o.symbols = sym;
+  o.npaths = RUNNING_ON_VALGRIND ? 6 : 40;
+  o.seed = 99;
+  o.threads = 1;
+  o.record_holdings = 1;
+  o.on_path = check_quiet;
+  o.path_ud = &q;
+  keel_stress_result *r = NULL;
+  assert_ok(CTX, keel_stress_run(CTX, &o, &r));
+  assert_int_equal(q.paths, o.npaths);
+  /* the quiet path ran most rows of the first two sub-accounts, and the
+   * band breaches (rebalances past the first row) went the general way */
+  if (q.quiet_rows < o.npaths * 2 * 300) fail_msg("only %zu quiet rows", q.quiet_rows);
+  if (q.rebalances < o.npaths * 5) fail_msg("only %zu rebalances", q.rebalances);
+  keel_stress_result_free(r);
+  keel_mc_free(g);
 }
 
 /* Same seed, same results, bitwise, on 1 and 2 threads; other seeds differ. */
@@ -663,6 +826,7 @@ int main(void) {
       cmocka_unit_test(test_drawdown_underwater), cmocka_unit_test(test_crash_every_path),
       cmocka_unit_test(test_strategy_workers), cmocka_unit_test(test_bad_options),
       cmocka_unit_test(test_store),            cmocka_unit_test(test_oom),
+      cmocka_unit_test(test_quiet_rows_bitwise),
   };
   return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);
 }
