@@ -787,7 +787,9 @@ const double *keel_mc_history(const keel_mc *g, size_t *rows) {
   return g->hist;
 }
 
-size_t keel_mc_work_size(const keel_mc *g) { return 2 * g->n + 1; } /* z, then the sums */
+/* z and the sums of one step, then the normals and sums of a block of ZB steps */
+#define ZB 8
+size_t keel_mc_work_size(const keel_mc *g) { return 2 * ZB * g->n + 2 * g->n + 1; }
 
 /* r = m + scale F z for one step, F given by columns (Ft = F', row j is
  * column j of F; lower triangular F when tri). Each r_i sums its terms in
@@ -802,6 +804,60 @@ static inline void correlated(size_t n, const double *restrict Ft, int tri, cons
     for (size_t i = tri ? j : 0; i < n; i++) a[i] += c[i] * zj;
   }
   for (size_t i = 0; i < n; i++) r[i] = m[i] + scale * a[i];
+}
+
+/* correlated() for ZB steps at once: rows r[b * n + i] = m_i + (F z_b)_i
+ * for b < nb, z_b the column b of zt (zt[j * ZB + b]). Each sum takes its
+ * terms in the same order as correlated() (scale 1), so the bits are the
+ * same; the adds run across the steps, so they vectorise. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void correlated_block(size_t n, const double *restrict Ft, int tri, const double *restrict m,
+                             const double *restrict zt, size_t nb, double *restrict a, double *restrict r) {
+  for (size_t k = 0; k < n * ZB; k++) a[k] = 0;
+  for (size_t j = 0; j < n; j++) {
+    const double *restrict c = Ft + j * n, *restrict zj = zt + j * ZB;
+    for (size_t i = tri ? j : 0; i < n; i++) {
+      const double f = c[i];
+      double *restrict ai = a + i * ZB;
+      /* kept a loop, so it is the one vectorised (across the steps) */
+#pragma GCC unroll 1
+      for (size_t b = 0; b < ZB; b++) ai[b] += f * zj[b];
+    }
+  }
+  for (size_t b = 0; b < nb; b++)
+    for (size_t i = 0; i < n; i++) r[b * n + i] = m[i] + a[i * ZB + b];
+}
+
+/* The overlays of step t without random draws (volatility, replays,
+ * shocks), on row r of state s; corr draws its factor from rng. */
+static void overlay_step(const keel_mc *g, size_t t, size_t s, double *r, keel_rng *rng) {
+  const size_t n = g->n;
+  const double *m = g->mu + s * n, *sd = g->sd + s * n;
+  for (size_t e = 0; e < g->nev; e++) {
+    const cevent *ev = &g->ev[e];
+    if (t < ev->k0 || t >= ev->k1) continue;
+    if (ev->kind == KEEL_SCN_VOL) {
+      for (size_t j = 0; j < n; j++)
+        if (ev->mask[j]) r[j] = m[j] + ev->value * (r[j] - m[j]);
+    } else if (ev->kind == KEEL_SCN_CORR) {
+      double f = rng_normal(rng), a = sqrt(1 - ev->value), b = sqrt(ev->value);
+      for (size_t j = 0; j < n; j++)
+        if (ev->mask[j] && sd[j] > 0) r[j] = m[j] + a * (r[j] - m[j]) + b * sd[j] * f;
+    }
+  }
+  for (size_t e = 0; e < g->nev; e++) {
+    const cevent *ev = &g->ev[e];
+    if (t < ev->k0 || t >= ev->k1) continue;
+    if (ev->kind == KEEL_SCN_WORST) memcpy(r, g->hist + (ev->row0 + t - ev->k0) * n, n * sizeof *r);
+  }
+  for (size_t e = 0; e < g->nev; e++) {
+    const cevent *ev = &g->ev[e];
+    if (t < ev->k0 || t >= ev->k1 || ev->kind != KEEL_SCN_SHOCK) continue;
+    for (size_t j = 0; j < n; j++)
+      if (ev->mask[j]) r[j] += ev->value;
+  }
 }
 
 static size_t draw_cum(keel_rng *r, const double *cum, size_t K) {
@@ -821,6 +877,25 @@ keel_status keel_mc_path(keel_ctx *ctx, const keel_mc *g, uint64_t seed, uint64_
   keel_rng rng;
   keel_rng_seed(&rng, seed, path);
   size_t s = 0, idx = 0;
+  int corr = 0; /* a correlation overlay draws after each step's normals */
+  for (size_t e = 0; e < g->nev; e++) corr |= g->ev[e].kind == KEEL_SCN_CORR;
+  if (g->kind == KEEL_MC_NORMAL && !corr) {
+    /* the same draws in the same order as step by step below, ZB steps at
+     * a time: the normals of a block, then its correlated rows */
+    double *zt = work + 2 * n;
+    for (size_t t0 = 0; t0 < T; t0 += ZB) {
+      const size_t nb = T - t0 < ZB ? T - t0 : ZB;
+      for (size_t b = 0; b < ZB; b++)
+        for (size_t j = 0; j < n; j++) zt[j * ZB + b] = b < nb ? rng_normal(&rng) : 0;
+      correlated_block(n, g->fact, g->tri[0], g->mu, zt, nb, zt + ZB * n, logret + t0 * n);
+    }
+    for (size_t t = 0; t < T; t++) {
+      if (states) states[t] = 0;
+      if (g->act && g->act[t]) overlay_step(g, t, 0, logret + t * n, &rng);
+    }
+    keeli_free(ctx, own);
+    return KEEL_OK;
+  }
   if (g->kind == KEEL_MC_REGIME) s = draw_cum(&rng, g->init_cum, K);
   if (g->kind == KEEL_MC_BOOTSTRAP) idx = (size_t)(rng_uniform(&rng) * (double)g->nhist);
   for (size_t t = 0; t < T; t++) {
@@ -853,33 +928,9 @@ keel_status keel_mc_path(keel_ctx *ctx, const keel_mc *g, uint64_t seed, uint64_
       case KEEL_MC_CONSTANT: memcpy(r, g->mu, n * sizeof *r); break;
     }
     if (states) states[t] = (unsigned)s;
-    if (!g->act || !g->act[t]) continue;
     /* the overlays of this step: on the deviations from the step mean,
      * then replays, then shocks */
-    const double *m = g->mu + s * n, *sd = g->sd + s * n;
-    for (size_t e = 0; e < g->nev; e++) {
-      const cevent *ev = &g->ev[e];
-      if (t < ev->k0 || t >= ev->k1) continue;
-      if (ev->kind == KEEL_SCN_VOL) {
-        for (size_t j = 0; j < n; j++)
-          if (ev->mask[j]) r[j] = m[j] + ev->value * (r[j] - m[j]);
-      } else if (ev->kind == KEEL_SCN_CORR) {
-        double f = rng_normal(&rng), a = sqrt(1 - ev->value), b = sqrt(ev->value);
-        for (size_t j = 0; j < n; j++)
-          if (ev->mask[j] && sd[j] > 0) r[j] = m[j] + a * (r[j] - m[j]) + b * sd[j] * f;
-      }
-    }
-    for (size_t e = 0; e < g->nev; e++) {
-      const cevent *ev = &g->ev[e];
-      if (t < ev->k0 || t >= ev->k1) continue;
-      if (ev->kind == KEEL_SCN_WORST) memcpy(r, g->hist + (ev->row0 + t - ev->k0) * n, n * sizeof *r);
-    }
-    for (size_t e = 0; e < g->nev; e++) {
-      const cevent *ev = &g->ev[e];
-      if (t < ev->k0 || t >= ev->k1 || ev->kind != KEEL_SCN_SHOCK) continue;
-      for (size_t j = 0; j < n; j++)
-        if (ev->mask[j]) r[j] += ev->value;
-    }
+    if (g->act && g->act[t]) overlay_step(g, t, s, r, &rng);
   }
   keeli_free(ctx, own);
   return KEEL_OK;
