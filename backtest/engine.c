@@ -128,6 +128,8 @@ typedef struct sub_run {
   int order;
   keel_trade_reason order_why;
   double *bw;         /* band half-width per asset around tau */
+  double *bwm;        /* bw less BAND_MARGIN (band_inside) */
+  int bw_margin_ok;   /* band_inside may be used */
   double vmark;       /* the value at the last prices, valid while `marked` */
   int marked;         /* cleared by every change of prices, shares or cash */
   double *entry, *avg, *peak;
@@ -257,6 +259,20 @@ KEEL_HOT static int band_outside(size_t na, const double *restrict x, const doub
   int o = 0;
   for (size_t k = 0; k < na; k++) o |= fabs(x[k] * iv - tau[k]) > bw[k];
   return o;
+}
+
+/* Whether every asset is certainly inside its band, without a division:
+ * |x_k - tau_k V| < (bw_k - m) V, m = 1e-9. Then |x_k / V - tau_k| is
+ * below bw_k - m plus a few rounding units of 1 + |tau_k| + bw_k, so
+ * band_outside's rounded |x_k (1 / V) - tau_k| is below bw_k too (the
+ * rounding is below 1e-12 for |tau_k|, bw_k <= 1000, which band_widths
+ * checks). 0 says nothing: band_outside decides. */
+#define BAND_MARGIN 1e-9
+static inline int band_inside(size_t na, const double *restrict x, const double *restrict tau,
+                              const double *restrict bwm, double V) {
+  int in = 1;
+  for (size_t k = 0; k < na; k++) in &= fabs(x[k] - tau[k] * V) < bwm[k] * V;
+  return in;
 }
 
 /* x = sh * lp when every asset has a price, and sum(x) in sixteen
@@ -680,7 +696,16 @@ static keel_status sell_pro_rata(run *E, sub_run *S, size_t t, double need, keel
 
 /* The band's half-widths around the current targets. */
 static void band_widths(sub_run *S) {
-  if (S->sp->band.kind != KEEL_BAND_NONE) keeli_band_widths(&S->sp->band, S->na, S->tau, S->bw);
+  if (S->sp->band.kind == KEEL_BAND_NONE) return;
+  keeli_band_widths(&S->sp->band, S->na, S->tau, S->bw);
+  /* for band_inside: the widths less a margin, when the targets and
+   * widths are of a size the margin covers the rounding of */
+  int ok = 1;
+  for (size_t k = 0; k < S->na; k++) {
+    S->bwm[k] = S->bw[k] - BAND_MARGIN;
+    ok &= fabs(S->tau[k]) <= 1000 && S->bw[k] <= 1000 && S->bw[k] > 2 * BAND_MARGIN;
+  }
+  S->bw_margin_ok = ok;
 }
 
 /* Moves the weight of locked assets in tau to cash or to the defensive
@@ -1199,7 +1224,9 @@ static inline int quiet_row(run *E, sub_run *S, size_t t) {
   S->reentered = 0;
   S->flow_row = S->traded_row = S->costs_row = 0;
   double V = sub_value(S);
-  if (S->band_row[t] && band_outside(S->na, S->x, S->tau, S->bw, V)) return 0;
+  if (S->band_row[t] && !(S->bw_margin_ok && V > 0 && band_inside(S->na, S->x, S->tau, S->bwm, V)) &&
+      band_outside(S->na, S->x, S->tau, S->bw, V))
+    return 0;
   end_row(S, t, V);
   store_row(S, t, V);
   E->nquiet++;
@@ -1429,7 +1456,7 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
   S->col = u->assets;
   double **arr[] = {&S->shares, &S->base, &S->tau,  &S->x,    &S->h,    &S->w,    &S->pxbuf, &S->tmp, &S->cbv,
                     &S->csv,    &S->entry, &S->avg, &S->peak, &S->minn, &S->lot, &S->lpbuf, &S->bw,
-                    &S->opx,    &S->olp,   &S->order_tau};
+                    &S->opx,    &S->olp,   &S->order_tau, &S->bwm};
   for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++)
     if (!(*arr[i] = keeli_calloc(ctx, na + 1, sizeof(double)))) return KEEL_ENOMEM;
   if (!(S->bp = keeli_alloc_array(ctx, na + 3, sizeof(double))) || !(S->tradable = keeli_calloc(ctx, na, 1)) ||
@@ -1533,7 +1560,7 @@ static void sub_reset(run *E, sub_run *S) {
 
 static void sub_teardown(keel_ctx *ctx, sub_run *S) {
   void *b[] = {S->shares, S->base, S->tau, S->x, S->h, S->w, S->pxbuf, S->tmp, S->cbv, S->csv, S->entry, S->avg,
-               S->lpbuf, S->bw, S->opx, S->olp, S->order_tau, S->dca_order, S->peak, S->minn, S->lot, S->bp, S->tradable, S->in_s, S->locked, S->pending, S->lock_rule,
+               S->lpbuf, S->bw, S->bwm, S->opx, S->olp, S->order_tau, S->dca_order, S->peak, S->minn, S->lot, S->bp, S->tradable, S->in_s, S->locked, S->pending, S->lock_rule,
                S->pend_rule, S->fill_row, S->dca_first, S->R, S->cov, S->ring, S->due_row, S->band_row};
   for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) keeli_free(ctx, b[i]);
 }
