@@ -393,6 +393,134 @@ static void test_quiet_rows_bitwise(void **state) {
   keel_mc_free(g);
 }
 
+/* ---- streamed statistics: the histograms' estimates against the exact values ---- */
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static keel_stress_result *run_policy(policy_fix *f, size_t npaths, int threads, int keep, keel_ctx *ctx) {
+  keel_stress_options o;
+  keel_stress_options_default(&o);
+  o.gen = f->g;
+  o.account = &f->a;
+  o.history = f->hist;
+  o.npaths = npaths;
+  o.seed = 5;
+  o.threads = threads;
+  o.keep_paths = keep;
+  o.goal = 40000;
+  o.loss_threshold = 0.1;
+  keel_stress_result *r = NULL;
+  assert_ok(ctx, keel_stress_run(ctx, &o, &r));
+  return r;
+}
+
+static void test_streamed_accuracy(void **state) {
+  (void)state;
+  policy_fix f;
+  policy_setup(&f, KEEL_MC_NORMAL, "crash:*EQUITY*:-0.3@2y", 10);
+  const size_t N = RUNNING_ON_VALGRIND ? 400 : 3000;
+  keel_stress_result *ex = run_policy(&f, N, 1, 1, CTX), *sk = run_policy(&f, N, 2, 0, CTX),
+                     *sk1 = run_policy(&f, N, 1, 0, CTX);
+  assert_true(keel_stress_exact(ex));
+  assert_false(keel_stress_exact(sk));
+  assert_null(keel_stress_values(sk, KEEL_STRESS_WEALTH));
+  const double d = 1.0 / 256, tiny = 0x1p-32;
+  const double qs[] = {0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1};
+  double *v = malloc(N * sizeof *v);
+  size_t checked = 0, inexact = 0;
+  for (int s = 0; s < KEEL_STRESS_NSTATS; s++) {
+    size_t m = 0;
+    for (size_t p = 0; p < N; p++)
+      if (!isnan(keel_stress_values(ex, s)[p])) v[m++] = keel_stress_values(ex, s)[p];
+    qsort(v, m, sizeof *v, cmp_d);
+    /* the means are exact sums in both modes, on any thread count */
+    double me = keel_stress_mean(ex, s), ms = keel_stress_mean(sk, s);
+    if (memcmp(&me, &ms, sizeof me)) fail_msg("%s: mean %.17g vs %.17g", keel_stress_stat_name(s), me, ms);
+    double naive = 0;
+    for (size_t i = 0; i < m; i++) naive += v[i];
+    if (m) assert_close(me, naive / (double)m, 1e-12, 1e-15);
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+      double h = (double)(m - 1) * qs[i];
+      size_t lo = (size_t)h, hi = lo + 1 < m ? lo + 1 : lo;
+      double want = keel_stress_quantile(ex, s, qs[i]), got = keel_stress_quantile(sk, s, qs[i]);
+      double bound = d * fmax(fabs(v[lo]), fabs(v[hi])) + tiny;
+      if (!(fabs(got - want) <= bound))
+        fail_msg("%s q%.2f: %.10g vs exact %.10g (bound %.3g)", keel_stress_stat_name(s), qs[i], got, want, bound);
+      checked++;
+      inexact += got != want;
+      /* the same bits on 1 and 2 threads */
+      double g1 = keel_stress_quantile(sk1, s, qs[i]);
+      assert_memory_equal(&g1, &got, sizeof got);
+    }
+    for (double lvl = 0.01; lvl < 0.3; lvl += 0.07) {
+      double want = keel_stress_shortfall(ex, s, lvl), got = keel_stress_shortfall(sk, s, lvl);
+      int high = s == KEEL_STRESS_LOSS || s == KEEL_STRESS_MAX_DRAWDOWN || s == KEEL_STRESS_UNDERWATER ||
+                 s == KEEL_STRESS_COSTS;
+      size_t k = (size_t)ceil(lvl * (double)m - 1e-9);
+      double mag = 0;
+      for (size_t i = 0; i < k; i++) mag += fabs(high ? v[m - 1 - i] : v[i]);
+      double bound = d * mag / (double)k + tiny;
+      if (!(fabs(got - want) <= bound))
+        fail_msg("%s ES %.2f: %.10g vs exact %.10g (bound %.3g)", keel_stress_stat_name(s), lvl, got, want, bound);
+      double g1 = keel_stress_shortfall(sk1, s, lvl);
+      assert_memory_equal(&g1, &got, sizeof got);
+    }
+  }
+  assert_true(inexact > checked / 2); /* the estimates are estimates: this compares something */
+  /* P(goal) and P(loss): exact at the run's thresholds, within the share
+   * of the threshold's bucket elsewhere */
+  assert_close(keel_stress_prob_goal(sk, 40000, 0), keel_stress_prob_goal(ex, 40000, 0), 0, 0);
+  assert_close(keel_stress_prob_goal(sk, 40000, 1), keel_stress_prob_goal(ex, 40000, 1), 0, 0);
+  assert_close(keel_stress_prob_loss(sk, 0.1), keel_stress_prob_loss(ex, 0.1), 0, 0);
+  const double *W = keel_stress_values(ex, KEEL_STRESS_WEALTH);
+  for (double goal = 20000; goal < 80000; goal *= 1.13) {
+    size_t near = 0;
+    for (size_t p = 0; p < N; p++) near += fabs(W[p] - goal) <= d * goal;
+    assert_close(keel_stress_prob_goal(sk, goal, 0), keel_stress_prob_goal(ex, goal, 0), 0, (double)near / (double)N + 1e-12);
+  }
+  /* the fan chart and the money are the same whether the paths are kept */
+  assert_memory_equal(keel_stress_bands(ex), keel_stress_bands(sk),
+                      keel_stress_band_npoints(ex) * KEEL_STRESS_NBANDS * sizeof(double));
+  assert_memory_equal(keel_stress_bands(sk1), keel_stress_bands(sk),
+                      keel_stress_band_npoints(ex) * KEEL_STRESS_NBANDS * sizeof(double));
+  assert_true(keel_stress_mean_in(ex) == keel_stress_mean_in(sk) && keel_stress_mean_out(ex) == keel_stress_mean_out(sk));
+  free(v);
+  keel_stress_result_free(ex);
+  keel_stress_result_free(sk);
+  keel_stress_result_free(sk1);
+  policy_teardown(&f);
+}
+
+/* Memory does not grow with the number of paths unless they are kept. */
+static void test_memory_bounded(void **state) {
+  (void)state;
+  policy_fix f;
+  policy_setup(&f, KEEL_MC_BOOTSTRAP, NULL, 5);
+  long long peak[4];
+  const size_t big = RUNNING_ON_VALGRIND ? 1000 : 6000, n[4] = {200, big, 200, 2000};
+  for (int k = 0; k < 4; k++) {
+    keel_test_alloc a;
+    keel_ctx *ctx = keel_test_ctx(&a);
+    a.peak_bytes = a.live_bytes;
+    long long base = a.live_bytes;
+    keel_stress_result *r = run_policy(&f, n[k], 1, k >= 2, ctx);
+    peak[k] = a.peak_bytes - base;
+    keel_stress_result_free(r);
+    keel_ctx_free(ctx);
+  }
+  /* the same but for the engine's trade buffers, sized by the busiest
+   * path so far (about 24 kB more here, whether 2,000 or 6,000 paths) */
+  if (peak[1] > peak[0] + 65536) fail_msg("peak %lld bytes for 200 paths, %lld for %zu", peak[0], peak[1], big);
+  /* kept, 1,800 more paths cost their 9 statistics twice (values and
+   * sorted) and their 61 band points */
+  if (peak[3] < peak[2] + 1800 * (18 + 61) * 8)
+    fail_msg("peak %lld bytes for 200 kept paths, %lld for 2000", peak[2], peak[3]);
+  policy_teardown(&f);
+}
+
 /* Same seed, same results, bitwise, on 1 and 2 threads; other seeds differ. */
 static keel_stress_result *run_threads(policy_fix *f, int threads, uint64_t seed) {
   keel_stress_options o;
@@ -826,7 +954,8 @@ int main(void) {
       cmocka_unit_test(test_drawdown_underwater), cmocka_unit_test(test_crash_every_path),
       cmocka_unit_test(test_strategy_workers), cmocka_unit_test(test_bad_options),
       cmocka_unit_test(test_store),            cmocka_unit_test(test_oom),
-      cmocka_unit_test(test_quiet_rows_bitwise),
+      cmocka_unit_test(test_quiet_rows_bitwise), cmocka_unit_test(test_streamed_accuracy),
+      cmocka_unit_test(test_memory_bounded),
   };
   return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);
 }
