@@ -268,10 +268,14 @@ KEEL_HOT static int band_outside(size_t na, const double *restrict x, const doub
  * rounding is below 1e-12 for |tau_k|, bw_k <= 1000, which band_widths
  * checks). 0 says nothing: band_outside decides. */
 #define BAND_MARGIN 1e-9
-static inline int band_inside(size_t na, const double *restrict x, const double *restrict tau,
-                              const double *restrict bwm, double V) {
+#define PAD4(n) (((n) + 3) & ~(size_t)3)
+/* The arrays are padded to a multiple of 4 (x and tau with 0, bwm with 1:
+ * always inside), so the loop runs whole vectors. */
+KEEL_HOT static int band_inside(size_t na, const double *restrict x, const double *restrict tau,
+                                const double *restrict bwm, double V) {
   int in = 1;
-  for (size_t k = 0; k < na; k++) in &= fabs(x[k] - tau[k] * V) < bwm[k] * V;
+  const size_t n4 = PAD4(na);
+  for (size_t k = 0; k < n4; k++) in &= fabs(x[k] - tau[k] * V) < bwm[k] * V;
   return in;
 }
 
@@ -1209,6 +1213,33 @@ static inline void store_row(sub_run *S, size_t t, double V) {
   S->res->costs[t] = S->costs_row;
 }
 
+/* For fewer than 16 assets with prices straight from the panel:
+ * sub_value's marking (mark_priced's sums, the same order) into *V, then
+ * band_inside on the values still in registers (reading them back from x
+ * right after storing them one by one would stall). */
+static inline int mark_inside_small(sub_run *S, double *V) {
+  const size_t na = S->na;
+  const double *restrict sh = S->shares, *restrict lp = S->lastp, *restrict tau = S->tau, *restrict bwm = S->bwm;
+  double *restrict x = S->x;
+#define LANE(j) const double x##j = (j) < na ? (x[j] = sh[j] * lp[j]) : 0.0, l##j = (j) < na ? 0.0 + x##j : 0.0
+  LANE(0); LANE(1); LANE(2); LANE(3); LANE(4); LANE(5); LANE(6); LANE(7);
+  LANE(8); LANE(9); LANE(10); LANE(11); LANE(12); LANE(13); LANE(14); LANE(15);
+#undef LANE
+  const double b0 = l0 + l8, b1 = l1 + l9, b2 = l2 + l10, b3 = l3 + l11, b4 = l4 + l12, b5 = l5 + l13,
+               b6 = l6 + l14, b7 = l7 + l15;
+  const double c0 = b0 + b4, c1 = b1 + b5, c2 = b2 + b6, c3 = b3 + b7;
+  const double v = S->cash + ((c0 + c2) + (c1 + c3));
+  S->vmark = *V = v;
+  S->marked = 1;
+  if (!(v > 0)) return 0;
+  int in = 1;
+#define IN(j) in &= (j) >= na || fabs(x##j - tau[(j) < na ? (j) : 0] * v) < bwm[(j) < na ? (j) : 0] * v
+  IN(0); IN(1); IN(2); IN(3); IN(4); IN(5); IN(6); IN(7);
+  IN(8); IN(9); IN(10); IN(11); IN(12); IN(13); IN(14); IN(15);
+#undef IN
+  return in;
+}
+
 /* A row on which nothing but the band test can happen: after the first
  * row, with no schedule due, for a sub-account without DCA plans, stop
  * rules, volatility target or on_bar, prices read straight from the panel,
@@ -1223,10 +1254,16 @@ static inline int quiet_row(run *E, sub_run *S, size_t t) {
   S->marked = 0;
   S->reentered = 0;
   S->flow_row = S->traded_row = S->costs_row = 0;
-  double V = sub_value(S);
-  if (S->band_row[t] && !(S->bw_margin_ok && V > 0 && band_inside(S->na, S->x, S->tau, S->bwm, V)) &&
-      band_outside(S->na, S->x, S->tau, S->bw, V))
-    return 0;
+  double V;
+  if (S->na < 16 && S->band_row[t] && S->bw_margin_ok) {
+    /* sub_value and band_inside in one pass, the values in registers */
+    if (!mark_inside_small(S, &V) && band_outside(S->na, S->x, S->tau, S->bw, V)) return 0;
+  } else {
+    V = sub_value(S);
+    if (S->band_row[t] && !(S->bw_margin_ok && V > 0 && band_inside(S->na, S->x, S->tau, S->bwm, V)) &&
+        band_outside(S->na, S->x, S->tau, S->bw, V))
+      return 0;
+  }
   end_row(S, t, V);
   store_row(S, t, V);
   E->nquiet++;
@@ -1458,7 +1495,8 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
                     &S->csv,    &S->entry, &S->avg, &S->peak, &S->minn, &S->lot, &S->lpbuf, &S->bw,
                     &S->opx,    &S->olp,   &S->order_tau, &S->bwm};
   for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++)
-    if (!(*arr[i] = keeli_calloc(ctx, na + 1, sizeof(double)))) return KEEL_ENOMEM;
+    if (!(*arr[i] = keeli_calloc(ctx, PAD4(na + 1), sizeof(double)))) return KEEL_ENOMEM;
+  for (size_t k = na; k < PAD4(na + 1); k++) S->bwm[k] = 1; /* band_inside's padding */
   if (!(S->bp = keeli_alloc_array(ctx, na + 3, sizeof(double))) || !(S->tradable = keeli_calloc(ctx, na, 1)) ||
       !(S->in_s = keeli_calloc(ctx, na, 1)) || !(S->locked = keeli_calloc(ctx, na, 1)) ||
       !(S->pending = keeli_calloc(ctx, na, 1)) || !(S->lock_rule = keeli_calloc(ctx, na, sizeof(int))) ||

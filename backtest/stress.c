@@ -366,6 +366,18 @@ static void path_stats(stress *S, worker *w, uint64_t p, const keel_backtest_res
 
 /* ---- one path ------------------------------------------------------------ */
 
+/* Rows k < T of px: lv *= gr row k (lv ends at the last prices). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void grow_prices(size_t T, size_t n, const double *restrict gr, double *restrict lv, double *restrict px) {
+  for (size_t k = 0; k < T; k++) {
+    double *restrict row = px + k * n;
+    const double *restrict g = gr + k * n;
+    for (size_t j = 0; j < n; j++) row[j] = lv[j] *= g[j];
+  }
+}
+
 static keel_status run_path(stress *S, worker *w, uint64_t p) {
   const size_t n = S->n, T = S->T;
   keel_status st = keel_mc_path(w->ctx, S->g, S->o->seed, p, w->logret, w->work, NULL);
@@ -381,11 +393,7 @@ static keel_status run_path(stress *S, worker *w, uint64_t p) {
         px[k * n + j] = S->halted[k * n + j] ? NAN : lv[j];
       }
   } else {
-    for (size_t k = 0; k < T; k++) {
-      double *restrict row = px + k * n;
-      const double *restrict g = gr + k * n;
-      for (size_t j = 0; j < n; j++) row[j] = lv[j] *= g[j];
-    }
+    grow_prices(T, n, gr, lv, px);
   }
   for (size_t j = 0; j < n; j++)
     if (!(isfinite(lv[j]) && lv[j] > 0))

@@ -101,6 +101,37 @@ static inline double rng_normal(keel_rng *r) {
   }
 }
 
+/* rng_normal m times into out[i * stride], i < m: the same draws, with the
+ * generator's state in locals (registers) but for the rare slow path. */
+static void normals_into(keel_rng *r, double *out, size_t m, size_t stride) {
+  uint64_t s0 = r->s[0], s1 = r->s[1], s2 = r->s[2], s3 = r->s[3];
+  for (size_t k = 0; k < m; k++) {
+    for (;;) {
+      const uint64_t b = rotl(s1 * 5, 7) * 9, t = s1 << 17;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = rotl(s3, 45);
+      const unsigned i = (unsigned)(b & 0xff);
+      double x = (double)((int64_t)b >> 11) * zx52[i];
+      if (fabs(x) < zx[i + 1]) {
+        out[k * stride] = x;
+        break;
+      }
+      r->s[0] = s0, r->s[1] = s1, r->s[2] = s2, r->s[3] = s3;
+      x = normal_slow(r, i, x);
+      s0 = r->s[0], s1 = r->s[1], s2 = r->s[2], s3 = r->s[3];
+      if (x == x) {
+        out[k * stride] = x;
+        break;
+      }
+    }
+  }
+  r->s[0] = s0, r->s[1] = s1, r->s[2] = s2, r->s[3] = s3;
+}
+
 double keel_rng_normal(keel_rng *r) {
   zig_init();
   return rng_normal(r);
@@ -888,8 +919,12 @@ keel_status keel_mc_path(keel_ctx *ctx, const keel_mc *g, uint64_t seed, uint64_
     double *zt = work + 2 * n;
     for (size_t t0 = 0; t0 < T; t0 += ZB) {
       const size_t nb = T - t0 < ZB ? T - t0 : ZB;
-      for (size_t b = 0; b < ZB; b++)
-        for (size_t j = 0; j < n; j++) zt[j * ZB + b] = b < nb ? rng_normal(&rng) : 0;
+      for (size_t b = 0; b < ZB; b++) {
+        if (b < nb)
+          normals_into(&rng, zt + b, n, ZB);
+        else
+          for (size_t j = 0; j < n; j++) zt[j * ZB + b] = 0;
+      }
       correlated_block(n, g->fact, g->tri[0], g->mu, zt, nb, zt + ZB * n, logret + t0 * n);
     }
     for (size_t t = 0; t < T; t++) {
