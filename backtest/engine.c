@@ -1217,8 +1217,12 @@ static inline void store_row(sub_run *S, size_t t, double V) {
  * sub_value's marking (mark_priced's sums, the same order) into *V, then
  * band_inside on the values still in registers (reading them back from x
  * right after storing them one by one would stall). */
-static inline int mark_inside_small(sub_run *S, double *V) {
-  const size_t na = S->na;
+#if defined(__GNUC__)
+#define KEEL_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define KEEL_ALWAYS_INLINE inline
+#endif
+static KEEL_ALWAYS_INLINE int mark_inside_n(sub_run *S, double *V, const size_t na) {
   const double *restrict sh = S->shares, *restrict lp = S->lastp, *restrict tau = S->tau, *restrict bwm = S->bwm;
   double *restrict x = S->x;
 #define LANE(j) const double x##j = (j) < na ? (x[j] = sh[j] * lp[j]) : 0.0, l##j = (j) < na ? 0.0 + x##j : 0.0
@@ -1238,6 +1242,20 @@ static inline int mark_inside_small(sub_run *S, double *V) {
   IN(8); IN(9); IN(10); IN(11); IN(12); IN(13); IN(14); IN(15);
 #undef IN
   return in;
+}
+
+/* mark_inside_n for each basket size below 16, so each is straight-line
+ * code without the lanes it does not have (their +0 terms leave the sums'
+ * bits unchanged: a lane 0 + x is never -0). */
+static int mark_inside_small(sub_run *S, double *V) {
+  switch (S->na) {
+#define CASE(k) \
+  case k: return mark_inside_n(S, V, k);
+    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+    CASE(9) CASE(10) CASE(11) CASE(12) CASE(13) CASE(14) CASE(15)
+#undef CASE
+    default: return mark_inside_n(S, V, S->na);
+  }
 }
 
 /* A row on which nothing but the band test can happen: after the first

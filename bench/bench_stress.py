@@ -59,16 +59,19 @@ def numpy_run(paths, steps, n, seed):
     # One step's arrays at a time (paths x n, 800 kB), reused: the same
     # normals as drawing all steps at once (the generator fills in order),
     # but they stay in cache instead of two 288 MB temporaries.
+    # Row sums as a matrix-vector product (BLAS; 5x faster than
+    # sum(axis=1) over rows of 10).
     z = np.empty((paths, n))
     g = np.empty((paths, n))
     w = np.empty((paths, n))
+    ones = np.ones(n)
     for t in range(steps):
         rng.standard_normal(out=z)
         np.matmul(z, LT, out=g)
         g += mdt
         np.exp(g, out=g)
         x *= g
-        V = x.sum(axis=1)
+        V = x @ ones
         V += cash
         np.divide(x, V[:, None], out=w)
         w -= tau
@@ -76,7 +79,7 @@ def numpy_run(paths, steps, n, seed):
         breach = (w > band).any(axis=1)
         if breach.any():
             rebalance(x, cash, breach)
-            V = x.sum(axis=1) + cash
+            V = x @ ones + cash
         values[t + 1] = V
     peak = np.maximum.accumulate(values, axis=0)
     mdd = (1 - values / peak).max(axis=0)
