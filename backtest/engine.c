@@ -1236,12 +1236,12 @@ static KEEL_ALWAYS_INLINE int mark_inside_n(sub_run *S, double *V, const size_t 
   S->vmark = *V = v;
   S->marked = 1;
   if (!(v > 0)) return 0;
-  int in = 1;
-#define IN(j) in &= (j) >= na || fabs(x##j - tau[(j) < na ? (j) : 0] * v) < bwm[(j) < na ? (j) : 0] * v
+  /* each lane's test, combined as a tree (not a chain) */
+#define IN(j) const int i##j = (j) >= na || fabs(x##j - tau[(j) < na ? (j) : 0] * v) < bwm[(j) < na ? (j) : 0] * v
   IN(0); IN(1); IN(2); IN(3); IN(4); IN(5); IN(6); IN(7);
   IN(8); IN(9); IN(10); IN(11); IN(12); IN(13); IN(14); IN(15);
 #undef IN
-  return in;
+  return (((i0 & i1) & (i2 & i3)) & ((i4 & i5) & (i6 & i7))) & (((i8 & i9) & (i10 & i11)) & ((i12 & i13) & (i14 & i15)));
 }
 
 /* mark_inside_n for each basket size below 16, so each is straight-line
