@@ -128,6 +128,8 @@ typedef struct sub_run {
   int order;
   keel_trade_reason order_why;
   double *bw;         /* band half-width per asset around tau */
+  double *bwm;        /* bw less BAND_MARGIN (band_inside) */
+  int bw_margin_ok;   /* band_inside may be used */
   double vmark;       /* the value at the last prices, valid while `marked` */
   int marked;         /* cleared by every change of prices, shares or cash */
   double *entry, *avg, *peak;
@@ -146,6 +148,10 @@ typedef struct sub_run {
   size_t ntrades, nstops; /* made and triggered so far */
   int reentered;
   double bps_buy, bps_sell, bps_half_spread; /* the cost model's parts, for liquidity multipliers */
+  /* per row of the run: the schedule, and the band check, are due (both
+   * depend on the dates only, so they are found once at set-up) */
+  unsigned char *due_row, *band_row;
+  int quiet; /* no DCA, stops, volatility target or on_bar: see quiet_row */
 } sub_run;
 
 typedef struct run {
@@ -161,6 +167,8 @@ typedef struct run {
   /* per row of the run, or NULL: multipliers of the commission and
    * slippage (cost) and of the spread (keeli_engine_set_liquidity) */
   const double *cost_mult, *spread_mult;
+  int general; /* every row through step_row (keeli_engine_set_quiet) */
+  size_t nquiet; /* rows of the last run done by quiet_row */
 } run;
 
 static const char *date_str(keel_date d, char *buf) {
@@ -236,27 +244,59 @@ static keel_status add_event(run *E, sub_run *S, size_t t, keel_event_kind kind,
 #define KEEL_HOT
 #endif
 
-/* How many assets lie outside their band: |x_k / V - tau_k| > bw_k,
- * counted in doubles in sixteen partial counts, so the loop vectorises
- * and the adds do not wait on each other. */
-KEEL_HOT static double band_outside(size_t na, const double *restrict x, const double *restrict tau,
-                                    const double *restrict bw, double V) {
+/* Whether any asset lies outside its band: |x_k / V - tau_k| > bw_k (an
+ * or over the assets, so the loop vectorises). */
+KEEL_HOT static int band_outside(size_t na, const double *restrict x, const double *restrict tau,
+                                 const double *restrict bw, double V) {
   const double iv = 1 / V;
-  double o[16] = {0};
-  size_t k = 0;
-  for (; k + 16 <= na; k += 16)
-    for (size_t j = 0; j < 16; j++) o[j] += fabs(x[k + j] * iv - tau[k + j]) > bw[k + j] ? 1.0 : 0.0;
-  for (; k < na; k++) o[k & 15] += fabs(x[k] * iv - tau[k]) > bw[k] ? 1.0 : 0.0;
-  double n = 0;
-  for (size_t j = 0; j < 16; j++) n += o[j];
-  return n;
+  if (na < 16) {
+    /* x was just stored element by element: read it so (an early exit
+     * keeps the loop scalar; a vector load of scalar stores would stall) */
+    for (size_t k = 0; k < na; k++)
+      if (fabs(x[k] * iv - tau[k]) > bw[k]) return 1;
+    return 0;
+  }
+  int o = 0;
+  for (size_t k = 0; k < na; k++) o |= fabs(x[k] * iv - tau[k]) > bw[k];
+  return o;
+}
+
+/* Whether every asset is certainly inside its band, without a division:
+ * |x_k - tau_k V| < (bw_k - m) V, m = 1e-9. Then |x_k / V - tau_k| is
+ * below bw_k - m plus a few rounding units of 1 + |tau_k| + bw_k, so
+ * band_outside's rounded |x_k (1 / V) - tau_k| is below bw_k too (the
+ * rounding is below 1e-12 for |tau_k|, bw_k <= 1000, which band_widths
+ * checks). 0 says nothing: band_outside decides. */
+#define BAND_MARGIN 1e-9
+#define PAD4(n) (((n) + 3) & ~(size_t)3)
+/* The arrays are padded to a multiple of 4 (x and tau with 0, bwm with 1:
+ * always inside), so the loop runs whole vectors. */
+KEEL_HOT static int band_inside(size_t na, const double *restrict x, const double *restrict tau,
+                                const double *restrict bwm, double V) {
+  int in = 1;
+  const size_t n4 = PAD4(na);
+  for (size_t k = 0; k < n4; k++) in &= fabs(x[k] - tau[k] * V) < bwm[k] * V;
+  return in;
 }
 
 /* x = sh * lp when every asset has a price, and sum(x) in sixteen
- * interleaved partial sums (a fixed order), so the adds of a vector unit
- * do not wait on each other. */
+ * interleaved partial sums (a fixed order: element k goes to lane k mod
+ * 16, the lanes are added as a tree), so the adds of a vector unit do not
+ * wait on each other. Fewer than 16 assets take the same sums in named
+ * registers (an array indexed by k % 16 would go through memory and stall
+ * its reload). */
 KEEL_HOT static double mark_priced(size_t na, const double *restrict sh, const double *restrict lp,
                                    double *restrict x) {
+  if (na < 16) {
+#define LANE(j) const double l##j = (j) < na ? 0.0 + (x[j] = sh[j] * lp[j]) : 0.0
+    LANE(0); LANE(1); LANE(2); LANE(3); LANE(4); LANE(5); LANE(6); LANE(7);
+    LANE(8); LANE(9); LANE(10); LANE(11); LANE(12); LANE(13); LANE(14); LANE(15);
+#undef LANE
+    const double b0 = l0 + l8, b1 = l1 + l9, b2 = l2 + l10, b3 = l3 + l11, b4 = l4 + l12, b5 = l5 + l13,
+                 b6 = l6 + l14, b7 = l7 + l15;
+    const double c0 = b0 + b4, c1 = b1 + b5, c2 = b2 + b6, c3 = b3 + b7;
+    return (c0 + c2) + (c1 + c3);
+  }
   double a[16] = {0};
   size_t k = 0;
   for (; k + 16 <= na; k += 16)
@@ -660,7 +700,16 @@ static keel_status sell_pro_rata(run *E, sub_run *S, size_t t, double need, keel
 
 /* The band's half-widths around the current targets. */
 static void band_widths(sub_run *S) {
-  if (S->sp->band.kind != KEEL_BAND_NONE) keeli_band_widths(&S->sp->band, S->na, S->tau, S->bw);
+  if (S->sp->band.kind == KEEL_BAND_NONE) return;
+  keeli_band_widths(&S->sp->band, S->na, S->tau, S->bw);
+  /* for band_inside: the widths less a margin, when the targets and
+   * widths are of a size the margin covers the rounding of */
+  int ok = 1;
+  for (size_t k = 0; k < S->na; k++) {
+    S->bwm[k] = S->bw[k] - BAND_MARGIN;
+    ok &= fabs(S->tau[k]) <= 1000 && S->bw[k] <= 1000 && S->bw[k] > 2 * BAND_MARGIN;
+  }
+  S->bw_margin_ok = ok;
 }
 
 /* Moves the weight of locked assets in tau to cash or to the defensive
@@ -1012,7 +1061,6 @@ static int worth_trading(run *E, sub_run *S, size_t t, double V) {
 static keel_status step_rebalance(run *E, sub_run *S, size_t t, int due) {
   const keel_subaccount_spec *sp = S->sp;
   const size_t na = S->na;
-  const keel_date d = E->dates[E->start + t], prev = t ? E->dates[E->start + t - 1] : KEEL_DATE_NONE;
   keel_trade_reason why;
   const double *target = S->tau;
   if (t == 0) {
@@ -1026,11 +1074,11 @@ static keel_status step_rebalance(run *E, sub_run *S, size_t t, int due) {
     why = KEEL_REASON_BAND;
     int breach = 0;
     double V = 0;
-    if (sp->band.kind != KEEL_BAND_NONE && keel_schedule_due(&sp->band_check, prev, d, t)) {
+    if (S->band_row[t]) {
       /* keel_band_breached with the widths kept since the targets last
        * changed, on the shared marking */
       V = sub_value(S);
-      breach = band_outside(na, S->x, S->tau, S->bw, V) > 0;
+      breach = band_outside(na, S->x, S->tau, S->bw, V);
     }
     if (breach) {
       if (sp->band.action != KEEL_BAND_TO_TARGET) {
@@ -1149,6 +1197,97 @@ static keel_status step_open(run *E, sub_run *S, size_t t) {
   return KEEL_OK;
 }
 
+/* The marking, the time-weighted index and the row's results, at the
+ * end of every row. */
+static inline void end_row(sub_run *S, size_t t, double V) {
+  if (t > 0 && S->vprev > 0) S->twr *= (V - S->flow_row) / S->vprev;
+  if (S->twr > S->twr_peak) S->twr_peak = S->twr;
+  S->vprev = V;
+}
+
+static inline void store_row(sub_run *S, size_t t, double V) {
+  S->res->values[t] = V;
+  S->res->cash[t] = S->cash;
+  S->res->flows[t] = S->flow_row;
+  S->res->traded[t] = S->traded_row;
+  S->res->costs[t] = S->costs_row;
+}
+
+/* For fewer than 16 assets with prices straight from the panel:
+ * sub_value's marking (mark_priced's sums, the same order) into *V, then
+ * band_inside on the values still in registers (reading them back from x
+ * right after storing them one by one would stall). */
+#if defined(__GNUC__)
+#define KEEL_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define KEEL_ALWAYS_INLINE inline
+#endif
+static KEEL_ALWAYS_INLINE int mark_inside_n(sub_run *S, double *V, const size_t na) {
+  const double *restrict sh = S->shares, *restrict lp = S->lastp, *restrict tau = S->tau, *restrict bwm = S->bwm;
+  double *restrict x = S->x;
+#define LANE(j) const double x##j = (j) < na ? (x[j] = sh[j] * lp[j]) : 0.0, l##j = (j) < na ? 0.0 + x##j : 0.0
+  LANE(0); LANE(1); LANE(2); LANE(3); LANE(4); LANE(5); LANE(6); LANE(7);
+  LANE(8); LANE(9); LANE(10); LANE(11); LANE(12); LANE(13); LANE(14); LANE(15);
+#undef LANE
+  const double b0 = l0 + l8, b1 = l1 + l9, b2 = l2 + l10, b3 = l3 + l11, b4 = l4 + l12, b5 = l5 + l13,
+               b6 = l6 + l14, b7 = l7 + l15;
+  const double c0 = b0 + b4, c1 = b1 + b5, c2 = b2 + b6, c3 = b3 + b7;
+  const double v = S->cash + ((c0 + c2) + (c1 + c3));
+  S->vmark = *V = v;
+  S->marked = 1;
+  if (!(v > 0)) return 0;
+  /* each lane's test, combined as a tree (not a chain) */
+#define IN(j) const int i##j = (j) >= na || fabs(x##j - tau[(j) < na ? (j) : 0] * v) < bwm[(j) < na ? (j) : 0] * v
+  IN(0); IN(1); IN(2); IN(3); IN(4); IN(5); IN(6); IN(7);
+  IN(8); IN(9); IN(10); IN(11); IN(12); IN(13); IN(14); IN(15);
+#undef IN
+  return (((i0 & i1) & (i2 & i3)) & ((i4 & i5) & (i6 & i7))) & (((i8 & i9) & (i10 & i11)) & ((i12 & i13) & (i14 & i15)));
+}
+
+/* mark_inside_n for each basket size below 16, so each is straight-line
+ * code without the lanes it does not have (their +0 terms leave the sums'
+ * bits unchanged: a lane 0 + x is never -0). */
+static int mark_inside_small(sub_run *S, double *V) {
+  switch (S->na) {
+#define CASE(k) \
+  case k: return mark_inside_n(S, V, k);
+    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+    CASE(9) CASE(10) CASE(11) CASE(12) CASE(13) CASE(14) CASE(15)
+#undef CASE
+    default: return mark_inside_n(S, V, S->na);
+  }
+}
+
+/* A row on which nothing but the band test can happen: after the first
+ * row, with no schedule due, for a sub-account without DCA plans, stop
+ * rules, volatility target or on_bar, prices read straight from the panel,
+ * fills at the close and the cost model as given. It is step_row below
+ * with every step that cannot act left out, so it computes the same
+ * values in the same order; a breach of the band returns 0 and the row is
+ * done again by step_row (the marking is a function of the prices and
+ * holdings only, so it is the same there). */
+static inline int quiet_row(run *E, sub_run *S, size_t t) {
+  const double *row = E->px + (E->start + t) * E->na_panel + S->col[0];
+  S->px = S->lastp = row;
+  S->marked = 0;
+  S->reentered = 0;
+  S->flow_row = S->traded_row = S->costs_row = 0;
+  double V;
+  if (S->na < 16 && S->band_row[t] && S->bw_margin_ok) {
+    /* sub_value and band_inside in one pass, the values in registers */
+    if (!mark_inside_small(S, &V) && band_outside(S->na, S->x, S->tau, S->bw, V)) return 0;
+  } else {
+    V = sub_value(S);
+    if (S->band_row[t] && !(S->bw_margin_ok && V > 0 && band_inside(S->na, S->x, S->tau, S->bwm, V)) &&
+        band_outside(S->na, S->x, S->tau, S->bw, V))
+      return 0;
+  }
+  end_row(S, t, V);
+  store_row(S, t, V);
+  E->nquiet++;
+  return 1;
+}
+
 /* One row of one sub-account. */
 static keel_status step_row(run *E, sub_run *S, size_t t) {
   const keel_subaccount_spec *sp = S->sp;
@@ -1188,7 +1327,7 @@ static keel_status step_row(run *E, sub_run *S, size_t t) {
   if (sp->nstops && !E->op && (st = step_fills(E, S, t))) return st;
   S->reentered = 0;
   if (sp->nstops && (st = step_reentry(E, S, t))) return st;
-  int due = t > 0 && keel_schedule_due(&sp->schedule, E->dates[i - 1], E->dates[i], t);
+  int due = S->due_row[t];
   if (t == 0 || due) {
     if ((st = refresh_targets(E, S, t))) return st;
   }
@@ -1203,9 +1342,7 @@ static keel_status step_row(run *E, sub_run *S, size_t t) {
 
   /* marking, the time-weighted index and the shadow index */
   double V = sub_value(S);
-  if (t > 0 && S->vprev > 0) S->twr *= (V - S->flow_row) / S->vprev;
-  if (S->twr > S->twr_peak) S->twr_peak = S->twr;
-  S->vprev = V;
+  end_row(S, t, V);
   if (S->ring) {
     if (t > 0) {
       double rb = 0;
@@ -1220,11 +1357,7 @@ static keel_status step_row(run *E, sub_run *S, size_t t) {
     S->ringpos = (S->ringpos + 1) % S->ringn;
     if (S->ringcnt < S->ringn) S->ringcnt++;
   }
-  S->res->values[t] = V;
-  S->res->cash[t] = S->cash;
-  S->res->flows[t] = S->flow_row;
-  S->res->traded[t] = S->traded_row;
-  S->res->costs[t] = S->costs_row;
+  store_row(S, t, V);
   if (sp->nstops && (st = step_stops(E, S, t))) return st;
   return KEEL_OK;
 }
@@ -1378,17 +1511,26 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
   S->col = u->assets;
   double **arr[] = {&S->shares, &S->base, &S->tau,  &S->x,    &S->h,    &S->w,    &S->pxbuf, &S->tmp, &S->cbv,
                     &S->csv,    &S->entry, &S->avg, &S->peak, &S->minn, &S->lot, &S->lpbuf, &S->bw,
-                    &S->opx,    &S->olp,   &S->order_tau};
+                    &S->opx,    &S->olp,   &S->order_tau, &S->bwm};
   for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++)
-    if (!(*arr[i] = keeli_calloc(ctx, na + 1, sizeof(double)))) return KEEL_ENOMEM;
+    if (!(*arr[i] = keeli_calloc(ctx, PAD4(na + 1), sizeof(double)))) return KEEL_ENOMEM;
+  for (size_t k = na; k < PAD4(na + 1); k++) S->bwm[k] = 1; /* band_inside's padding */
   if (!(S->bp = keeli_alloc_array(ctx, na + 3, sizeof(double))) || !(S->tradable = keeli_calloc(ctx, na, 1)) ||
       !(S->in_s = keeli_calloc(ctx, na, 1)) || !(S->locked = keeli_calloc(ctx, na, 1)) ||
       !(S->pending = keeli_calloc(ctx, na, 1)) || !(S->lock_rule = keeli_calloc(ctx, na, sizeof(int))) ||
       !(S->pend_rule = keeli_calloc(ctx, na, sizeof(int))) ||
       !(S->fill_row = keeli_calloc(ctx, na, sizeof(size_t))) ||
       !(S->dca_first = keeli_alloc_array(ctx, sp->ndca + 1, sizeof(keel_date))) ||
-      !(S->dca_order = keeli_calloc(ctx, sp->ndca + 1, sizeof(double))))
+      !(S->dca_order = keeli_calloc(ctx, sp->ndca + 1, sizeof(double))) ||
+      !(S->due_row = keeli_calloc(ctx, n, 1)) || !(S->band_row = keeli_calloc(ctx, n, 1)))
     return KEEL_ENOMEM;
+  for (size_t t = 1; t < n; t++) {
+    const keel_date d0 = E->dates[E->start + t - 1], d1 = E->dates[E->start + t];
+    S->due_row[t] = (unsigned char)keel_schedule_due(&sp->schedule, d0, d1, t);
+    S->band_row[t] = sp->band.kind != KEEL_BAND_NONE && keel_schedule_due(&sp->band_check, d0, d1, t);
+  }
+  S->quiet = !sp->ndca && !sp->nstops && !(sp->vol.target > 0) && !(sp->strategy && sp->strategy->ops->on_bar) &&
+             !E->op;
   for (size_t i = 0; i < sp->ndca; i++) S->dca_first[i] = KEEL_DATE_NONE;
   S->cb = keel_cost_rate_buy(&sp->costs);
   S->cs = keel_cost_rate_sell(&sp->costs);
@@ -1474,8 +1616,8 @@ static void sub_reset(run *E, sub_run *S) {
 
 static void sub_teardown(keel_ctx *ctx, sub_run *S) {
   void *b[] = {S->shares, S->base, S->tau, S->x, S->h, S->w, S->pxbuf, S->tmp, S->cbv, S->csv, S->entry, S->avg,
-               S->lpbuf, S->bw, S->opx, S->olp, S->order_tau, S->dca_order, S->peak, S->minn, S->lot, S->bp, S->tradable, S->in_s, S->locked, S->pending, S->lock_rule,
-               S->pend_rule, S->fill_row, S->dca_first, S->R, S->cov, S->ring};
+               S->lpbuf, S->bw, S->bwm, S->opx, S->olp, S->order_tau, S->dca_order, S->peak, S->minn, S->lot, S->bp, S->tradable, S->in_s, S->locked, S->pending, S->lock_rule,
+               S->pend_rule, S->fill_row, S->dca_first, S->R, S->cov, S->ring, S->due_row, S->band_row};
   for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) keeli_free(ctx, b[i]);
 }
 
@@ -1636,6 +1778,9 @@ void keeli_engine_set_liquidity(keeli_engine *e, const double *cost_mult, const 
   e->E.spread_mult = cost_mult && spread_mult ? spread_mult : NULL;
 }
 
+void keeli_engine_set_quiet(keeli_engine *e, int on) { e->E.general = !on; }
+size_t keeli_engine_quiet_rows(const keeli_engine *e) { return e->E.nquiet; }
+
 const keel_backtest_result *keeli_engine_result(const keeli_engine *e) { return e->r; }
 
 keel_status keeli_engine_run(keeli_engine *e, keel_ctx *ctx) {
@@ -1654,6 +1799,7 @@ keel_status keeli_engine_run(keeli_engine *e, keel_ctx *ctx) {
   if (r->holdings) memset(r->holdings, 0, n * nap * sizeof(double));
   r->ntrades = r->nrebal = r->nevents = r->nopt = 0;
   r->capital = 0;
+  E->nquiet = 0;
   for (size_t s = 0; s < spec->nsubs; s++) {
     sub_reset(E, &E->subs[s]);
     r->capital += E->subs[s].start_value;
@@ -1662,19 +1808,23 @@ keel_status keeli_engine_run(keeli_engine *e, keel_ctx *ctx) {
     double invested_all = 0;
     for (size_t s = 0; s < spec->nsubs; s++) {
       sub_run *S = &E->subs[s];
-      if ((st = step_row(E, S, t))) return st;
+      if (!(t > 0 && S->quiet && S->direct && !E->cost_mult && !E->general && !S->due_row[t] && quiet_row(E, S, t)) &&
+          (st = step_row(E, S, t)))
+        return st;
       double V = S->res->values[t];
       r->values[t] += V;
       r->cash[t] += S->cash;
       r->flows[t] += S->flow_row;
       r->traded[t] += S->traded_row;
       r->costs[t] += S->costs_row;
-      exposure[(s + 1) * n + t] = V != 0 ? (V - S->cash) / V : 0;
-      invested_all += V - S->cash;
+      if (e->metrics) {
+        exposure[(s + 1) * n + t] = V != 0 ? (V - S->cash) / V : 0;
+        invested_all += V - S->cash;
+      }
       if (r->holdings)
         for (size_t k = 0; k < S->na; k++) r->holdings[t * nap + S->col[k]] += S->shares[k];
     }
-    exposure[t] = r->values[t] != 0 ? invested_all / r->values[t] : 0;
+    if (e->metrics) exposure[t] = r->values[t] != 0 ? invested_all / r->values[t] : 0;
   }
   if (!e->metrics) return KEEL_OK;
 

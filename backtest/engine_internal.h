@@ -20,6 +20,15 @@ keel_status keeli_engine_new(keel_ctx *ctx, const keel_panel *panel, const keel_
  * the commission and slippage rates times cost_mult[t], the half spread
  * times spread_mult[t]. NULL: the cost model as given. */
 void keeli_engine_set_liquidity(keeli_engine *e, const double *cost_mult, const double *spread_mult);
+/* Quiet rows (on by default): a row on which only the band test can act
+ * (no schedule due, no DCA plan, stop rule, volatility target or on_bar,
+ * fills at the close, prices straight from the panel, no liquidity
+ * multipliers) runs a short path that leaves out the steps that cannot
+ * act; it gives the same bits as the general steps, which off forces (the
+ * tests compare the two). */
+void keeli_engine_set_quiet(keeli_engine *e, int on);
+/* The sub-account rows of the last run that took the quiet path. */
+size_t keeli_engine_quiet_rows(const keeli_engine *e);
 /* Runs the account on the panel's current prices, from a fresh state.
  * The result (keeli_engine_result) is overwritten by each run. */
 keel_status keeli_engine_run(keeli_engine *e, keel_ctx *ctx);

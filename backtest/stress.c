@@ -6,9 +6,10 @@
  * engine_internal.h). Workers take blocks of paths; for path p a worker
  * draws the generator's stream (seed, p), writes the prices into its
  * panel in place, runs the engine and keeps the path's statistics at
- * index p and its values in its own fan-chart histograms (integer counts,
- * so their sum does not depend on who counted what). The calling thread
- * reports progress, then merges. */
+ * index p only when the caller keeps the paths, and otherwise streams them
+ * into its own histograms (integer counts) and exact sums (a long
+ * accumulator), whose merge does not depend on who counted what. The
+ * calling thread reports progress, then merges. */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -21,10 +22,140 @@
 #include "keel/store.h"
 #include "keel/stress.h"
 
-#define NBINS 6144    /* 24 / (1/256): log(value / capital) over [-12, 12] */
-#define BIN_LO (-12.0)
-#define BIN_W (1.0 / 256)
-#define BLOCK 8       /* paths a worker takes at a time */
+#define BLOCK 8 /* paths a worker takes at a time */
+
+/* ---- log-linear buckets --------------------------------------------------
+ *
+ * A double's bucket is its sign, exponent and the top SUB bits of its
+ * mantissa: 256 buckets an octave, each [a, a (1 + 2^-8)) or narrower
+ * relative to its lower end, so any value in a bucket is within 2^-8
+ * (0.39%) of any other. No logarithm: the bucket is read from the bits.
+ *
+ * Statistics: magnitudes from 2^-32 to 2^64 of both signs (|x| < 2^-32
+ * counts as 0, |x| >= 2^64 at the top bucket). The fan chart: positive
+ * values from 2^-17 to 2^17 times the reference (the first and the last
+ * bucket take what lies outside, a value <= 0 the first). */
+#define SUB 8
+#define SK_EMIN (1023 - 32)
+#define SK_EMAX (1023 + 64)
+#define SK_M ((size_t)(SK_EMAX - SK_EMIN) << SUB) /* buckets of each sign */
+#define SK_NB (2 * SK_M + 1)                      /* negative, zero, positive */
+#define FAN_OCT 17
+#define NBINS ((size_t)(2 * FAN_OCT) << SUB) /* fan-chart buckets per point: 8,704 */
+
+/* The index among the magnitudes' buckets of |x| (exponent and top bits). */
+static inline long mag_key(double x) {
+  uint64_t u;
+  memcpy(&u, &x, sizeof u);
+  return (long)((u & 0x7fffffffffffffffULL) >> (52 - SUB));
+}
+
+/* The statistics' bucket of x (not NaN). */
+static inline size_t sk_bucket(double x) {
+  long k = mag_key(x) - ((long)SK_EMIN << SUB);
+  if (k < 0) return SK_M;
+  if (k >= (long)SK_M) k = (long)SK_M - 1;
+  return x < 0 ? SK_M - 1 - (size_t)k : SK_M + 1 + (size_t)k;
+}
+
+/* The values [lo, hi) of the magnitudes' bucket key. */
+static void mag_bounds(long key, double *lo, double *hi) {
+  int e = (int)(key >> SUB) - 1023;
+  double m = (double)(key & ((1 << SUB) - 1));
+  *lo = ldexp(1 + m / (1 << SUB), e);
+  *hi = ldexp(1 + (m + 1) / (1 << SUB), e);
+}
+
+/* The values [lo, hi] a statistics bucket holds, in increasing order. */
+static void sk_bounds(size_t b, double *lo, double *hi) {
+  if (b == SK_M) {
+    *lo = *hi = 0;
+    return;
+  }
+  double a, c;
+  long k = (long)(b > SK_M ? b - SK_M - 1 : SK_M - 1 - b) + ((long)SK_EMIN << SUB);
+  mag_bounds(k, &a, &c);
+  if (b > SK_M)
+    *lo = a, *hi = c;
+  else
+    *lo = -c, *hi = -a;
+}
+
+/* ---- exact sums ------------------------------------------------------------
+ *
+ * A long accumulator: the sum of any doubles exactly, as 32-bit limbs
+ * from 2^-1074 in 64-bit words (room for 2^29 adds between carries), so
+ * sums of the same values in any order and any grouping are the same
+ * number, rounded once at the end. */
+#define XS_L 70
+typedef struct xsum {
+  int64_t l[XS_L];
+  uint32_t adds;
+  uint32_t pinf, ninf, nan;
+} xsum;
+
+static void xs_norm(xsum *a) {
+  for (size_t i = 0; i + 1 < XS_L; i++) {
+    int64_t low = (int64_t)((uint64_t)a->l[i] & 0xffffffffULL);
+    a->l[i + 1] += (a->l[i] - low) / 4294967296LL;
+    a->l[i] = low;
+  }
+  a->adds = 0;
+}
+
+static void xs_add(xsum *a, double x) {
+  if (!isfinite(x)) {
+    if (isnan(x))
+      a->nan++;
+    else if (x > 0)
+      a->pinf++;
+    else
+      a->ninf++;
+    return;
+  }
+  uint64_t u;
+  memcpy(&u, &x, sizeof u);
+  const unsigned E = (unsigned)(u >> 52) & 0x7ff;
+  const uint64_t mant = (u & 0xfffffffffffffULL) | (E ? 1ULL << 52 : 0);
+  const unsigned p = E ? E - 1 : 0; /* the bit of mant's lowest, from 2^-1074 */
+  const unsigned i = p >> 5, sh = p & 31;
+  const uint64_t lo = (mant & 0xffffffffULL) << sh, hi = (mant >> 32) << sh;
+  const int64_t c0 = (int64_t)(lo & 0xffffffffULL), c1 = (int64_t)((lo >> 32) + (hi & 0xffffffffULL)),
+                c2 = (int64_t)(hi >> 32);
+  if (u >> 63) {
+    a->l[i] -= c0, a->l[i + 1] -= c1, a->l[i + 2] -= c2;
+  } else {
+    a->l[i] += c0, a->l[i + 1] += c1, a->l[i + 2] += c2;
+  }
+  if (++a->adds == 1u << 28) xs_norm(a);
+}
+
+static void xs_merge(xsum *a, xsum *b) {
+  xs_norm(a);
+  xs_norm(b);
+  for (size_t i = 0; i < XS_L; i++) a->l[i] += b->l[i];
+  a->pinf += b->pinf, a->ninf += b->ninf, a->nan += b->nan;
+  xs_norm(a);
+}
+
+/* The sum, rounded (a function of the exact sum only). */
+static double xs_value(xsum *a) {
+  if (a->nan || (a->pinf && a->ninf)) return NAN;
+  if (a->pinf) return INFINITY;
+  if (a->ninf) return -INFINITY;
+  xs_norm(a);
+  /* a negative sum carries -1 into the top limb: read its magnitude */
+  xsum m = *a;
+  const int neg = m.l[XS_L - 1] < 0;
+  if (neg) {
+    for (size_t i = 0; i < XS_L; i++) m.l[i] = -m.l[i];
+    xs_norm(&m);
+  }
+  double d = 0;
+  for (size_t i = XS_L; i-- > 0;)
+    if (m.l[i]) d += ldexp((double)m.l[i], 32 * (int)i - 1074);
+  return neg ? -d : d;
+}
 
 static const double BAND_P[KEEL_STRESS_NBANDS] = {0.05, 0.25, 0.5, 0.75, 0.95};
 const double *keel_stress_band_probs(void) { return BAND_P; }
@@ -49,14 +180,20 @@ struct keel_stress_result {
   size_t npaths, nsteps, npoints;
   double years, spy, capital, ref, mean_in, mean_out;
   int has_flows;
-  double *vals;   /* KEEL_STRESS_NSTATS x npaths */
+  /* with keep_paths: every path's values, and sorted copies */
+  double *vals;   /* KEEL_STRESS_NSTATS x npaths, or NULL */
   double *sorted; /* the same, each row sorted with NaNs left out */
   size_t nvalid[KEEL_STRESS_NSTATS];
+  double mean[KEEL_STRESS_NSTATS];
+  /* otherwise: each statistic's bucket counts, sk[s * SK_NB + b] (fewer
+   * than 2^32 paths), and the occupied buckets [sk_lo[s], sk_hi[s]) */
+  uint32_t *sk;
+  size_t sk_lo[KEEL_STRESS_NSTATS], sk_hi[KEEL_STRESS_NSTATS];
+  size_t n_goal, n_goal_any, n_loss; /* paths counted at the run's goal and loss threshold */
   size_t *band_rows;
   keel_date *band_dates;
   double *bands; /* npoints x 5 */
   double *paths; /* npaths x npoints, or NULL */
-  double *money; /* 2 x npaths: in, out */
   uint64_t seed;
   double goal, loss_x, es_level;
 };
@@ -64,7 +201,7 @@ struct keel_stress_result {
 void keel_stress_result_free(keel_stress_result *r) {
   if (!r) return;
   keeli_heap h = r->heap;
-  void *b[] = {r->vals, r->sorted, r->band_rows, r->band_dates, r->bands, r->paths, r->money};
+  void *b[] = {r->vals, r->sorted, r->band_rows, r->band_dates, r->bands, r->paths, r->sk};
   for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) keeli_heap_free(&h, b[i]);
   keeli_heap_free(&h, r);
 }
@@ -84,6 +221,11 @@ typedef struct worker {
   int has_handle;
   double *logret, *work, *level;
   uint32_t *hist; /* npoints x NBINS */
+  uint32_t *fanb; /* npoints: this path's buckets */
+  uint32_t *fanlo, *fanhi; /* npoints: the buckets counted lie in [lo, hi] */
+  uint32_t *sk;   /* KEEL_STRESS_NSTATS x SK_NB, or NULL with keep_paths */
+  xsum sum[KEEL_STRESS_NSTATS + 2]; /* the statistics, then money in and out */
+  size_t nvalid[KEEL_STRESS_NSTATS], n_goal, n_goal_any, n_loss;
   keel_status st;
   uint64_t fail_path;
   char msg[1024];
@@ -97,6 +239,7 @@ struct stress {
   const unsigned char *halted;
   double *cost_run, *spread_run; /* per run row (T + 1) */
   double *p0;                    /* start prices */
+  long fan_base;                 /* the magnitudes' bucket of the fan chart's first */
   /* the pool */
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -176,33 +319,64 @@ static void path_stats(stress *S, worker *w, uint64_t p, const keel_backtest_res
     cf[T] += W;
     irr = irr_of(cf, T + 1, S->res->spy, cagr);
   }
-  double *vals = R->vals;
-  vals[KEEL_STRESS_WEALTH * N + p] = W;
-  vals[KEEL_STRESS_CAGR * N + p] = cagr;
-  vals[KEEL_STRESS_TWR * N + p] = idx - 1;
-  vals[KEEL_STRESS_MAX_DRAWDOWN * N + p] = mdd;
-  vals[KEEL_STRESS_UNDERWATER * N + p] = (double)uwmax / R->spy;
-  vals[KEEL_STRESS_IRR * N + p] = irr;
-  vals[KEEL_STRESS_LOSS * N + p] = in > 0 ? 1 - (W + out) / in : NAN;
-  vals[KEEL_STRESS_COSTS * N + p] = costs;
-  vals[KEEL_STRESS_PEAK_WEALTH * N + p] = vmax;
-  R->money[p] = in;
-  R->money[N + p] = out;
-  /* the fan chart */
-  const size_t P = S->P;
-  for (size_t i = 0; i < P; i++) {
-    double x = v[R->band_rows[i]];
-    long b = 0;
-    if (x > 0) {
-      double u = (log(x / R->ref) - BIN_LO) / BIN_W;
-      b = u < 0 ? 0 : u >= NBINS ? NBINS - 1 : (long)u;
-    }
-    w->hist[i * NBINS + (size_t)b]++;
-    if (R->paths) R->paths[p * P + i] = x;
+  double st[KEEL_STRESS_NSTATS];
+  st[KEEL_STRESS_WEALTH] = W;
+  st[KEEL_STRESS_CAGR] = cagr;
+  st[KEEL_STRESS_TWR] = idx - 1;
+  st[KEEL_STRESS_MAX_DRAWDOWN] = mdd;
+  st[KEEL_STRESS_UNDERWATER] = (double)uwmax / R->spy;
+  st[KEEL_STRESS_IRR] = irr;
+  st[KEEL_STRESS_LOSS] = in > 0 ? 1 - (W + out) / in : NAN;
+  st[KEEL_STRESS_COSTS] = costs;
+  st[KEEL_STRESS_PEAK_WEALTH] = vmax;
+  for (int s = 0; s < KEEL_STRESS_NSTATS; s++) {
+    const double x = st[s];
+    if (R->vals) R->vals[(size_t)s * N + p] = x;
+    if (isnan(x)) continue;
+    w->nvalid[s]++;
+    xs_add(&w->sum[s], x);
+    if (w->sk) w->sk[(size_t)s * SK_NB + sk_bucket(x)]++;
   }
+  xs_add(&w->sum[KEEL_STRESS_NSTATS], in);
+  xs_add(&w->sum[KEEL_STRESS_NSTATS + 1], out);
+  w->n_goal += W >= R->goal;
+  w->n_goal_any += vmax >= R->goal;
+  w->n_loss += st[KEEL_STRESS_LOSS] > R->loss_x;
+  /* the fan chart: every point's bucket first, then the counts (the
+   * counts are spread over megabytes: independent increments let their
+   * cache misses overlap) */
+  const size_t P = S->P;
+  const long base = S->fan_base;
+  uint32_t *restrict fb = w->fanb;
+  for (size_t i = 0; i < P; i++) {
+    const double x = v[R->band_rows[i]];
+    long b = x > 0 ? mag_key(x) - base : 0;
+    b = b < 0 ? 0 : b >= (long)NBINS ? (long)NBINS - 1 : b;
+    fb[i] = (uint32_t)b;
+  }
+  uint32_t *restrict flo = w->fanlo, *restrict fhi = w->fanhi;
+  for (size_t i = 0; i < P; i++) {
+    w->hist[i * NBINS + fb[i]]++;
+    flo[i] = fb[i] < flo[i] ? fb[i] : flo[i];
+    fhi[i] = fb[i] > fhi[i] ? fb[i] : fhi[i];
+  }
+  if (R->paths)
+    for (size_t i = 0; i < P; i++) R->paths[p * P + i] = v[R->band_rows[i]];
 }
 
 /* ---- one path ------------------------------------------------------------ */
+
+/* Rows k < T of px: lv *= gr row k (lv ends at the last prices). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void grow_prices(size_t T, size_t n, const double *restrict gr, double *restrict lv, double *restrict px) {
+  for (size_t k = 0; k < T; k++) {
+    double *restrict row = px + k * n;
+    const double *restrict g = gr + k * n;
+    for (size_t j = 0; j < n; j++) row[j] = lv[j] *= g[j];
+  }
+}
 
 static keel_status run_path(stress *S, worker *w, uint64_t p) {
   const size_t n = S->n, T = S->T;
@@ -219,11 +393,7 @@ static keel_status run_path(stress *S, worker *w, uint64_t p) {
         px[k * n + j] = S->halted[k * n + j] ? NAN : lv[j];
       }
   } else {
-    for (size_t k = 0; k < T; k++) {
-      double *restrict row = px + k * n;
-      const double *restrict g = gr + k * n;
-      for (size_t j = 0; j < n; j++) row[j] = lv[j] *= g[j];
-    }
+    grow_prices(T, n, gr, lv, px);
   }
   for (size_t j = 0; j < n; j++)
     if (!(isfinite(lv[j]) && lv[j] > 0))
@@ -308,6 +478,10 @@ static void worker_free(stress *S, worker *w) {
     keeli_free(w->ctx, w->work);
     keeli_free(w->ctx, w->level);
     keeli_free(w->ctx, w->hist);
+    keeli_free(w->ctx, w->fanb);
+    keeli_free(w->ctx, w->fanlo);
+    keeli_free(w->ctx, w->fanhi);
+    keeli_free(w->ctx, w->sk);
   }
   keel_ctx_free(w->ctx);
 }
@@ -342,9 +516,14 @@ static keel_status worker_setup(keel_ctx *ctx, stress *S, worker *w, const keel_
   if (!st && (!(w->logret = keeli_alloc_array(w->ctx, S->T * S->n, sizeof(double))) ||
               !(w->work = keeli_alloc_array(w->ctx, keel_mc_work_size(S->g) + S->T + 2, sizeof(double))) ||
               !(w->level = keeli_alloc_array(w->ctx, S->n, sizeof(double))) ||
-              !(w->hist = keeli_calloc(w->ctx, S->P * NBINS, sizeof(uint32_t)))))
+              !(w->hist = keeli_calloc(w->ctx, S->P * NBINS, sizeof(uint32_t))) ||
+              !(w->fanb = keeli_alloc_array(w->ctx, S->P, sizeof(uint32_t))) ||
+              !(w->fanlo = keeli_alloc_array(w->ctx, S->P, sizeof(uint32_t))) ||
+              !(w->fanhi = keeli_calloc(w->ctx, S->P, sizeof(uint32_t))) ||
+              (!o->keep_paths && !(w->sk = keeli_calloc(w->ctx, (size_t)KEEL_STRESS_NSTATS * SK_NB, sizeof(uint32_t))))))
     st = KEEL_ENOMEM;
   if (st) return keeli_error(ctx, st, "%s", keel_errmsg(w->ctx));
+  for (size_t i = 0; i < S->P; i++) w->fanlo[i] = (uint32_t)NBINS - 1;
   return KEEL_OK;
 }
 
@@ -359,38 +538,75 @@ static double q7(const double *s, size_t m, double q) {
   return s[lo] + (h - (double)lo) * (s[lo + 1] - s[lo]);
 }
 
+/* The fan chart's bucket b: values [lo, hi). */
+static void fan_bounds(const stress *S, size_t b, double *lo, double *hi) { mag_bounds(S->fan_base + (long)b, lo, hi); }
+
 static keel_status finish(keel_ctx *ctx, stress *S, worker *ws, int nw) {
   keel_stress_result *R = S->res;
   const size_t N = R->npaths, P = S->P;
+  keel_status st = KEEL_OK;
   uint32_t *h = keeli_calloc(ctx, NBINS, sizeof *h);
   if (!h) return KEEL_ENOMEM;
+  /* each percentile of the fan chart by linear interpolation inside its
+   * bucket, over the buckets any worker counted (the rest are 0) */
   for (size_t i = 0; i < P; i++) {
-    memset(h, 0, NBINS * sizeof *h);
+    size_t b0 = NBINS - 1, b1 = 0;
+    for (int k = 0; k < nw; k++) {
+      if (ws[k].fanlo[i] < b0) b0 = ws[k].fanlo[i];
+      if (ws[k].fanhi[i] > b1) b1 = ws[k].fanhi[i];
+    }
+    memset(h + b0, 0, (b1 + 1 - b0) * sizeof *h);
     for (int k = 0; k < nw; k++)
-      for (size_t b = 0; b < NBINS; b++) h[b] += ws[k].hist[i * NBINS + b];
+      for (size_t b = b0; b <= b1; b++) h[b] += ws[k].hist[i * NBINS + b];
     for (size_t j = 0; j < KEEL_STRESS_NBANDS; j++) {
-      double rank = BAND_P[j] * (double)N, cum = 0;
-      size_t b = 0;
-      while (b + 1 < NBINS && cum + h[b] < rank) cum += h[b++];
+      double rank = BAND_P[j] * (double)N, cum = 0, lo, hi;
+      size_t b = b0;
+      while (b < b1 && cum + h[b] < rank) cum += h[b++];
       double frac = h[b] ? (rank - cum) / h[b] : 0.5;
-      R->bands[i * KEEL_STRESS_NBANDS + j] = R->ref * exp(BIN_LO + ((double)b + frac) * BIN_W);
+      fan_bounds(S, b, &lo, &hi);
+      R->bands[i * KEEL_STRESS_NBANDS + j] = lo + frac * (hi - lo);
     }
   }
-  keeli_free(ctx, h);
+  /* sums, counts and buckets of the workers */
+  xsum tot[KEEL_STRESS_NSTATS + 2];
+  memset(tot, 0, sizeof tot);
+  for (int k = 0; k < nw; k++) {
+    for (size_t s = 0; s < KEEL_STRESS_NSTATS + 2; s++) xs_merge(&tot[s], &ws[k].sum[s]);
+    for (size_t s = 0; s < KEEL_STRESS_NSTATS; s++) R->nvalid[s] += ws[k].nvalid[s];
+    R->n_goal += ws[k].n_goal;
+    R->n_goal_any += ws[k].n_goal_any;
+    R->n_loss += ws[k].n_loss;
+  }
+  for (size_t s = 0; s < KEEL_STRESS_NSTATS; s++) R->mean[s] = R->nvalid[s] ? xs_value(&tot[s]) / (double)R->nvalid[s] : NAN;
+  R->mean_in = xs_value(&tot[KEEL_STRESS_NSTATS]) / (double)N;
+  R->mean_out = xs_value(&tot[KEEL_STRESS_NSTATS + 1]) / (double)N;
+  if (R->vals) {
+    for (int s = 0; s < KEEL_STRESS_NSTATS; s++) {
+      size_t m = 0;
+      for (size_t p = 0; p < N; p++) {
+        double v = R->vals[(size_t)s * N + p];
+        if (!isnan(v)) R->sorted[(size_t)s * N + m++] = v;
+      }
+      qsort(R->sorted + (size_t)s * N, m, sizeof(double), keeli_cmp_double);
+    }
+    goto out;
+  }
+  /* the first worker's counts become the result's */
+  R->sk = ws[0].sk;
+  ws[0].sk = NULL;
+  for (int k = 1; k < nw; k++)
+    for (size_t b = 0; b < (size_t)KEEL_STRESS_NSTATS * SK_NB; b++) R->sk[b] += ws[k].sk[b];
   for (int s = 0; s < KEEL_STRESS_NSTATS; s++) {
-    size_t m = 0;
-    for (size_t p = 0; p < N; p++) {
-      double v = R->vals[(size_t)s * N + p];
-      if (!isnan(v)) R->sorted[(size_t)s * N + m++] = v;
-    }
-    qsort(R->sorted + (size_t)s * N, m, sizeof(double), keeli_cmp_double);
-    R->nvalid[s] = m;
+    const uint32_t *t = R->sk + (size_t)s * SK_NB;
+    size_t lo = 0, hi = SK_NB;
+    while (lo < hi && !t[lo]) lo++;
+    while (hi > lo && !t[hi - 1]) hi--;
+    R->sk_lo[s] = lo;
+    R->sk_hi[s] = hi;
   }
-  double in = 0, out = 0;
-  for (size_t p = 0; p < N; p++) in += R->money[p], out += R->money[N + p];
-  R->mean_in = in / (double)N;
-  R->mean_out = out / (double)N;
-  return KEEL_OK;
+out:
+  keeli_free(ctx, h);
+  return st;
 }
 
 keel_status keel_stress_run(keel_ctx *ctx, const keel_stress_options *o, keel_stress_result **out) {
@@ -402,8 +618,8 @@ keel_status keel_stress_run(keel_ctx *ctx, const keel_stress_options *o, keel_st
   const size_t n = keel_mc_nassets(g), T = keel_mc_nsteps(g);
   int threads = o->threads ? o->threads : keel_ctx_config(ctx)->threads;
   if (threads < 1 || threads > 1024) return keeli_error(ctx, KEEL_EINVAL, "stress: threads must be from 1 to 1024, not %d", threads);
-  if (o->npaths < 1 || o->npaths > (size_t)1 << 32)
-    return keeli_error(ctx, KEEL_EINVAL, "stress: npaths %zu must be from 1 to 2^32", o->npaths);
+  if (o->npaths < 1 || o->npaths >= (size_t)1 << 32)
+    return keeli_error(ctx, KEEL_EINVAL, "stress: npaths %zu must be from 1 to 2^32 - 1", o->npaths);
   if (!(o->goal >= 0) || !isfinite(o->goal)) return keeli_error(ctx, KEEL_EINVAL, "stress: goal %g must be >= 0", o->goal);
   if (!(o->loss_threshold >= 0 && o->loss_threshold <= 1))
     return keeli_error(ctx, KEEL_EINVAL, "stress: loss threshold %g must be in [0, 1]", o->loss_threshold);
@@ -523,9 +739,8 @@ keel_status keel_stress_run(keel_ctx *ctx, const keel_stress_options *o, keel_st
   R->goal = o->goal;
   R->loss_x = o->loss_threshold;
   R->es_level = o->es_level;
-  if (!(R->vals = keeli_alloc_array(ctx, (size_t)KEEL_STRESS_NSTATS * N, sizeof(double))) ||
-      !(R->sorted = keeli_alloc_array(ctx, (size_t)KEEL_STRESS_NSTATS * N, sizeof(double))) ||
-      !(R->money = keeli_alloc_array(ctx, 2 * N, sizeof(double))) ||
+  if ((o->keep_paths && (!(R->vals = keeli_alloc_array(ctx, (size_t)KEEL_STRESS_NSTATS * N, sizeof(double))) ||
+                         !(R->sorted = keeli_alloc_array(ctx, (size_t)KEEL_STRESS_NSTATS * N, sizeof(double))))) ||
       !(R->band_rows = keeli_alloc_array(ctx, P, sizeof(size_t))) ||
       !(R->band_dates = keeli_alloc_array(ctx, P, sizeof(keel_date))) ||
       !(R->bands = keeli_alloc_array(ctx, P * KEEL_STRESS_NBANDS, sizeof(double))) ||
@@ -559,6 +774,7 @@ keel_status keel_stress_run(keel_ctx *ctx, const keel_stress_options *o, keel_st
         if (a->subs[s].dca[d].amount > 0) first += a->subs[s].dca[d].amount;
     if (!(R->capital > 0) && first > 0) R->ref = first;
   }
+  S.fan_base = ((mag_key(R->ref) >> SUB) - FAN_OCT) << SUB;
   for (size_t s = 0; s < ws[0].local.nsubs; s++) R->has_flows |= ws[0].local.subs[s].ndca > 0;
 
   pthread_mutex_init(&S.mu, NULL);
@@ -652,35 +868,78 @@ double keel_stress_loss_threshold(const keel_stress_result *r) { return r->loss_
 double keel_stress_es_level(const keel_stress_result *r) { return r->es_level; }
 
 const double *keel_stress_values(const keel_stress_result *r, keel_stress_stat s) {
-  return (unsigned)s < KEEL_STRESS_NSTATS ? r->vals + (size_t)s * r->npaths : NULL;
+  return (unsigned)s < KEEL_STRESS_NSTATS && r->vals ? r->vals + (size_t)s * r->npaths : NULL;
+}
+
+int keel_stress_exact(const keel_stress_result *r) { return r->vals != NULL; }
+
+/* The estimate of order statistic i (0-based, i < nvalid) from the
+ * buckets: linear inside its bucket, rank (i - below + 1/2) of its c. */
+static double sk_order(const keel_stress_result *r, int s, size_t i) {
+  const uint32_t *c = r->sk + (size_t)s * SK_NB;
+  size_t cum = 0, b = r->sk_lo[s];
+  while (b + 1 < r->sk_hi[s] && cum + c[b] <= i) cum += c[b++];
+  double lo, hi;
+  sk_bounds(b, &lo, &hi);
+  return lo + ((double)(i - cum) + 0.5) / (double)c[b] * (hi - lo);
 }
 
 double keel_stress_quantile(const keel_stress_result *r, keel_stress_stat s, double q) {
   if ((unsigned)s >= KEEL_STRESS_NSTATS || !(q >= 0 && q <= 1)) return NAN;
-  return q7(r->sorted + (size_t)s * r->npaths, r->nvalid[s], q);
+  const size_t m = r->nvalid[s];
+  if (r->vals) return q7(r->sorted + (size_t)s * r->npaths, m, q);
+  if (m == 0) return NAN;
+  /* type 7 over the order statistics' estimates */
+  double h = (double)(m - 1) * q;
+  size_t lo = (size_t)h;
+  if (lo + 1 >= m) return sk_order(r, s, m - 1);
+  double a = sk_order(r, s, lo), b = sk_order(r, s, lo + 1);
+  return a + (h - (double)lo) * (b - a);
 }
 
 double keel_stress_mean(const keel_stress_result *r, keel_stress_stat s) {
-  if ((unsigned)s >= KEEL_STRESS_NSTATS || !r->nvalid[s]) return NAN;
-  double a = 0;
-  const double *v = r->vals + (size_t)s * r->npaths;
-  for (size_t p = 0; p < r->npaths; p++)
-    if (!isnan(v[p])) a += v[p];
-  return a / (double)r->nvalid[s];
+  if ((unsigned)s >= KEEL_STRESS_NSTATS) return NAN;
+  return r->mean[s];
+}
+
+/* The share of the statistic's values >= x (strict: > x) from the
+ * buckets: whole buckets above x, and the part of x's bucket above it. */
+static double sk_share_above(const keel_stress_result *r, int s, double x, int strict) {
+  double k = 0;
+  for (size_t j = r->sk_lo[s]; j < r->sk_hi[s]; j++) {
+    const uint32_t c = r->sk[(size_t)s * SK_NB + j];
+    if (!c) continue;
+    double lo, hi;
+    sk_bounds(j, &lo, &hi);
+    if (lo > x || (lo == x && !strict))
+      k += (double)c;
+    else if (hi > x)
+      k += (double)c * (hi - x) / (hi - lo);
+  }
+  return k / (double)r->npaths;
 }
 
 double keel_stress_prob_goal(const keel_stress_result *r, double goal, int any_time) {
-  const double *v = r->vals + (size_t)(any_time ? KEEL_STRESS_PEAK_WEALTH : KEEL_STRESS_WEALTH) * r->npaths;
-  size_t k = 0;
-  for (size_t p = 0; p < r->npaths; p++) k += v[p] >= goal;
-  return (double)k / (double)r->npaths;
+  const int s = any_time ? KEEL_STRESS_PEAK_WEALTH : KEEL_STRESS_WEALTH;
+  if (r->vals) {
+    const double *v = r->vals + (size_t)s * r->npaths;
+    size_t k = 0;
+    for (size_t p = 0; p < r->npaths; p++) k += v[p] >= goal;
+    return (double)k / (double)r->npaths;
+  }
+  if (goal == r->goal) return (double)(any_time ? r->n_goal_any : r->n_goal) / (double)r->npaths;
+  return sk_share_above(r, s, goal, 0);
 }
 
 double keel_stress_prob_loss(const keel_stress_result *r, double x) {
-  const double *v = r->vals + (size_t)KEEL_STRESS_LOSS * r->npaths;
-  size_t k = 0;
-  for (size_t p = 0; p < r->npaths; p++) k += v[p] > x;
-  return (double)k / (double)r->npaths;
+  if (r->vals) {
+    const double *v = r->vals + (size_t)KEEL_STRESS_LOSS * r->npaths;
+    size_t k = 0;
+    for (size_t p = 0; p < r->npaths; p++) k += v[p] > x;
+    return (double)k / (double)r->npaths;
+  }
+  if (x == r->loss_x) return (double)r->n_loss / (double)r->npaths;
+  return sk_share_above(r, KEEL_STRESS_LOSS, x, 1);
 }
 
 double keel_stress_shortfall(const keel_stress_result *r, keel_stress_stat s, double level) {
@@ -689,10 +948,29 @@ double keel_stress_shortfall(const keel_stress_result *r, keel_stress_stat s, do
   if (!m) return NAN;
   size_t k = (size_t)ceil(level * (double)m - 1e-9);
   if (k < 1) k = 1;
-  const double *x = r->sorted + (size_t)s * r->npaths;
   int high = s == KEEL_STRESS_LOSS || s == KEEL_STRESS_MAX_DRAWDOWN || s == KEEL_STRESS_UNDERWATER || s == KEEL_STRESS_COSTS;
   double a = 0;
-  for (size_t i = 0; i < k; i++) a += high ? x[m - 1 - i] : x[i];
+  if (r->vals) {
+    const double *x = r->sorted + (size_t)s * r->npaths;
+    for (size_t i = 0; i < k; i++) a += high ? x[m - 1 - i] : x[i];
+    return a / (double)k;
+  }
+  /* the sum of the k extreme order statistics' estimates, a bucket at a
+   * time: ranks [r0, r1) of a bucket of c sum to (r1 - r0) lo + (hi - lo)
+   * (r1^2 - r0^2) / (2 c) */
+  size_t left = k;
+  const size_t nb = r->sk_hi[s] - r->sk_lo[s];
+  for (size_t jj = 0; jj < nb && left; jj++) {
+    const size_t j = high ? r->sk_hi[s] - 1 - jj : r->sk_lo[s] + jj;
+    const uint32_t c = r->sk[(size_t)s * SK_NB + j];
+    if (!c) continue;
+    const size_t take = c < left ? (size_t)c : left;
+    const double r1 = high ? (double)c : (double)take, r0 = high ? (double)(c - take) : 0;
+    double lo, hi;
+    sk_bounds(j, &lo, &hi);
+    a += (r1 - r0) * lo + (hi - lo) * (r1 * r1 - r0 * r0) / (2 * (double)c);
+    left -= take;
+  }
   return a / (double)k;
 }
 

@@ -60,7 +60,7 @@ double keel_rng_uniform(keel_rng *r) { return rng_uniform(r); }
 #define ZIG_N 256
 #define ZIG_R 3.6541528853610088
 #define ZIG_V 0.00492867323399
-static double zx[ZIG_N + 1], zf[ZIG_N + 1];
+static double zx[ZIG_N + 1], zf[ZIG_N + 1], zx52[ZIG_N]; /* zx52 = zx 2^-52 (exactly) */
 static pthread_once_t zig_once = PTHREAD_ONCE_INIT;
 
 static void zig_build(void) {
@@ -69,6 +69,7 @@ static void zig_build(void) {
   for (int i = 2; i < ZIG_N; i++) zx[i] = sqrt(-2 * log(ZIG_V / zx[i - 1] + exp(-0.5 * zx[i - 1] * zx[i - 1])));
   zx[ZIG_N] = 0;
   for (int i = 0; i <= ZIG_N; i++) zf[i] = exp(-0.5 * zx[i] * zx[i]);
+  for (int i = 0; i < ZIG_N; i++) zx52[i] = zx[i] * 0x1.0p-52;
 }
 
 static void zig_init(void) { pthread_once(&zig_once, zig_build); }
@@ -91,11 +92,44 @@ static inline double rng_normal(keel_rng *r) {
   for (;;) {
     uint64_t b = rng_next(r);
     unsigned i = (unsigned)(b & 0xff);
-    double x = (double)((int64_t)b >> 11) * 0x1.0p-52 * zx[i]; /* bits 11..63: uniform on [-1, 1) */
+    /* bits 11..63: uniform on [-1, 1), times zx[i]; the power of two
+     * folded into the table changes no bit */
+    double x = (double)((int64_t)b >> 11) * zx52[i];
     if (fabs(x) < zx[i + 1]) return x;
     x = normal_slow(r, i, x);
     if (x == x) return x;
   }
+}
+
+/* rng_normal m times into out[i * stride], i < m: the same draws, with the
+ * generator's state in locals (registers) but for the rare slow path. */
+static void normals_into(keel_rng *r, double *out, size_t m, size_t stride) {
+  uint64_t s0 = r->s[0], s1 = r->s[1], s2 = r->s[2], s3 = r->s[3];
+  for (size_t k = 0; k < m; k++) {
+    for (;;) {
+      const uint64_t b = rotl(s1 * 5, 7) * 9, t = s1 << 17;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = rotl(s3, 45);
+      const unsigned i = (unsigned)(b & 0xff);
+      double x = (double)((int64_t)b >> 11) * zx52[i];
+      if (fabs(x) < zx[i + 1]) {
+        out[k * stride] = x;
+        break;
+      }
+      r->s[0] = s0, r->s[1] = s1, r->s[2] = s2, r->s[3] = s3;
+      x = normal_slow(r, i, x);
+      s0 = r->s[0], s1 = r->s[1], s2 = r->s[2], s3 = r->s[3];
+      if (x == x) {
+        out[k * stride] = x;
+        break;
+      }
+    }
+  }
+  r->s[0] = s0, r->s[1] = s1, r->s[2] = s2, r->s[3] = s3;
 }
 
 double keel_rng_normal(keel_rng *r) {
@@ -787,7 +821,9 @@ const double *keel_mc_history(const keel_mc *g, size_t *rows) {
   return g->hist;
 }
 
-size_t keel_mc_work_size(const keel_mc *g) { return 2 * g->n + 1; } /* z, then the sums */
+/* z and the sums of one step, then the normals and sums of a block of ZB steps */
+#define ZB 8
+size_t keel_mc_work_size(const keel_mc *g) { return 2 * ZB * g->n + 2 * g->n + 1; }
 
 /* r = m + scale F z for one step, F given by columns (Ft = F', row j is
  * column j of F; lower triangular F when tri). Each r_i sums its terms in
@@ -802,6 +838,85 @@ static inline void correlated(size_t n, const double *restrict Ft, int tri, cons
     for (size_t i = tri ? j : 0; i < n; i++) a[i] += c[i] * zj;
   }
   for (size_t i = 0; i < n; i++) r[i] = m[i] + scale * a[i];
+}
+
+/* correlated() for ZB steps at once: rows r[b * n + i] = m_i + (F z_b)_i
+ * for b < nb, z_b the column b of zt (zt[j * ZB + b]). Each sum takes its
+ * terms in the same order as correlated() (scale 1), so the bits are the
+ * same; the adds run across the steps, so they vectorise. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
+#define KEEL_MC_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define KEEL_MC_HOT
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+/* The sums of 8 steps in two 4-wide vectors that stay in registers. */
+typedef double v4d __attribute__((vector_size(32)));
+KEEL_MC_HOT static void correlated_block(size_t n, const double *restrict Ft, int tri, const double *restrict m,
+                             const double *restrict zt, size_t nb, double *restrict a, double *restrict r) {
+  (void)a;
+  for (size_t i = 0; i < n; i++) {
+    v4d a0 = {0, 0, 0, 0}, a1 = {0, 0, 0, 0};
+    const size_t jn = tri ? i + 1 : n;
+    for (size_t j = 0; j < jn; j++) {
+      const double f = Ft[j * n + i];
+      v4d z0, z1;
+      memcpy(&z0, zt + j * ZB, sizeof z0);
+      memcpy(&z1, zt + j * ZB + 4, sizeof z1);
+      a0 += f * z0;
+      a1 += f * z1;
+    }
+    double s[ZB];
+    memcpy(s, &a0, sizeof a0);
+    memcpy(s + 4, &a1, sizeof a1);
+    for (size_t b = 0; b < nb; b++) r[b * n + i] = m[i] + s[b];
+  }
+}
+#else
+KEEL_MC_HOT static void correlated_block(size_t n, const double *restrict Ft, int tri, const double *restrict m,
+                                         const double *restrict zt, size_t nb, double *restrict a, double *restrict r) {
+  for (size_t k = 0; k < n * ZB; k++) a[k] = 0;
+  for (size_t j = 0; j < n; j++) {
+    const double *restrict c = Ft + j * n, *restrict zj = zt + j * ZB;
+    for (size_t i = tri ? j : 0; i < n; i++) {
+      const double f = c[i];
+      double *restrict ai = a + i * ZB;
+      for (size_t b = 0; b < ZB; b++) ai[b] += f * zj[b];
+    }
+  }
+  for (size_t b = 0; b < nb; b++)
+    for (size_t i = 0; i < n; i++) r[b * n + i] = m[i] + a[i * ZB + b];
+}
+#endif
+
+/* The overlays of step t without random draws (volatility, replays,
+ * shocks), on row r of state s; corr draws its factor from rng. */
+static void overlay_step(const keel_mc *g, size_t t, size_t s, double *r, keel_rng *rng) {
+  const size_t n = g->n;
+  const double *m = g->mu + s * n, *sd = g->sd + s * n;
+  for (size_t e = 0; e < g->nev; e++) {
+    const cevent *ev = &g->ev[e];
+    if (t < ev->k0 || t >= ev->k1) continue;
+    if (ev->kind == KEEL_SCN_VOL) {
+      for (size_t j = 0; j < n; j++)
+        if (ev->mask[j]) r[j] = m[j] + ev->value * (r[j] - m[j]);
+    } else if (ev->kind == KEEL_SCN_CORR) {
+      double f = rng_normal(rng), a = sqrt(1 - ev->value), b = sqrt(ev->value);
+      for (size_t j = 0; j < n; j++)
+        if (ev->mask[j] && sd[j] > 0) r[j] = m[j] + a * (r[j] - m[j]) + b * sd[j] * f;
+    }
+  }
+  for (size_t e = 0; e < g->nev; e++) {
+    const cevent *ev = &g->ev[e];
+    if (t < ev->k0 || t >= ev->k1) continue;
+    if (ev->kind == KEEL_SCN_WORST) memcpy(r, g->hist + (ev->row0 + t - ev->k0) * n, n * sizeof *r);
+  }
+  for (size_t e = 0; e < g->nev; e++) {
+    const cevent *ev = &g->ev[e];
+    if (t < ev->k0 || t >= ev->k1 || ev->kind != KEEL_SCN_SHOCK) continue;
+    for (size_t j = 0; j < n; j++)
+      if (ev->mask[j]) r[j] += ev->value;
+  }
 }
 
 static size_t draw_cum(keel_rng *r, const double *cum, size_t K) {
@@ -821,6 +936,29 @@ keel_status keel_mc_path(keel_ctx *ctx, const keel_mc *g, uint64_t seed, uint64_
   keel_rng rng;
   keel_rng_seed(&rng, seed, path);
   size_t s = 0, idx = 0;
+  int corr = 0; /* a correlation overlay draws after each step's normals */
+  for (size_t e = 0; e < g->nev; e++) corr |= g->ev[e].kind == KEEL_SCN_CORR;
+  if (g->kind == KEEL_MC_NORMAL && !corr) {
+    /* the same draws in the same order as step by step below, ZB steps at
+     * a time: the normals of a block, then its correlated rows */
+    double *zt = work + 2 * n;
+    for (size_t t0 = 0; t0 < T; t0 += ZB) {
+      const size_t nb = T - t0 < ZB ? T - t0 : ZB;
+      for (size_t b = 0; b < ZB; b++) {
+        if (b < nb)
+          normals_into(&rng, zt + b, n, ZB);
+        else
+          for (size_t j = 0; j < n; j++) zt[j * ZB + b] = 0;
+      }
+      correlated_block(n, g->fact, g->tri[0], g->mu, zt, nb, zt + ZB * n, logret + t0 * n);
+    }
+    for (size_t t = 0; t < T; t++) {
+      if (states) states[t] = 0;
+      if (g->act && g->act[t]) overlay_step(g, t, 0, logret + t * n, &rng);
+    }
+    keeli_free(ctx, own);
+    return KEEL_OK;
+  }
   if (g->kind == KEEL_MC_REGIME) s = draw_cum(&rng, g->init_cum, K);
   if (g->kind == KEEL_MC_BOOTSTRAP) idx = (size_t)(rng_uniform(&rng) * (double)g->nhist);
   for (size_t t = 0; t < T; t++) {
@@ -853,33 +991,9 @@ keel_status keel_mc_path(keel_ctx *ctx, const keel_mc *g, uint64_t seed, uint64_
       case KEEL_MC_CONSTANT: memcpy(r, g->mu, n * sizeof *r); break;
     }
     if (states) states[t] = (unsigned)s;
-    if (!g->act || !g->act[t]) continue;
     /* the overlays of this step: on the deviations from the step mean,
      * then replays, then shocks */
-    const double *m = g->mu + s * n, *sd = g->sd + s * n;
-    for (size_t e = 0; e < g->nev; e++) {
-      const cevent *ev = &g->ev[e];
-      if (t < ev->k0 || t >= ev->k1) continue;
-      if (ev->kind == KEEL_SCN_VOL) {
-        for (size_t j = 0; j < n; j++)
-          if (ev->mask[j]) r[j] = m[j] + ev->value * (r[j] - m[j]);
-      } else if (ev->kind == KEEL_SCN_CORR) {
-        double f = rng_normal(&rng), a = sqrt(1 - ev->value), b = sqrt(ev->value);
-        for (size_t j = 0; j < n; j++)
-          if (ev->mask[j] && sd[j] > 0) r[j] = m[j] + a * (r[j] - m[j]) + b * sd[j] * f;
-      }
-    }
-    for (size_t e = 0; e < g->nev; e++) {
-      const cevent *ev = &g->ev[e];
-      if (t < ev->k0 || t >= ev->k1) continue;
-      if (ev->kind == KEEL_SCN_WORST) memcpy(r, g->hist + (ev->row0 + t - ev->k0) * n, n * sizeof *r);
-    }
-    for (size_t e = 0; e < g->nev; e++) {
-      const cevent *ev = &g->ev[e];
-      if (t < ev->k0 || t >= ev->k1 || ev->kind != KEEL_SCN_SHOCK) continue;
-      for (size_t j = 0; j < n; j++)
-        if (ev->mask[j]) r[j] += ev->value;
-    }
+    if (g->act && g->act[t]) overlay_step(g, t, s, r, &rng);
   }
   keeli_free(ctx, own);
   return KEEL_OK;

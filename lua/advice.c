@@ -993,6 +993,7 @@ static keel_status goal_odds(keel_ctx *ctx, const keel_advice_input *in, keel_ad
   o.threads = 1;
   o.goal = in->profile->goal_amount;
   o.band_points = 2;
+  o.keep_paths = 1; /* exact quantiles: a few thousand paths at most */
   if ((st = keel_stress_run(ctx, &o, &r))) goto done;
   a->goal_p = keel_stress_prob_goal(r, in->profile->goal_amount, 0);
   a->goal_q[0] = keel_stress_quantile(r, KEEL_STRESS_WEALTH, 0.05);

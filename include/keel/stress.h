@@ -10,10 +10,13 @@
  * and every statistic is computed from per-path values in path order, so
  * results are bitwise the same on any number of threads.
  *
- * Memory: a few doubles per path (the per-path statistics, from which
- * exact percentiles come) plus fixed-size histograms for the fan chart,
- * whatever the number of paths; the paths' value series only when asked
- * (keep_paths). docs/stress.md gives every formula.
+ * Memory does not grow with the number of paths: the statistics are
+ * streamed into fixed log-linear histograms (256 buckets an octave, so a
+ * percentile is within 0.4% of the exact one) and exact sums (means),
+ * the fan chart into fixed histograms per point. With keep_paths every
+ * path's statistics and values at the band points are kept too, and the
+ * percentiles, shortfalls and probabilities are exact. docs/stress.md
+ * gives every formula and bound.
  */
 #ifndef KEEL_STRESS_H
 #define KEEL_STRESS_H
@@ -88,7 +91,8 @@ typedef struct keel_stress_options {
   double loss_threshold;              /* X of P(loss > X) (0.2) */
   double es_level;                    /* tail of the expected shortfall (0.05) */
   size_t band_points;                 /* points of the fan chart (0: min(steps + 1, 401)) */
-  int keep_paths;                     /* keep every path's values at the band points (0) */
+  int keep_paths;                     /* keep every path's statistics and values at the band points: exact
+                                         percentiles (0: histograms, memory independent of npaths) */
   int record_holdings;                /* the engine records holdings (for on_path; 0) */
   keel_stress_progress_fn progress;
   void *progress_ud;
@@ -118,27 +122,41 @@ KEEL_API int keel_stress_has_flows(const keel_stress_result *r);
 KEEL_API double keel_stress_mean_in(const keel_stress_result *r);
 KEEL_API double keel_stress_mean_out(const keel_stress_result *r);
 
-/* The statistic's value on each path (npaths values, path order; NaN where
- * undefined, e.g. an IRR with no sign change). Borrowed. */
+/* With keep_paths: the statistic's value on each path (npaths values,
+ * path order; NaN where undefined, e.g. an IRR with no sign change).
+ * Borrowed. Without: NULL. */
 KEEL_API const double *keel_stress_values(const keel_stress_result *r, keel_stress_stat s);
-/* Exact quantile q in [0, 1] over the paths where it is defined (linear
- * interpolation between order statistics, "type 7"); NaN if none. */
+/* Whether the paths' statistics were kept (keep_paths), so that the
+ * quantiles, shortfalls and probabilities below are exact. */
+KEEL_API int keel_stress_exact(const keel_stress_result *r);
+/* Quantile q in [0, 1] over the paths where it is defined (linear
+ * interpolation between order statistics, "type 7"); NaN if none. Exact
+ * with keep_paths; otherwise the order statistics are estimated from
+ * their histogram buckets, within 2^-8 (0.39%) of their value (2^-32
+ * absolute near 0), so the quantile is within 0.39% of the larger in
+ * magnitude of the two it interpolates between. */
 KEEL_API double keel_stress_quantile(const keel_stress_result *r, keel_stress_stat s, double q);
+/* The mean over the paths where it is defined: the exact sum, rounded. */
 KEEL_API double keel_stress_mean(const keel_stress_result *r, keel_stress_stat s);
 /* Share of paths with terminal wealth >= goal; with any_time, whose value
- * reached goal at some point. */
+ * reached goal at some point. Exact with keep_paths or for the run's goal;
+ * otherwise from the histogram (the share of goal's bucket, values within
+ * 0.39% of goal, is split linearly). */
 KEEL_API double keel_stress_prob_goal(const keel_stress_result *r, double goal, int any_time);
-/* Share of paths that lost more than x (KEEL_STRESS_LOSS > x). */
+/* Share of paths that lost more than x (KEEL_STRESS_LOSS > x); exact with
+ * keep_paths or for the run's loss threshold, else as prob_goal. */
 KEEL_API double keel_stress_prob_loss(const keel_stress_result *r, double x);
 /* Expected shortfall at tail `level`: the mean of the worst ceil(level N)
  * values of the statistic (the highest for LOSS, MAX_DRAWDOWN,
- * UNDERWATER, COSTS; the lowest for the others). */
+ * UNDERWATER, COSTS; the lowest for the others). Exact with keep_paths;
+ * otherwise the mean of those order statistics' estimates (each within
+ * 0.39%). */
 KEEL_API double keel_stress_shortfall(const keel_stress_result *r, keel_stress_stat s, double level);
 
 /* The fan chart: npoints points at run rows (keel_stress_band_rows), the
- * 5/25/50/75/95 percentiles of the account's value there, from
- * histograms of log(value / capital) with 1/256 wide bins over [-12, 12]
- * (relative error below 0.4%; values outside are clamped to the range). */
+ * 5/25/50/75/95 percentiles of the account's value there, from log-linear
+ * histograms (256 buckets an octave) from 2^-17 to 2^17 times the capital
+ * (relative error below 0.4%; values outside are counted at the ends). */
 #define KEEL_STRESS_NBANDS 5
 KEEL_API const double *keel_stress_band_probs(void); /* 0.05, 0.25, 0.5, 0.75, 0.95 */
 KEEL_API size_t keel_stress_band_npoints(const keel_stress_result *r);

@@ -9,6 +9,7 @@
 #include <valgrind/valgrind.h>
 
 #include "keel_test.h"
+#include "backtest/engine_internal.h"
 
 static const char *const SYM1[1] = {"X"};
 
@@ -227,6 +228,296 @@ static void test_conservation(void **state) {
   assert_true(keel_stress_has_flows(r));
   assert_close(keel_stress_mean_in(r), 10000 + 200 * 181, 1e-12, 0);
   keel_stress_result_free(r);
+  policy_teardown(&f);
+}
+
+/* ---- quiet rows: the engine's short path gives the general path's bits ---- */
+
+typedef struct quiet_check {
+  const keel_account_spec *spec;
+  size_t paths, quiet_rows, rebalances, trades;
+} quiet_check;
+
+static void same_doubles(const double *a, const double *b, size_t n, const char *what) {
+  if (memcmp(a, b, n * sizeof *a)) fail_msg("%s differs", what);
+}
+
+/* r (from the stress runner's engine, quiet rows on) against the same
+ * account run on the same panel by keel_backtest_run_account (quiet rows
+ * on) and by an engine with quiet rows off: every value bitwise. */
+static int check_quiet(void *ud, uint64_t path, const keel_panel *p, size_t start, const keel_backtest_result *r) {
+  (void)path;
+  quiet_check *q = ud;
+  keel_account_spec spec = *q->spec;
+  spec.start = start;
+  spec.end = 0;
+  spec.fill = KEEL_FILL_CLOSE;
+  spec.periods_per_year = 12;
+  spec.record_holdings = 1;
+  keeli_engine *e = NULL;
+  keel_backtest_result *pub = NULL;
+  assert_ok(CTX, keeli_engine_new(CTX, p, &spec, 0, &e));
+  keeli_engine_set_quiet(e, 0);
+  assert_ok(CTX, keeli_engine_run(e, CTX));
+  assert_int_equal(keeli_engine_quiet_rows(e), 0);
+  assert_ok(CTX, keel_backtest_run_account(CTX, p, &spec, &pub));
+  const keel_backtest_result *gen = keeli_engine_result(e);
+  const keel_backtest_result *rs[2] = {gen, pub};
+  const size_t n = keel_backtest_npoints(r), na = keel_panel_nassets(p);
+  for (int k = 0; k < 2; k++) {
+    const keel_backtest_result *o = rs[k];
+    assert_int_equal(keel_backtest_npoints(o), n);
+    same_doubles(keel_backtest_values(r), keel_backtest_values(o), n, "values");
+    same_doubles(keel_backtest_cash(r), keel_backtest_cash(o), n, "cash");
+    same_doubles(keel_backtest_flows(r), keel_backtest_flows(o), n, "flows");
+    same_doubles(keel_backtest_traded(r), keel_backtest_traded(o), n, "traded");
+    same_doubles(keel_backtest_costs(r), keel_backtest_costs(o), n, "costs");
+    for (size_t t = 0; t < n; t++) same_doubles(keel_backtest_holdings(r, t), keel_backtest_holdings(o, t), na, "holdings");
+    for (size_t s = 0; s < spec.nsubs; s++) {
+      same_doubles(keel_backtest_sub_values(r, s), keel_backtest_sub_values(o, s), n, "sub-account values");
+      same_doubles(keel_backtest_sub_cash(r, s), keel_backtest_sub_cash(o, s), n, "sub-account cash");
+    }
+    assert_int_equal(keel_backtest_ntrades(r), keel_backtest_ntrades(o));
+    const keel_trade *ta = keel_backtest_trades(r), *tb = keel_backtest_trades(o);
+    for (size_t i = 0; i < keel_backtest_ntrades(r); i++) {
+      assert_true(ta[i].date == tb[i].date && ta[i].asset == tb[i].asset && ta[i].sub == tb[i].sub &&
+                  ta[i].reason == tb[i].reason);
+      assert_memory_equal(&ta[i].shares, &tb[i].shares, sizeof(double));
+      assert_memory_equal(&ta[i].cost, &tb[i].cost, sizeof(double));
+    }
+    assert_int_equal(keel_backtest_nrebalances(r), keel_backtest_nrebalances(o));
+    const keel_rebalance *ra = keel_backtest_rebalances(r), *rb = keel_backtest_rebalances(o);
+    for (size_t i = 0; i < keel_backtest_nrebalances(r); i++) {
+      assert_true(ra[i].date == rb[i].date && ra[i].sub == rb[i].sub && ra[i].reason == rb[i].reason);
+      assert_memory_equal(&ra[i].value_before, &rb[i].value_before, sizeof(double));
+      assert_memory_equal(&ra[i].costs, &rb[i].costs, sizeof(double));
+    }
+  }
+  /* the public run took quiet rows too: run it through an engine to count them */
+  keeli_engine_set_quiet(e, 1);
+  assert_ok(CTX, keeli_engine_run(e, CTX));
+  q->quiet_rows += keeli_engine_quiet_rows(e);
+  same_doubles(keel_backtest_values(r), keel_backtest_values(keeli_engine_result(e)), n, "values (quiet)");
+  q->rebalances += keel_backtest_nrebalances(r);
+  q->trades += keel_backtest_ntrades(r);
+  q->paths++;
+  keel_backtest_result_free(pub);
+  keeli_engine_free(e);
+  return 0;
+}
+
+static void test_quiet_rows_bitwise(void **state) {
+  (void)state;
+  enum { A = 10 };
+  double mu[A], cov[A * A], w1[A], w2[4] = {0.4, 0.3, 0.2, 0.1};
+  const char *sym[A] = {"A0", "A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9"};
+  for (size_t i = 0; i < A; i++) {
+    mu[i] = 0.03 + 0.01 * (double)i;
+    w1[i] = 1.0 / A;
+    for (size_t j = 0; j < A; j++) cov[i * A + j] = (i == j ? 1 : 0.3) * (0.1 + 0.02 * (double)i) * (0.1 + 0.02 * (double)j);
+  }
+  keel_mc_params mp;
+  keel_mc_params_default(&mp);
+  mp.freq = KEEL_MC_MONTHLY;
+  mp.years = 30;
+  mp.nassets = A;
+  mp.mu = mu;
+  mp.cov = cov;
+  keel_mc *g = NULL;
+  assert_ok(CTX, keel_mc_new(CTX, &mp, &g));
+  /* sub-account 0: the benchmark's basket (an absolute band, costs, quiet
+   * on every row without a breach); 1: four assets, a relative band
+   * checked monthly and a yearly schedule too; 2: a monthly DCA plan (never
+   * quiet) */
+  keel_subaccount_spec s[3];
+  static const size_t cols1[4] = {2, 3, 4, 5}, cols2[3] = {7, 8, 9};
+  const double w3[3] = {0.5, 0.3, 0.2};
+  for (int k = 0; k < 3; k++) {
+    keel_subaccount_spec_default(&s[k]);
+    s[k].costs.buy_bps = s[k].costs.sell_bps = 10;
+    s[k].costs.use_lots = 0;
+  }
+  s[0].name = "basket";
+  s[0].weights = w1;
+  s[0].schedule.calendar = KEEL_CAL_NEVER;
+  s[0].band.kind = KEEL_BAND_ABSOLUTE;
+  s[0].band.abs = 0.05;
+  s[1].name = "four";
+  s[1].nassets = 4;
+  s[1].assets = cols1;
+  s[1].weights = w2;
+  s[1].capital = 50000;
+  s[1].schedule.calendar = KEEL_CAL_YEARLY;
+  s[1].rebalance_on_schedule = 1;
+  s[1].band.kind = KEEL_BAND_RELATIVE;
+  s[1].band.rel = 0.2;
+  s[1].band_check.calendar = KEEL_CAL_MONTHLY;
+  s[1].costs.spread_bps = 6;
+  keel_dca d;
+  keel_dca_default(&d);
+  d.amount = 300;
+  d.schedule.calendar = KEEL_CAL_MONTHLY;
+  s[2].name = "dca";
+  s[2].nassets = 3;
+  s[2].assets = cols2;
+  s[2].weights = w3;
+  s[2].capital = 20000;
+  s[2].band.kind = KEEL_BAND_ABSOLUTE;
+  s[2].band.abs = 0.1;
+  s[2].dca = &d;
+  s[2].ndca = 1;
+  keel_account_spec a;
+  keel_account_spec_default(&a);
+  a.nsubs = 3;
+  a.subs = s;
+  quiet_check q = {.spec = &a};
+  keel_stress_options o;
+  keel_stress_options_default(&o);
+  o.gen = g;
+  o.account = &a;
+  o.symbols = sym;
+  o.npaths = RUNNING_ON_VALGRIND ? 6 : 40;
+  o.seed = 99;
+  o.threads = 1;
+  o.record_holdings = 1;
+  o.on_path = check_quiet;
+  o.path_ud = &q;
+  keel_stress_result *r = NULL;
+  assert_ok(CTX, keel_stress_run(CTX, &o, &r));
+  assert_int_equal(q.paths, o.npaths);
+  /* the quiet path ran most rows of the first two sub-accounts, and the
+   * band breaches (rebalances past the first row) went the general way */
+  if (q.quiet_rows < o.npaths * 2 * 300) fail_msg("only %zu quiet rows", q.quiet_rows);
+  if (q.rebalances < o.npaths * 5) fail_msg("only %zu rebalances", q.rebalances);
+  keel_stress_result_free(r);
+  keel_mc_free(g);
+}
+
+/* ---- streamed statistics: the histograms' estimates against the exact values ---- */
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static keel_stress_result *run_policy(policy_fix *f, size_t npaths, int threads, int keep, keel_ctx *ctx) {
+  keel_stress_options o;
+  keel_stress_options_default(&o);
+  o.gen = f->g;
+  o.account = &f->a;
+  o.history = f->hist;
+  o.npaths = npaths;
+  o.seed = 5;
+  o.threads = threads;
+  o.keep_paths = keep;
+  o.goal = 40000;
+  o.loss_threshold = 0.1;
+  keel_stress_result *r = NULL;
+  assert_ok(ctx, keel_stress_run(ctx, &o, &r));
+  return r;
+}
+
+static void test_streamed_accuracy(void **state) {
+  (void)state;
+  policy_fix f;
+  policy_setup(&f, KEEL_MC_NORMAL, "crash:*EQUITY*:-0.3@2y", 10);
+  const size_t N = RUNNING_ON_VALGRIND ? 400 : 3000;
+  keel_stress_result *ex = run_policy(&f, N, 1, 1, CTX), *sk = run_policy(&f, N, 2, 0, CTX),
+                     *sk1 = run_policy(&f, N, 1, 0, CTX);
+  assert_true(keel_stress_exact(ex));
+  assert_false(keel_stress_exact(sk));
+  assert_null(keel_stress_values(sk, KEEL_STRESS_WEALTH));
+  const double d = 1.0 / 256, tiny = 0x1p-32;
+  const double qs[] = {0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1};
+  double *v = malloc(N * sizeof *v);
+  size_t checked = 0, inexact = 0;
+  for (int s = 0; s < KEEL_STRESS_NSTATS; s++) {
+    size_t m = 0;
+    for (size_t p = 0; p < N; p++)
+      if (!isnan(keel_stress_values(ex, s)[p])) v[m++] = keel_stress_values(ex, s)[p];
+    qsort(v, m, sizeof *v, cmp_d);
+    /* the means are exact sums in both modes, on any thread count */
+    double me = keel_stress_mean(ex, s), ms = keel_stress_mean(sk, s);
+    if (memcmp(&me, &ms, sizeof me)) fail_msg("%s: mean %.17g vs %.17g", keel_stress_stat_name(s), me, ms);
+    double naive = 0;
+    for (size_t i = 0; i < m; i++) naive += v[i];
+    if (m) assert_close(me, naive / (double)m, 1e-12, 1e-15);
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+      double h = (double)(m - 1) * qs[i];
+      size_t lo = (size_t)h, hi = lo + 1 < m ? lo + 1 : lo;
+      double want = keel_stress_quantile(ex, s, qs[i]), got = keel_stress_quantile(sk, s, qs[i]);
+      double bound = d * fmax(fabs(v[lo]), fabs(v[hi])) + tiny;
+      if (!(fabs(got - want) <= bound))
+        fail_msg("%s q%.2f: %.10g vs exact %.10g (bound %.3g)", keel_stress_stat_name(s), qs[i], got, want, bound);
+      checked++;
+      inexact += got != want;
+      /* the same bits on 1 and 2 threads */
+      double g1 = keel_stress_quantile(sk1, s, qs[i]);
+      assert_memory_equal(&g1, &got, sizeof got);
+    }
+    for (double lvl = 0.01; lvl < 0.3; lvl += 0.07) {
+      double want = keel_stress_shortfall(ex, s, lvl), got = keel_stress_shortfall(sk, s, lvl);
+      int high = s == KEEL_STRESS_LOSS || s == KEEL_STRESS_MAX_DRAWDOWN || s == KEEL_STRESS_UNDERWATER ||
+                 s == KEEL_STRESS_COSTS;
+      size_t k = (size_t)ceil(lvl * (double)m - 1e-9);
+      double mag = 0;
+      for (size_t i = 0; i < k; i++) mag += fabs(high ? v[m - 1 - i] : v[i]);
+      double bound = d * mag / (double)k + tiny;
+      if (!(fabs(got - want) <= bound))
+        fail_msg("%s ES %.2f: %.10g vs exact %.10g (bound %.3g)", keel_stress_stat_name(s), lvl, got, want, bound);
+      double g1 = keel_stress_shortfall(sk1, s, lvl);
+      assert_memory_equal(&g1, &got, sizeof got);
+    }
+  }
+  assert_true(inexact > checked / 2); /* the estimates are estimates: this compares something */
+  /* P(goal) and P(loss): exact at the run's thresholds, within the share
+   * of the threshold's bucket elsewhere */
+  assert_close(keel_stress_prob_goal(sk, 40000, 0), keel_stress_prob_goal(ex, 40000, 0), 0, 0);
+  assert_close(keel_stress_prob_goal(sk, 40000, 1), keel_stress_prob_goal(ex, 40000, 1), 0, 0);
+  assert_close(keel_stress_prob_loss(sk, 0.1), keel_stress_prob_loss(ex, 0.1), 0, 0);
+  const double *W = keel_stress_values(ex, KEEL_STRESS_WEALTH);
+  for (double goal = 20000; goal < 80000; goal *= 1.13) {
+    size_t near = 0;
+    for (size_t p = 0; p < N; p++) near += fabs(W[p] - goal) <= d * goal;
+    assert_close(keel_stress_prob_goal(sk, goal, 0), keel_stress_prob_goal(ex, goal, 0), 0, (double)near / (double)N + 1e-12);
+  }
+  /* the fan chart and the money are the same whether the paths are kept */
+  assert_memory_equal(keel_stress_bands(ex), keel_stress_bands(sk),
+                      keel_stress_band_npoints(ex) * KEEL_STRESS_NBANDS * sizeof(double));
+  assert_memory_equal(keel_stress_bands(sk1), keel_stress_bands(sk),
+                      keel_stress_band_npoints(ex) * KEEL_STRESS_NBANDS * sizeof(double));
+  assert_true(keel_stress_mean_in(ex) == keel_stress_mean_in(sk) && keel_stress_mean_out(ex) == keel_stress_mean_out(sk));
+  free(v);
+  keel_stress_result_free(ex);
+  keel_stress_result_free(sk);
+  keel_stress_result_free(sk1);
+  policy_teardown(&f);
+}
+
+/* Memory does not grow with the number of paths unless they are kept. */
+static void test_memory_bounded(void **state) {
+  (void)state;
+  policy_fix f;
+  policy_setup(&f, KEEL_MC_BOOTSTRAP, NULL, 5);
+  long long peak[4];
+  const size_t big = RUNNING_ON_VALGRIND ? 1000 : 6000, n[4] = {200, big, 200, 2000};
+  for (int k = 0; k < 4; k++) {
+    keel_test_alloc a;
+    keel_ctx *ctx = keel_test_ctx(&a);
+    a.peak_bytes = a.live_bytes;
+    long long base = a.live_bytes;
+    keel_stress_result *r = run_policy(&f, n[k], 1, k >= 2, ctx);
+    peak[k] = a.peak_bytes - base;
+    keel_stress_result_free(r);
+    keel_ctx_free(ctx);
+  }
+  /* the same but for the engine's trade buffers, sized by the busiest
+   * path so far (about 24 kB more here, whether 2,000 or 6,000 paths) */
+  if (peak[1] > peak[0] + 65536) fail_msg("peak %lld bytes for 200 paths, %lld for %zu", peak[0], peak[1], big);
+  /* kept, 1,800 more paths cost their 9 statistics twice (values and
+   * sorted) and their 61 band points */
+  if (peak[3] < peak[2] + 1800 * (18 + 61) * 8)
+    fail_msg("peak %lld bytes for 200 kept paths, %lld for 2000", peak[2], peak[3]);
   policy_teardown(&f);
 }
 
@@ -663,6 +954,8 @@ int main(void) {
       cmocka_unit_test(test_drawdown_underwater), cmocka_unit_test(test_crash_every_path),
       cmocka_unit_test(test_strategy_workers), cmocka_unit_test(test_bad_options),
       cmocka_unit_test(test_store),            cmocka_unit_test(test_oom),
+      cmocka_unit_test(test_quiet_rows_bitwise), cmocka_unit_test(test_streamed_accuracy),
+      cmocka_unit_test(test_memory_bounded),
   };
   return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);
 }
