@@ -736,12 +736,12 @@ static double wall_seconds(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static void batch_progress(void *ud, size_t done, size_t total, double eta) {
-  batch_cli *c = ud;
-  if (!c->bar) return;
+/* A progress bar on stderr (a terminal): at most ten redraws a second,
+ * and the last one. eta < 0: unknown. */
+static void draw_bar(double *last_draw, size_t done, size_t total, double eta, const char *what) {
   double now = wall_seconds();
-  if (done < total && now - c->last_draw < 0.1) return;
-  c->last_draw = now;
+  if (done < total && now - *last_draw < 0.1) return;
+  *last_draw = now;
   enum { WIDTH = 30 };
   size_t fill = total ? done * WIDTH / total : WIDTH;
   char bar[WIDTH + 1];
@@ -755,9 +755,14 @@ static void batch_progress(void *ud, size_t done, size_t total, double eta) {
     else
       snprintf(left, sizeof left, "%02ld:%02ld", t / 60, t % 60);
   }
-  fprintf(stderr, "\r[%s] %zu/%zu jobs, %s left ", bar, done, total, left);
+  fprintf(stderr, "\r[%s] %zu/%zu %s, %s left ", bar, done, total, what, left);
   if (done == total) fputc('\n', stderr);
   fflush(stderr);
+}
+
+static void batch_progress(void *ud, size_t done, size_t total, double eta) {
+  batch_cli *c = ud;
+  if (c->bar) draw_bar(&c->last_draw, done, total, eta, "jobs");
 }
 
 static void batch_result(void *ud, const char *line) {
@@ -1226,24 +1231,8 @@ static void stress_free_account(void *ud, void *handle) {
 static void stress_progress(void *ud, size_t done, size_t total) {
   stress_cli *c = ud;
   if (!c->bar) return;
-  double now = wall_seconds();
-  if (done < total && now - c->last_draw < 0.1) return;
-  c->last_draw = now;
-  enum { WIDTH = 30 };
-  size_t fill = total ? done * WIDTH / total : WIDTH;
-  char bar[WIDTH + 1];
-  for (size_t k = 0; k < WIDTH; k++) bar[k] = k < fill ? '#' : '.';
-  bar[WIDTH] = '\0';
-  char left[32] = "--:--";
-  if (done > 0 && done < total) {
-    long t = (long)((now - c->t0) / (double)done * (double)(total - done) + 0.5);
-    snprintf(left, sizeof left, "%02ld:%02ld", t / 60, t % 60);
-  } else if (done == total) {
-    snprintf(left, sizeof left, "00:00");
-  }
-  fprintf(stderr, "\r[%s] %zu/%zu paths, %s left ", bar, done, total, left);
-  if (done == total) fputc('\n', stderr);
-  fflush(stderr);
+  double eta = done == total ? 0 : done > 0 ? (wall_seconds() - c->t0) / (double)done * (double)(total - done) : -1;
+  draw_bar(&c->last_draw, done, total, eta, "paths");
 }
 
 static void print_stress_row(const keel_stress_result *r, const char *label, keel_stress_stat s, int pct) {

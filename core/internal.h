@@ -69,6 +69,12 @@ struct keel_strategy_ops;
 keel_status keeli_strategy_new(keel_ctx *ctx, const struct keel_strategy_ops *ops, void *state,
                                struct keel_strategy **out);
 
+/* Fills an audit-trail record from an optimiser result (solves: the solves
+ * it counts in all); rec may be NULL. In core/strategy.c. */
+struct keel_opt_record;
+struct keel_mv_result;
+void keeli_opt_record_fill(struct keel_opt_record *rec, const struct keel_mv_result *r, int solves);
+
 /* Simple returns of panel columns cols (m of them) over rows (lo, hi]:
  * R gets (hi - lo) x m, row-major, each return against the column's last
  * price in [lo, t) (so one spanning a halt compounds), NaN where it has no

@@ -213,7 +213,7 @@ static int reduce_to_common(window *W, keel_cov_kind kind) {
   }
 }
 
-static void record(keel_opt_record *rec, const keel_mv_result *r, int solves) {
+void keeli_opt_record_fill(keel_opt_record *rec, const keel_mv_result *r, int solves) {
   if (!rec) return;
   rec->used = 1;
   rec->status = r->qp_status;
@@ -273,7 +273,7 @@ static keel_status optimise(keel_ctx *ctx, const bstate *b, const keel_strategy_
       solves = r.solves;
       sp.objective = KEEL_OBJ_MIN_VARIANCE;
       st = keel_mv_optimize(ctx, m, mu, Sv, NULL, &sp, w, &r);
-      if (!st) record(rec, &r, solves + r.solves);
+      if (!st) keeli_opt_record_fill(rec, &r, solves + r.solves);
       return st;
     }
     if (st) return st;
@@ -297,7 +297,7 @@ static keel_status optimise(keel_ctx *ctx, const bstate *b, const keel_strategy_
     if ((st = keel_mv_optimize(ctx, m, mu, Sv, NULL, &sp, w, &r))) return st;
     solves = r.solves;
   }
-  record(rec, &r, solves);
+  keeli_opt_record_fill(rec, &r, solves);
   return KEEL_OK;
 }
 

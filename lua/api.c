@@ -23,6 +23,7 @@
 #include "keel/mv.h"
 #include "keel/policy.h"
 #include "keel/strategy.h"
+#include "core/internal.h"
 #include "keel/version.h"
 #include "lua/internal.h"
 
@@ -714,19 +715,7 @@ static void push_result(lua_State *L, keeli_host *h, const double *w, size_t n, 
   lua_setfield(L, -2, "ill_conditioned");
   lua_pushboolean(L, r->psd_repaired);
   lua_setfield(L, -2, "psd_repaired");
-  if (h->opt) {
-    keel_opt_record *rec = h->opt;
-    const int solves = (rec->used ? rec->solves : 0) + r->solves;
-    rec->used = 1;
-    rec->status = r->qp_status;
-    rec->iterations = r->qp_iterations;
-    rec->solves = solves;
-    rec->polished = r->polished;
-    rec->res_prim = r->res_prim;
-    rec->res_dual = r->res_dual;
-    rec->objective_ret = r->ret;
-    rec->objective_vol = r->vol;
-  }
+  if (h->opt) keeli_opt_record_fill(h->opt, r, (h->opt->used ? h->opt->solves : 0) + r->solves);
 }
 
 static int run_mv(lua_State *L, const char *who, keel_objective obj, int imu, int icov, int itarget, int iopts) {
