@@ -104,6 +104,7 @@ void keel_backtest_result_free(keel_backtest_result *r) {
 
 typedef struct sub_run {
   const keel_subaccount_spec *sp;
+  int base_same; /* the last refresh_targets left the base weights as they were */
   double start_value; /* capital plus the initial holdings at the first close */
   sub_result *res;
   uint32_t idx;
@@ -273,10 +274,18 @@ KEEL_HOT static int band_outside(size_t na, const double *restrict x, const doub
  * always inside), so the loop runs whole vectors. */
 KEEL_HOT static int band_inside(size_t na, const double *restrict x, const double *restrict tau,
                                 const double *restrict bwm, double V) {
-  int in = 1;
+  /* counts of the assets not certainly inside, in sixteen lanes of doubles
+   * (a compare and an add per element, which vectorise well; an int mask
+   * or-ed across the loop did not) */
   const size_t n4 = PAD4(na);
-  for (size_t k = 0; k < n4; k++) in &= fabs(x[k] - tau[k] * V) < bwm[k] * V;
-  return in;
+  double o[16] = {0};
+  size_t k = 0;
+  for (; k + 16 <= n4; k += 16)
+    for (size_t j = 0; j < 16; j++) o[j] += fabs(x[k + j] - tau[k + j] * V) < bwm[k + j] * V ? 0.0 : 1.0;
+  for (; k < n4; k++) o[k & 15] += fabs(x[k] - tau[k] * V) < bwm[k] * V ? 0.0 : 1.0;
+  double n = 0;
+  for (size_t j = 0; j < 16; j++) n += o[j];
+  return n == 0;
 }
 
 /* x = sh * lp when every asset has a price, and sum(x) in sixteen
@@ -786,7 +795,14 @@ static keel_strategy_input strategy_input(run *E, sub_run *S, size_t t) {
 
 static keel_status refresh_targets(run *E, sub_run *S, size_t t) {
   const keel_subaccount_spec *sp = S->sp;
+  S->base_same = 0;
   if (sp->weights) {
+    /* a fixed basket: the same base weights at every decision after the
+     * first, so the targets and band widths need not be made again */
+    if (t > 0 && memcmp(S->base, sp->weights, S->na * sizeof(double)) == 0) {
+      S->base_same = 1;
+      return KEEL_OK;
+    }
     memcpy(S->base, sp->weights, S->na * sizeof(double));
     return KEEL_OK;
   }
@@ -1335,7 +1351,7 @@ static keel_status step_row(run *E, sub_run *S, size_t t) {
     if ((st = update_volk(E, S, t))) return st;
   }
   /* the targets change only with the base weights, the vol scale or locks */
-  if (t == 0 || due || sp->vol.target > 0 || sp->nstops) effective_targets(S);
+  if (t == 0 || (due && !S->base_same) || sp->vol.target > 0 || sp->nstops) effective_targets(S);
   if (sp->ndca && (st = step_dca(E, S, t))) return st;
   if ((st = step_rebalance(E, S, t, due))) return st;
   if (sp->strategy && sp->strategy->ops->on_bar && (st = step_on_bar(E, S, t))) return st;
