@@ -79,8 +79,14 @@ typedef struct lstrat {
   size_t zcap, pcap, rcap;
   size_t *cnt;
   size_t cntcap;
-  keel_date date; /* ctx.date holds this date */
+  keel_date now;  /* the date of the current (or last) call */
+  const size_t *ok_assets; /* the columns check_in last found valid, of ok_panel */
+  const keel_panel *ok_panel;
+  size_t ok_n;
+  keel_date date; /* datestr holds this date */
   int date_set;
+  char datestr[16];
+  size_t datelen;
 } lstrat;
 
 static keel_status lua_init(void *state, keel_ctx *ctx, const keel_strategy_input *in);
@@ -266,6 +272,38 @@ static void build_params(lua_State *L, lstrat *S, int decl) {
   }
 }
 
+/* ctx's __index: "date" as "yyyy-mm-dd" (by hand: snprintf would cost more
+ * than the rest of a call), made when read; other missing names are nil. */
+static int ctx_index(lua_State *L) {
+  lstrat *S = lua_touserdata(L, lua_upvalueindex(1));
+  size_t n;
+  const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
+  if (!k || n != 4 || memcmp(k, "date", 4) != 0) return 0;
+  if (!S->date_set || S->date != S->now) {
+    int y, m, dd;
+    keel_date_to_ymd(S->now, &y, &m, &dd);
+    if (y >= 0 && y <= 9999) {
+      char *d = S->datestr;
+      const int v[3] = {y, m, dd};
+      d[0] = (char)('0' + y / 1000), d[1] = (char)('0' + y / 100 % 10), d[2] = (char)('0' + y / 10 % 10),
+      d[3] = (char)('0' + y % 10);
+      for (int j = 1; j < 3; j++) {
+        d[3 * j + 1] = '-';
+        d[3 * j + 2] = (char)('0' + v[j] / 10);
+        d[3 * j + 3] = (char)('0' + v[j] % 10);
+      }
+      S->datelen = 10;
+    } else {
+      memcpy(S->datestr, "invalid", 7);
+      S->datelen = 7;
+    }
+    S->date = S->now;
+    S->date_set = 1;
+  }
+  lua_pushlstring(L, S->datestr, S->datelen);
+  return 1;
+}
+
 static int ctx_prices(lua_State *L);
 static int ctx_returns(lua_State *L);
 static int ctx_price(lua_State *L);
@@ -330,6 +368,14 @@ static int load_main(lua_State *L) {
   }
   lua_newtable(L);
   lua_setfield(L, -2, "state");
+  /* ctx.date is made only when a callback reads it */
+  lua_createtable(L, 0, 2);
+  lua_pushlightuserdata(L, S);
+  lua_pushcclosure(L, ctx_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, "keel.ctx");
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
   S->ref_ctx = luaL_ref(L, LUA_REGISTRYINDEX);
   S->ref_mod = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_createtable(L, (int)(sizeof KEYS / sizeof KEYS[0]), 0);
@@ -540,29 +586,7 @@ static void refresh(lua_State *L, lstrat *S, int cidx) {
   point(S->vcb, in->cost_buy ? in->cost_buy : S->zeros, n, S->gen);
   point(S->vcs, in->cost_sell ? in->cost_sell : S->zeros, n, S->gen);
   const int keys = lua_upvalueindex(UV_KEYS);
-  if (!S->date_set || in->date != S->date) { /* by hand: snprintf would cost more than the rest of the call */
-    int y, m, dd;
-    keel_date_to_ymd(in->date, &y, &m, &dd);
-    char d[11];
-    if (y >= 0 && y <= 9999) {
-      const int v[3] = {y, m, dd};
-      d[0] = (char)('0' + y / 1000), d[1] = (char)('0' + y / 100 % 10), d[2] = (char)('0' + y / 10 % 10),
-      d[3] = (char)('0' + y % 10);
-      for (int k = 1; k < 3; k++) {
-        d[3 * k + 1] = '-';
-        d[3 * k + 2] = (char)('0' + v[k] / 10);
-        d[3 * k + 3] = (char)('0' + v[k] % 10);
-      }
-      lua_pushlstring(L, d, 10);
-    } else {
-      lua_pushliteral(L, "invalid");
-    }
-    lua_rawgeti(L, keys, K_DATE);
-    lua_insert(L, -2);
-    lua_rawset(L, cidx);
-    S->date = in->date;
-    S->date_set = 1;
-  }
+  S->now = in->date; /* ctx.date is made from it when read (ctx_index) */
   lua_rawgeti(L, keys, K_T);
   lua_pushinteger(L, (lua_Integer)(in->row - in->first_row + 1));
   lua_rawset(L, cidx);
@@ -663,7 +687,7 @@ static int call_main(lua_State *L) {
   return 0;
 }
 
-static keel_status check_in(keel_ctx *ctx, const lstrat *S, const keel_strategy_input *in, const char *what) {
+static keel_status check_in(keel_ctx *ctx, lstrat *S, const keel_strategy_input *in, const char *what) {
   if (!in || !in->panel) return keeli_error(ctx, KEEL_EINVAL, "strategy %s: %s: no input or no panel", S->name, what);
   const size_t nd = keel_panel_ndates(in->panel), np = keel_panel_nassets(in->panel);
   if (in->row >= nd || in->first_row > in->row)
@@ -671,10 +695,16 @@ static keel_status check_in(keel_ctx *ctx, const lstrat *S, const keel_strategy_
                        S->name, what, in->row, in->first_row, nd);
   if (in->nassets && !in->assets)
     return keeli_error(ctx, KEEL_EINVAL, "strategy %s: %s: %zu assets but no columns", S->name, what, in->nassets);
+  /* the engine passes the same column array on every call of a run (and has
+   * checked it against the panel itself) */
+  if (in->assets == S->ok_assets && in->panel == S->ok_panel && in->nassets == S->ok_n) return KEEL_OK;
   for (size_t k = 0; k < in->nassets; k++)
     if (in->assets[k] >= np)
       return keeli_error(ctx, KEEL_EINVAL, "strategy %s: %s: asset %zu is panel column %zu of %zu", S->name, what, k,
                          in->assets[k], np);
+  S->ok_assets = in->assets;
+  S->ok_panel = in->panel;
+  S->ok_n = in->nassets;
   return KEEL_OK;
 }
 
