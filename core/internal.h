@@ -99,6 +99,10 @@ int keeli_cmp_double(const void *a, const void *b);
 /* out[i] = exp(x[i]) for |x[i]| <= 700 (clamped beyond), within 2 ulp,
  * vectorised; the same bits on every machine. In core/mc.c. */
 void keeli_exp_array(size_t n, const double *x, double *out);
+/* The normal generator's lane normals (core/mc.c): m (a multiple of 8)
+ * of stream (seed, stream), by the vector code when the machine has it
+ * and portable is 0, else by the portable code (the tests compare them). */
+void keeli_mc_lane_normals(uint64_t seed, uint64_t stream, double *out, size_t m, int portable);
 
 /* The rows of panel h's common window inside [start, end) that are steps
  * of frequency freq (a keel_mc_freq: every row, or the last row of each

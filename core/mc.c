@@ -60,7 +60,7 @@ double keel_rng_uniform(keel_rng *r) { return rng_uniform(r); }
 #define ZIG_N 256
 #define ZIG_R 3.6541528853610088
 #define ZIG_V 0.00492867323399
-static double zx[ZIG_N + 1], zf[ZIG_N + 1], zx52[ZIG_N]; /* zx52 = zx 2^-52 (exactly) */
+static double zx[ZIG_N + 1], zf[ZIG_N + 1], zx52[ZIG_N], zx51[ZIG_N]; /* zx5k = zx 2^-5k (exactly) */
 static pthread_once_t zig_once = PTHREAD_ONCE_INIT;
 
 static void zig_build(void) {
@@ -70,6 +70,7 @@ static void zig_build(void) {
   zx[ZIG_N] = 0;
   for (int i = 0; i <= ZIG_N; i++) zf[i] = exp(-0.5 * zx[i] * zx[i]);
   for (int i = 0; i < ZIG_N; i++) zx52[i] = zx[i] * 0x1.0p-52;
+  for (int i = 0; i < ZIG_N; i++) zx51[i] = zx[i] * 0x1.0p-51;
 }
 
 static void zig_init(void) { pthread_once(&zig_once, zig_build); }
@@ -101,35 +102,184 @@ static inline double rng_normal(keel_rng *r) {
   }
 }
 
-/* rng_normal m times into out[i * stride], i < m: the same draws, with the
- * generator's state in locals (registers) but for the rare slow path. */
-static void normals_into(keel_rng *r, double *out, size_t m, size_t stride) {
-  uint64_t s0 = r->s[0], s1 = r->s[1], s2 = r->s[2], s3 = r->s[3];
-  for (size_t k = 0; k < m; k++) {
-    for (;;) {
-      const uint64_t b = rotl(s1 * 5, 7) * 9, t = s1 << 17;
-      s2 ^= s0;
-      s3 ^= s1;
-      s1 ^= s2;
-      s0 ^= s3;
-      s2 ^= t;
-      s3 = rotl(s3, 45);
-      const unsigned i = (unsigned)(b & 0xff);
-      double x = (double)((int64_t)b >> 11) * zx52[i];
-      if (fabs(x) < zx[i + 1]) {
-        out[k * stride] = x;
-        break;
-      }
-      r->s[0] = s0, r->s[1] = s1, r->s[2] = s2, r->s[3] = s3;
-      x = normal_slow(r, i, x);
-      s0 = r->s[0], s1 = r->s[1], s2 = r->s[2], s3 = r->s[3];
-      if (x == x) {
-        out[k * stride] = x;
-        break;
-      }
-    }
+/* The normal generator's paths draw from eight interleaved streams
+ * (lanes) and a spare, eight normals at a time. Draw q of lane l gives
+ * candidate 8 q + l: the layer i in its low 8 bits and x = ((b >> 12) - 2^51) zx[i]
+ * 2^-51 from its top 52 (a conversion that is exact with integer and
+ * double operations alone, so the lanes run as vectors whatever the
+ * instruction set, with the same bits). A candidate that fails the fast
+ * test |x| < zx[i + 1] (0.7% of them) is finished by the spare stream in
+ * the candidates' order: normal_slow (the tail, or the wedge's uniform)
+ * and, if that rejects, lane_normal draws on the spare until one is taken.
+ * The lanes never wait for the rare cases, which is what lets them run
+ * as vectors; the spare's uniforms are independent of the candidate, so
+ * each normal is still an exact ziggurat draw. */
+#define R4_L 8 /* lanes */
+typedef struct rng4 {
+  uint64_t s[4][R4_L]; /* s[w][l]: word w of lane l (a lane's words across a vector) */
+  keel_rng spare;
+} rng4;
+
+/* Lane l's state is SplitMix64 outputs 4 l .. 4 l + 3 from keel_rng_seed's
+ * start (lane 0 is the stream keel_rng_seed gives), the spare's 32 .. 35. */
+static void rng4_seed(rng4 *r, uint64_t seed, uint64_t stream) {
+  uint64_t x = mix64(seed) ^ mix64(stream + 0x9e3779b97f4a7c15ULL);
+  for (int l = 0; l < R4_L; l++) {
+    for (int w = 0; w < 4; w++) r->s[w][l] = splitmix64(&x);
+    if (!(r->s[0][l] | r->s[1][l] | r->s[2][l] | r->s[3][l])) r->s[0][l] = 1;
   }
-  r->s[0] = s0, r->s[1] = s1, r->s[2] = s2, r->s[3] = s3;
+  for (int w = 0; w < 4; w++) r->spare.s[w] = splitmix64(&x);
+  if (!(r->spare.s[0] | r->spare.s[1] | r->spare.s[2] | r->spare.s[3])) r->spare.s[0] = 1;
+}
+
+static inline double lane_x(uint64_t b, unsigned i) {
+  uint64_t ub = (b >> 12) | 0x4330000000000000ULL; /* 2^52 + (b >> 12), exactly */
+  double d;
+  memcpy(&d, &ub, sizeof d);
+  return (d - 0x1.8p52) * zx51[i];
+}
+
+static double lane_normal(keel_rng *r) {
+  for (;;) {
+    const uint64_t b = rng_next(r);
+    const unsigned i = (unsigned)(b & 0xff);
+    double x = lane_x(b, i);
+    if (fabs(x) < zx[i + 1]) return x;
+    x = normal_slow(r, i, x);
+    if (x == x) return x;
+  }
+}
+
+/* Candidates that failed the fast test, in order: out[k] from layer i. */
+#define R4_CHUNK 64 /* groups of R4_L between fix-ups */
+typedef struct r4miss {
+  uint32_t k, i;
+} r4miss;
+
+static void rng4_fix(rng4 *r, double *out, const r4miss *miss, size_t nmiss) {
+  for (size_t q = 0; q < nmiss; q++) {
+    double y = normal_slow(&r->spare, miss[q].i, out[miss[q].k]);
+    out[miss[q].k] = y == y ? y : lane_normal(&r->spare);
+  }
+}
+
+/* Groups [g0, g1) of the lanes, portably (one lane at a time). */
+static size_t rng4_groups(rng4 *r, double *out, size_t g0, size_t g1, r4miss *miss) {
+  size_t nmiss = 0;
+  for (size_t g = g0; g < g1; g++)
+    for (int l = 0; l < R4_L; l++) {
+      keel_rng lr = {{r->s[0][l], r->s[1][l], r->s[2][l], r->s[3][l]}};
+      const uint64_t b = rng_next(&lr);
+      for (int w = 0; w < 4; w++) r->s[w][l] = lr.s[w];
+      const unsigned i = (unsigned)(b & 0xff);
+      const double x = lane_x(b, i);
+      out[R4_L * g + (size_t)l] = x;
+      if (!(fabs(x) < zx[i + 1])) miss[nmiss++] = (r4miss){(uint32_t)(R4_L * g + (size_t)l), i};
+    }
+  return nmiss;
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
+#include <immintrin.h>
+#define KEEL_R4_AVX2 1
+/* One xoshiro256** step of four lanes; b their outputs. */
+#define R4_STEP(s0, s1, s2, s3, b)                                                                  \
+  do {                                                                                              \
+    const __m256i a_ = _mm256_add_epi64(s1, _mm256_slli_epi64(s1, 2)); /* s1 * 5 */                 \
+    const __m256i r_ = _mm256_or_si256(_mm256_slli_epi64(a_, 7), _mm256_srli_epi64(a_, 57));        \
+    const __m256i t_ = _mm256_slli_epi64(s1, 17);                                                   \
+    b = _mm256_add_epi64(r_, _mm256_slli_epi64(r_, 3)); /* * 9 */                                   \
+    s2 = _mm256_xor_si256(s2, s0);                                                                  \
+    s3 = _mm256_xor_si256(s3, s1);                                                                  \
+    s1 = _mm256_xor_si256(s1, s2);                                                                  \
+    s0 = _mm256_xor_si256(s0, s3);                                                                  \
+    s2 = _mm256_xor_si256(s2, t_);                                                                  \
+    s3 = _mm256_or_si256(_mm256_slli_epi64(s3, 45), _mm256_srli_epi64(s3, 19));                     \
+  } while (0)
+
+/* Candidates of four lanes from their outputs b into out; the lanes that
+ * fail the fast test onto miss. */
+__attribute__((target("avx2"))) static inline size_t r4_cand(__m256i b, double *out, uint32_t k0, r4miss *miss,
+                                                           size_t nmiss) {
+  const __m256i li = _mm256_and_si256(b, _mm256_set1_epi64x(0xff));
+  const __m256d d = _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(b, 12), _mm256_set1_epi64x(0x4330000000000000LL)));
+  const __m256d w = _mm256_i64gather_pd(zx51, li, 8), lim = _mm256_i64gather_pd(zx + 1, li, 8);
+  const __m256d x = _mm256_mul_pd(_mm256_sub_pd(d, _mm256_set1_pd(0x1.8p52)), w);
+  _mm256_storeu_pd(out + k0, x);
+  const int ok = _mm256_movemask_pd(_mm256_cmp_pd(_mm256_andnot_pd(_mm256_set1_pd(-0.0), x), lim, _CMP_LT_OQ));
+  if (__builtin_expect(ok != 0xf, 0)) {
+    uint64_t lv[4];
+    _mm256_storeu_si256((__m256i *)lv, li);
+    for (int l = 0; l < 4; l++)
+      if (!(ok >> l & 1)) miss[nmiss++] = (r4miss){k0 + (uint32_t)l, (uint32_t)lv[l]};
+  }
+  return nmiss;
+}
+
+/* rng4_groups with the lanes in AVX2 registers (two sets of four, whose
+ * dependency chains overlap): the same integer and double operations, so
+ * the same bits. */
+__attribute__((target("avx2"))) static size_t rng4_groups_avx2(rng4 *r, double *out, size_t g0, size_t g1,
+                                                             r4miss *miss) {
+  __m256i s0 = _mm256_loadu_si256((const __m256i *)r->s[0]), s1 = _mm256_loadu_si256((const __m256i *)r->s[1]);
+  __m256i s2 = _mm256_loadu_si256((const __m256i *)r->s[2]), s3 = _mm256_loadu_si256((const __m256i *)r->s[3]);
+  __m256i u0 = _mm256_loadu_si256((const __m256i *)(r->s[0] + 4)), u1 = _mm256_loadu_si256((const __m256i *)(r->s[1] + 4));
+  __m256i u2 = _mm256_loadu_si256((const __m256i *)(r->s[2] + 4)), u3 = _mm256_loadu_si256((const __m256i *)(r->s[3] + 4));
+  size_t nmiss = 0;
+  for (size_t g = g0; g < g1; g++) {
+    __m256i b, c;
+    R4_STEP(s0, s1, s2, s3, b);
+    R4_STEP(u0, u1, u2, u3, c);
+    nmiss = r4_cand(b, out, (uint32_t)(R4_L * g), miss, nmiss);
+    nmiss = r4_cand(c, out, (uint32_t)(R4_L * g + 4), miss, nmiss);
+  }
+  _mm256_storeu_si256((__m256i *)r->s[0], s0);
+  _mm256_storeu_si256((__m256i *)r->s[1], s1);
+  _mm256_storeu_si256((__m256i *)r->s[2], s2);
+  _mm256_storeu_si256((__m256i *)r->s[3], s3);
+  _mm256_storeu_si256((__m256i *)(r->s[0] + 4), u0);
+  _mm256_storeu_si256((__m256i *)(r->s[1] + 4), u1);
+  _mm256_storeu_si256((__m256i *)(r->s[2] + 4), u2);
+  _mm256_storeu_si256((__m256i *)(r->s[3] + 4), u3);
+  return nmiss;
+}
+#endif
+
+/* m normals into out, m a multiple of R4_L. */
+static void rng4_normals(rng4 *r, double *out, size_t m) {
+  r4miss miss[R4_L * R4_CHUNK];
+#ifdef KEEL_R4_AVX2
+  const int avx2 = __builtin_cpu_supports("avx2");
+#endif
+  for (size_t g0 = 0; g0 < m / R4_L; g0 += R4_CHUNK) {
+    const size_t g1 = m / R4_L - g0 < R4_CHUNK ? m / R4_L : g0 + R4_CHUNK;
+    size_t nmiss;
+#ifdef KEEL_R4_AVX2
+    if (avx2)
+      nmiss = rng4_groups_avx2(r, out, g0, g1, miss);
+    else
+#endif
+      nmiss = rng4_groups(r, out, g0, g1, miss);
+    rng4_fix(r, out, miss, nmiss);
+  }
+}
+
+void keeli_mc_lane_normals(uint64_t seed, uint64_t stream, double *out, size_t m, int portable) {
+  zig_init();
+  rng4 r;
+  rng4_seed(&r, seed, stream);
+  r4miss miss[R4_L * R4_CHUNK];
+  for (size_t g0 = 0; g0 < m / R4_L; g0 += R4_CHUNK) {
+    const size_t g1 = m / R4_L - g0 < R4_CHUNK ? m / R4_L : g0 + R4_CHUNK;
+    size_t nmiss;
+#ifdef KEEL_R4_AVX2
+    if (!portable && __builtin_cpu_supports("avx2"))
+      nmiss = rng4_groups_avx2(&r, out, g0, g1, miss);
+    else
+#endif
+      nmiss = rng4_groups(&r, out, g0, g1, miss);
+    rng4_fix(&r, out, miss, nmiss);
+  }
 }
 
 double keel_rng_normal(keel_rng *r) {
@@ -167,45 +317,65 @@ int keeli_cmp_double(const void *a, const void *b) {
 /* ---- exp over arrays ------------------------------------------------------ */
 
 /* exp(x) for |x| <= 700 in straight-line code the compiler vectorises:
- * x = k ln2 + r, |r| <= ln2 / 2, exp(r) by its Taylor polynomial of degree
- * 13 (truncation below 5e-18 relative), times 2^k built in the exponent
- * bits. Within 2 ulp of the correctly rounded value. Blocks of a fixed
- * EXPB values (the tail padded), so even -O2's cheap vectoriser takes it
- * and enough vectors are in flight to hide the polynomial's latency. No
- * fused multiply-adds: the same bits on every machine. */
+ * x = (64 e + j) ln2 / 64 + r, 0 <= j < 64, |r| <= ln2 / 128 (Cody-Waite,
+ * ln2 / 64 split into a 36-bit head, exact times |k| < 2^17, and a tail),
+ * exp(x) = 2^e 2^(j/64) exp(r): the table's 2^(j/64) correctly rounded,
+ * exp(r) - 1 = r + r^2 (1/2 + r/6 + r^2/24 + r^3/120) (truncation below
+ * 4e-17 relative), and s + s (exp(r) - 1) with s = 2^e 2^(j/64) built in
+ * the exponent bits. Within 2 ulp of the correctly rounded value (tested
+ * against libm). Blocks of a fixed EXPB values (the tail padded), so even
+ * -O2's cheap vectoriser takes it and enough vectors are in flight to hide
+ * the polynomial's latency. No fused multiply-adds (the clones' targets
+ * have none, and the file is built with -ffp-contract=off): the same bits
+ * on every machine. */
 #define EXPB 32
+/* read as bits (a union: C11 allows the pun) */
+static const union {
+  double d[64];
+  uint64_t u[64];
+} EXP2_J64 = {{
+    0x1.0000000000000p+0, 0x1.02c9a3e778061p+0, 0x1.059b0d3158574p+0, 0x1.0874518759bc8p+0,
+    0x1.0b5586cf9890fp+0, 0x1.0e3ec32d3d1a2p+0, 0x1.11301d0125b51p+0, 0x1.1429aaea92de0p+0,
+    0x1.172b83c7d517bp+0, 0x1.1a35beb6fcb75p+0, 0x1.1d4873168b9aap+0, 0x1.2063b88628cd6p+0,
+    0x1.2387a6e756238p+0, 0x1.26b4565e27cddp+0, 0x1.29e9df51fdee1p+0, 0x1.2d285a6e4030bp+0,
+    0x1.306fe0a31b715p+0, 0x1.33c08b26416ffp+0, 0x1.371a7373aa9cbp+0, 0x1.3a7db34e59ff7p+0,
+    0x1.3dea64c123422p+0, 0x1.4160a21f72e2ap+0, 0x1.44e086061892dp+0, 0x1.486a2b5c13cd0p+0,
+    0x1.4bfdad5362a27p+0, 0x1.4f9b2769d2ca7p+0, 0x1.5342b569d4f82p+0, 0x1.56f4736b527dap+0,
+    0x1.5ab07dd485429p+0, 0x1.5e76f15ad2148p+0, 0x1.6247eb03a5585p+0, 0x1.6623882552225p+0,
+    0x1.6a09e667f3bcdp+0, 0x1.6dfb23c651a2fp+0, 0x1.71f75e8ec5f74p+0, 0x1.75feb564267c9p+0,
+    0x1.7a11473eb0187p+0, 0x1.7e2f336cf4e62p+0, 0x1.82589994cce13p+0, 0x1.868d99b4492edp+0,
+    0x1.8ace5422aa0dbp+0, 0x1.8f1ae99157736p+0, 0x1.93737b0cdc5e5p+0, 0x1.97d829fde4e50p+0,
+    0x1.9c49182a3f090p+0, 0x1.a0c667b5de565p+0, 0x1.a5503b23e255dp+0, 0x1.a9e6b5579fdbfp+0,
+    0x1.ae89f995ad3adp+0, 0x1.b33a2b84f15fbp+0, 0x1.b7f76f2fb5e47p+0, 0x1.bcc1e904bc1d2p+0,
+    0x1.c199bdd85529cp+0, 0x1.c67f12e57d14bp+0, 0x1.cb720dcef9069p+0, 0x1.d072d4a07897cp+0,
+    0x1.d5818dcfba487p+0, 0x1.da9e603db3285p+0, 0x1.dfc97337b9b5fp+0, 0x1.e502ee78b3ff6p+0,
+    0x1.ea4afa2a490dap+0, 0x1.efa1bee615a27p+0, 0x1.f50765b6e4540p+0, 0x1.fa7c1819e90d8p+0}};
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
 __attribute__((target_clones("avx2", "default")))
 #endif
 static long expb(const double *x, double *out) {
-  static const double C[14] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
-                               1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,       1.0 / 720.0,
-                               1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,          0.5,
-                               1.0,                1.0};
-  const double shift = 0x1.8p52, inv_ln2 = 1.4426950408889634, ln2hi = 0x1.62e42fefa3800p-1,
-               ln2lo = 0x1.ef35793c76730p-45;
+  const double shift = 0x1.8p52, inv = 0x1.71547652b82fep+6 /* 64 / ln2 */, hi = 0x1.62e42fefa0000p-7,
+               lo = 0x1.cf79abc9e3b3ap-46, c2 = 0.5, c3 = 1.0 / 6, c4 = 1.0 / 24, c5 = 1.0 / 120;
   long big = 0; /* how many lie outside [-700, 700]: redone clamped by the caller */
-  double r[EXPB], p[EXPB];
+  double r[EXPB], q[EXPB], s[EXPB];
   uint64_t kb[EXPB];
   /* each step over the whole block, so its vectors do not wait on each other */
   for (size_t i = 0; i < EXPB; i++) {
-    double v = x[i];
+    const double v = x[i];
     big += fabs(v) > 700;
-    double kd = v * inv_ln2 + shift;
+    double kd = v * inv + shift;
     memcpy(&kb[i], &kd, sizeof kd);
     kd -= shift;
-    r[i] = (v - kd * ln2hi) - kd * ln2lo;
-    p[i] = C[0];
+    r[i] = (v - kd * hi) - kd * lo;
   }
-  for (size_t c = 1; c < 14; c++)
-    for (size_t i = 0; i < EXPB; i++) p[i] = p[i] * r[i] + C[c];
+  for (size_t i = 0; i < EXPB; i++) q[i] = r[i] * r[i] * (c2 + r[i] * (c3 + r[i] * (c4 + r[i] * c5)));
+  /* k = 64 e + j is in the low bits of kb (two's complement, |k| < 2^17);
+   * the shift constant is a multiple of 64, so kb >> 6 ends in e */
   for (size_t i = 0; i < EXPB; i++) {
-    /* 2^k: k is in the low bits of kb (two's complement), |k| <= 1010 */
-    uint64_t eb = (kb[i] + 1023) << 52;
-    double scale;
-    memcpy(&scale, &eb, sizeof scale);
-    out[i] = p[i] * scale;
+    const uint64_t sb = EXP2_J64.u[kb[i] & 63] + ((kb[i] >> 6) << 52);
+    memcpy(&s[i], &sb, sizeof sb);
   }
+  for (size_t i = 0; i < EXPB; i++) out[i] = s[i] + s[i] * (r[i] + q[i]);
   return big;
 }
 
@@ -823,7 +993,7 @@ const double *keel_mc_history(const keel_mc *g, size_t *rows) {
 
 /* z and the sums of one step, then the normals and sums of a block of ZB steps */
 #define ZB 8
-size_t keel_mc_work_size(const keel_mc *g) { return 2 * ZB * g->n + 2 * g->n + 1; }
+size_t keel_mc_work_size(const keel_mc *g) { return 3 * ZB * g->n + 2 * g->n + 8; }
 
 /* r = m + scale F z for one step, F given by columns (Ft = F', row j is
  * column j of F; lower triangular F when tri). Each r_i sums its terms in
@@ -939,17 +1109,17 @@ keel_status keel_mc_path(keel_ctx *ctx, const keel_mc *g, uint64_t seed, uint64_
   int corr = 0; /* a correlation overlay draws after each step's normals */
   for (size_t e = 0; e < g->nev; e++) corr |= g->ev[e].kind == KEEL_SCN_CORR;
   if (g->kind == KEEL_MC_NORMAL && !corr) {
-    /* the same draws in the same order as step by step below, ZB steps at
-     * a time: the normals of a block, then its correlated rows */
-    double *zt = work + 2 * n;
+    /* the lanes (rng4): a block's ZB n normals (the last block's nb n,
+     * rounded up to R4_L, the extra ones unused) in step-major order, then
+     * its correlated rows */
+    double *zt = work + 2 * n, *zl = zt + 2 * ZB * n;
+    rng4 r4;
+    rng4_seed(&r4, seed, path);
     for (size_t t0 = 0; t0 < T; t0 += ZB) {
       const size_t nb = T - t0 < ZB ? T - t0 : ZB;
-      for (size_t b = 0; b < ZB; b++) {
-        if (b < nb)
-          normals_into(&rng, zt + b, n, ZB);
-        else
-          for (size_t j = 0; j < n; j++) zt[j * ZB + b] = 0;
-      }
+      rng4_normals(&r4, zl, (nb * n + R4_L - 1) / R4_L * R4_L);
+      for (size_t b = 0; b < ZB; b++)
+        for (size_t j = 0; j < n; j++) zt[j * ZB + b] = b < nb ? zl[b * n + j] : 0;
       correlated_block(n, g->fact, g->tri[0], g->mu, zt, nb, zt + ZB * n, logret + t0 * n);
     }
     for (size_t t = 0; t < T; t++) {

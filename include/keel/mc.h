@@ -20,7 +20,9 @@
  *
  * Random streams. Path p of seed s draws from its own xoshiro256**
  * generator whose state is four SplitMix64 outputs started at
- * splitmix(s) ^ splitmix(p + golden): the numbers of a path depend only
+ * splitmix(s) ^ splitmix(p + golden) (the normal generator: eight such
+ * lanes and a spare from the same SplitMix64 sequence, eight normals at a
+ * time): the numbers of a path depend only
  * on (s, p), never on which thread makes it or in which order, so runs are
  * identical on any thread count. docs/stress.md has the details.
  *
