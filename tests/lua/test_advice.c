@@ -28,6 +28,16 @@ static void quotes(keel_quote *q, double lot, double min_trade) {
     q[i] = (keel_quote){UNIVERSE[i], PRICES[i], lot, min_trade, NAN};
 }
 
+/* An input for profile p over the six quotes q. */
+static keel_advice_input six_assets(const keel_profile *p, const keel_quote *q) {
+  keel_advice_input in;
+  keel_advice_input_default(&in);
+  in.profile = p;
+  in.quotes = q;
+  in.nquotes = 6;
+  return in;
+}
+
 static double clampd(double x, double a, double b) { return x < a ? a : x > b ? b : x; }
 
 /* The documented rules of docs/templates.md, written out again in C. */
@@ -144,11 +154,7 @@ static void test_standard_rules(void **state) {
     p.monthly = cases[c].monthly;
     p.liquidity = cases[c].liquidity;
     p.goal = cases[c].goal;
-    keel_advice_input in;
-    keel_advice_input_default(&in);
-    in.profile = &p;
-    in.quotes = q;
-    in.nquotes = 6;
+    keel_advice_input in = six_assets(&p, q);
     in.costs.buy_bps = in.costs.sell_bps = 10;
     in.costs.fee = 1;
     keel_advice *a = NULL;
@@ -301,11 +307,7 @@ static void test_questionnaire(void **state) {
     p.answers = ans;
     p.nanswers = 6;
     p.initial = 10000;
-    keel_advice_input in;
-    keel_advice_input_default(&in);
-    in.profile = &p;
-    in.quotes = q;
-    in.nquotes = 6;
+    keel_advice_input in = six_assets(&p, q);
     keel_advice *a = NULL;
     assert_ok(CTX, keel_advise(CTX, t, &in, &a));
     assert_int_equal(keel_advice_risk_score(a), want[c]);
@@ -509,11 +511,7 @@ static void test_goal_odds(void **state) {
   keel_profile_default(&p);
   p.age = 40, p.risk_score = 9, p.horizon = 10, p.goal = KEEL_GOAL_EDUCATION, p.initial = 50000, p.monthly = 250;
   p.liquidity = 1000;
-  keel_advice_input in;
-  keel_advice_input_default(&in);
-  in.profile = &p;
-  in.quotes = q;
-  in.nquotes = 6;
+  keel_advice_input in = six_assets(&p, q);
   in.history = hist;
   in.goal_paths = 50;
   keel_advice *a = NULL;
@@ -570,11 +568,7 @@ static void *advise_thread(void *arg) {
   keel_profile p;
   keel_profile_default(&p);
   p.age = 35, p.risk_score = 8, p.horizon = 25, p.goal = KEEL_GOAL_RETIREMENT, p.initial = 100000, p.monthly = 500;
-  keel_advice_input in;
-  keel_advice_input_default(&in);
-  in.profile = &p;
-  in.quotes = q;
-  in.nquotes = 6;
+  keel_advice_input in = six_assets(&p, q);
   in.costs.buy_bps = 10;
   int ok = 1;
   for (int i = 0; i < 40 && ok; i++) {
@@ -602,11 +596,7 @@ static void test_threads(void **state) {
   keel_profile p;
   keel_profile_default(&p);
   p.age = 35, p.risk_score = 8, p.horizon = 25, p.goal = KEEL_GOAL_RETIREMENT, p.initial = 100000, p.monthly = 500;
-  keel_advice_input in;
-  keel_advice_input_default(&in);
-  in.profile = &p;
-  in.quotes = q;
-  in.nquotes = 6;
+  keel_advice_input in = six_assets(&p, q);
   in.costs.buy_bps = 10;
   keel_advice *a = NULL;
   assert_ok(CTX, keel_advise(CTX, t, &in, &a));
