@@ -12,7 +12,6 @@
  */
 #include "keel/advice.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <lauxlib.h>
 #include <math.h>
@@ -120,67 +119,6 @@ static char *heap_strdup(const keeli_heap *h, const char *s, size_t n) {
     d[n] = 0;
   }
   return d;
-}
-
-/* Reads a whole file (at most 4 MiB) into a heap block. */
-static keel_status read_file(keel_ctx *ctx, const keeli_heap *h, const char *path, char **out, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return keeli_error(ctx, KEEL_EIO, "template %s: cannot open: %s", path, strerror(errno));
-  size_t cap = 4096, n = 0;
-  char *buf = keeli_heap_alloc(h, cap);
-  if (!buf) {
-    fclose(f);
-    return keeli_error(ctx, KEEL_ENOMEM, "template %s: out of memory", path);
-  }
-  for (;;) {
-    if (n == cap) {
-      if (cap >= (4u << 20)) {
-        keeli_heap_free(h, buf);
-        fclose(f);
-        return keeli_error(ctx, KEEL_ELIMIT, "template %s: larger than 4 MiB", path);
-      }
-      char *nb = keeli_heap_realloc(h, buf, cap * 2);
-      if (!nb) {
-        keeli_heap_free(h, buf);
-        fclose(f);
-        return keeli_error(ctx, KEEL_ENOMEM, "template %s: out of memory", path);
-      }
-      buf = nb;
-      cap *= 2;
-    }
-    size_t got = fread(buf + n, 1, cap - n, f);
-    n += got;
-    if (got == 0) break;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    keeli_heap_free(h, buf);
-    return keeli_error(ctx, KEEL_EIO, "template %s: read error", path);
-  }
-  *out = buf;
-  *len = n;
-  return KEEL_OK;
-}
-
-/* Finds name.lua in the configured folders when `name` is not a path. */
-static keel_status find_template(keel_ctx *ctx, const keel_lua_config *cfg, const char *name, char *path, size_t size) {
-  if (strchr(name, '/') || (strlen(name) > 4 && strcmp(name + strlen(name) - 4, ".lua") == 0)) {
-    if ((size_t)snprintf(path, size, "%s", name) >= size) return keeli_error(ctx, KEEL_EINVAL, "template path too long");
-    return KEEL_OK;
-  }
-  for (const char *p = name; *p; p++)
-    if (!(*p == '_' || *p == '.' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
-      return keeli_error(ctx, KEEL_EINVAL, "template name '%s' may hold only letters, digits, '_' and '.'", name);
-  for (const char *const *d = cfg ? cfg->paths : NULL; d && *d; d++) {
-    if ((size_t)snprintf(path, size, "%s/%s.lua", *d, name) >= size) continue;
-    FILE *f = fopen(path, "rb");
-    if (f) {
-      fclose(f);
-      return KEEL_OK;
-    }
-  }
-  return keeli_error(ctx, KEEL_EINVAL, "template '%s' not found in the strategy folders", name);
 }
 
 /* Prepares a state: a new sandbox with the template's chunk compiled and
@@ -777,18 +715,24 @@ static int check_main(lua_State *L) {
 keel_status keel_template_load(keel_ctx *ctx, const keel_lua_config *cfg, const char *template_name,
                                keel_template **out) {
   *out = NULL;
-  if (!template_name || !*template_name) return keeli_error(ctx, KEEL_EINVAL, "template: no name given");
-  char path[4096];
-  keel_status st = find_template(ctx, cfg, template_name, path, sizeof path);
+  char path[KEELI_PATH_MAX];
+  char *source;
+  size_t len;
+  keel_status st = keeli_lua_read_module(ctx, cfg, "template", template_name, path, &source, &len);
   if (st) return st;
   keel_template *t = keeli_calloc(ctx, 1, sizeof *t);
-  if (!t) return KEEL_ENOMEM;
+  if (!t) {
+    keeli_free(ctx, source);
+    return KEEL_ENOMEM;
+  }
   t->heap = *keeli_ctx_heap(ctx);
+  t->source = source;
+  t->len = len;
   if (pthread_mutex_init(&t->mu, NULL)) {
+    template_free_strings(t);
     keeli_heap_free(&t->heap, t);
     return keeli_error(ctx, KEEL_ENOMEM, "template: cannot make a mutex");
   }
-  if ((st = read_file(ctx, &t->heap, path, &t->source, &t->len))) goto fail;
   /* the search folders: the template's own first, then the configured */
   size_t np = 0;
   while (cfg && cfg->paths && cfg->paths[np]) np++;

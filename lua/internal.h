@@ -87,6 +87,13 @@ keel_status keeli_lua_load(keel_ctx *ctx, keel_lua *K, const char *src, size_t l
  * KEEL_ELUA / KEEL_ELIMIT with script:line and traceback on ctx. On success
  * nres results are on the stack; on failure nothing is. */
 keel_status keeli_lua_pcall(keel_ctx *ctx, keel_lua *K, int nargs, int nres, const keel_lua_limits *lim);
+/* Reads a Lua module: a file path (with a '/' or ending in ".lua"), or a
+ * module name (dots become '/') found as name.lua in cfg's folders. path
+ * gets the file read; *src (freed with keeli_free) and *len its text.
+ * Messages start with what ("strategy", "template"). In strategy.c. */
+#define KEELI_PATH_MAX 4096
+keel_status keeli_lua_read_module(keel_ctx *ctx, const keel_lua_config *cfg, const char *what, const char *module,
+                                  char path[KEELI_PATH_MAX], char **src, size_t *len);
 /* Forgets the modules `require` has loaded, so the next require runs
  * them again (a pooled state starts each call with fresh modules). */
 void keeli_lua_forget_modules(keel_lua *K);

@@ -851,33 +851,32 @@ keel_status keel_lua_strategy_from_source(keel_ctx *ctx, const keel_lua_config *
   return make(ctx, cfg, src, len, name && *name ? name : "strategy", NULL, params_json, out);
 }
 
-keel_status keel_lua_strategy_load(keel_ctx *ctx, const keel_lua_config *cfg, const char *module,
-                                   const char *params_json, keel_strategy **out) {
-  if (!out) return keeli_error(ctx, KEEL_EINVAL, "strategy: out is NULL");
-  *out = NULL;
-  if (!module || !*module) return keeli_error(ctx, KEEL_EINVAL, "strategy: no module given");
-  char path[4096];
+keel_status keeli_lua_read_module(keel_ctx *ctx, const keel_lua_config *cfg, const char *what, const char *module,
+                                  char path[KEELI_PATH_MAX], char **src_out, size_t *len_out) {
+  *src_out = NULL;
+  *len_out = 0;
+  if (!module || !*module) return keeli_error(ctx, KEEL_EINVAL, "%s: no module given", what);
   const size_t ml = strlen(module);
   const int is_path = strchr(module, '/') || (ml > 4 && strcmp(module + ml - 4, ".lua") == 0);
   FILE *f = NULL;
   if (is_path) {
-    if (ml >= sizeof path) return keeli_error(ctx, KEEL_EINVAL, "strategy: path too long");
+    if (ml >= KEELI_PATH_MAX) return keeli_error(ctx, KEEL_EINVAL, "%s: path too long", what);
     memcpy(path, module, ml + 1);
     f = fopen(path, "rb");
-    if (!f) return keeli_error(ctx, KEEL_EIO, "strategy: cannot open %s: %s", path, strerror(errno));
+    if (!f) return keeli_error(ctx, KEEL_EIO, "%s: cannot open %s: %s", what, path, strerror(errno));
   } else {
     for (const char *p = module; *p; p++)
       if (!(*p == '_' || *p == '.' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
             (*p >= 'A' && *p <= 'Z')))
-        return keeli_error(ctx, KEEL_EINVAL, "strategy: module name '%s' may hold only letters, digits, '_' and '.'",
-                           module);
+        return keeli_error(ctx, KEEL_EINVAL, "%s: module name '%s' may hold only letters, digits, '_' and '.'",
+                           what, module);
     char rel[512];
-    if (ml + 5 > sizeof rel) return keeli_error(ctx, KEEL_EINVAL, "strategy: module name too long");
+    if (ml + 5 > sizeof rel) return keeli_error(ctx, KEEL_EINVAL, "%s: module name too long", what);
     for (size_t i = 0; i <= ml; i++) rel[i] = module[i] == '.' ? '/' : module[i];
     memcpy(rel + ml, ".lua", 5);
     for (size_t i = 0; cfg && cfg->paths && cfg->paths[i] && !f; i++)
-      if ((size_t)snprintf(path, sizeof path, "%s/%s", cfg->paths[i], rel) < sizeof path) f = fopen(path, "rb");
-    if (!f) return keeli_error(ctx, KEEL_EINVAL, "strategy: module '%s' not found in the strategy folders", module);
+      if ((size_t)snprintf(path, KEELI_PATH_MAX, "%s/%s", cfg->paths[i], rel) < KEELI_PATH_MAX) f = fopen(path, "rb");
+    if (!f) return keeli_error(ctx, KEEL_EINVAL, "%s: module '%s' not found in the strategy folders", what, module);
   }
   char *src = NULL;
   size_t len = 0, cap = 0;
@@ -885,7 +884,7 @@ keel_status keel_lua_strategy_load(keel_ctx *ctx, const keel_lua_config *cfg, co
   for (;;) {
     if (len == cap) {
       if (cap >= STRATEGY_FILE_MAX) {
-        st = keeli_error(ctx, KEEL_EINVAL, "strategy: %s is over %zu bytes", path, STRATEGY_FILE_MAX);
+        st = keeli_error(ctx, KEEL_EINVAL, "%s: %s is over %zu bytes", what, path, STRATEGY_FILE_MAX);
         break;
       }
       cap = cap ? 2 * cap : 8192;
@@ -899,7 +898,7 @@ keel_status keel_lua_strategy_load(keel_ctx *ctx, const keel_lua_config *cfg, co
     const size_t got = fread(src + len, 1, cap - len, f);
     len += got;
     if (got == 0) {
-      if (ferror(f)) st = keeli_error(ctx, KEEL_EIO, "strategy: cannot read %s", path);
+      if (ferror(f)) st = keeli_error(ctx, KEEL_EIO, "%s: cannot read %s", what, path);
       break;
     }
   }
@@ -908,7 +907,22 @@ keel_status keel_lua_strategy_load(keel_ctx *ctx, const keel_lua_config *cfg, co
     keeli_free(ctx, src);
     return st;
   }
-  char dir[4096];
+  *src_out = src;
+  *len_out = len;
+  return KEEL_OK;
+}
+
+keel_status keel_lua_strategy_load(keel_ctx *ctx, const keel_lua_config *cfg, const char *module,
+                                   const char *params_json, keel_strategy **out) {
+  if (!out) return keeli_error(ctx, KEEL_EINVAL, "strategy: out is NULL");
+  *out = NULL;
+  char path[KEELI_PATH_MAX];
+  char *src;
+  size_t len;
+  keel_status st = keeli_lua_read_module(ctx, cfg, "strategy", module, path, &src, &len);
+  if (st) return st;
+  const int is_path = strcmp(path, module) == 0;
+  char dir[KEELI_PATH_MAX];
   const char *slash = is_path ? strrchr(path, '/') : NULL;
   if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
   return make(ctx, cfg, src, len, is_path ? path : strrchr(path, '/') ? strrchr(path, '/') + 1 : path,
