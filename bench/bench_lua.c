@@ -100,35 +100,23 @@ static const char MIN_VARIANCE[] =
 
 /* on_bar: the band check through keel.policy.band_breached (C over the
  * 100 weights). */
-static const char BAND[] =
-    "local keel = require 'keel'\n"
-    "local target, band\n"
-    "return { name = 'band',\n"
-    "  rebalance = function(ctx, p) local w = {} for j = 1, ctx.n do w[j] = 1 / ctx.n end return w end,\n"
-    "  on_bar = function(ctx, p)\n"
-    "    if not target then\n"
-    "      target = keel.vector(ctx.n)\n"
-    "      for j = 1, ctx.n do target[j] = 1 / ctx.n end\n"
-    "      band = keel.policy.band { abs = 0.02 }\n"
-    "    end\n"
-    "    if keel.policy.band_breached(ctx.weights, target, band) then return target end\n"
-    "  end }\n";
-
+#define BAND_SOURCE(MAKE_BAND)                                                                        \
+  "local keel = require 'keel'\n"                                                                     \
+  "local target, band\n"                                                                              \
+  "return { name = 'band',\n"                                                                         \
+  "  rebalance = function(ctx, p) local w = {} for j = 1, ctx.n do w[j] = 1 / ctx.n end return w end,\n" \
+  "  on_bar = function(ctx, p)\n"                                                                     \
+  "    if not target then\n"                                                                          \
+  "      target = keel.vector(ctx.n)\n"                                                               \
+  "      for j = 1, ctx.n do target[j] = 1 / ctx.n end\n"                                             \
+  "      band = " MAKE_BAND "\n"                                                                      \
+  "    end\n"                                                                                         \
+  "    if keel.policy.band_breached(ctx.weights, target, band) then return target end\n"              \
+  "  end }\n"
+static const char BAND[] = BAND_SOURCE("keel.policy.band { abs = 0.02 }");
 /* The same with the band given as a table on every call (read and
  * checked each time). */
-static const char BAND_TABLE[] =
-    "local keel = require 'keel'\n"
-    "local target, band\n"
-    "return { name = 'band',\n"
-    "  rebalance = function(ctx, p) local w = {} for j = 1, ctx.n do w[j] = 1 / ctx.n end return w end,\n"
-    "  on_bar = function(ctx, p)\n"
-    "    if not target then\n"
-    "      target = keel.vector(ctx.n)\n"
-    "      for j = 1, ctx.n do target[j] = 1 / ctx.n end\n"
-    "      band = { abs = 0.02 }\n"
-    "    end\n"
-    "    if keel.policy.band_breached(ctx.weights, target, band) then return target end\n"
-    "  end }\n";
+static const char BAND_TABLE[] = BAND_SOURCE("{ abs = 0.02 }");
 
 /* on_bar: an empty one (the cost of a call). */
 static const char EMPTY[] =

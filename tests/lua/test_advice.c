@@ -530,7 +530,7 @@ static void test_goal_odds(void **state) {
     assert_close(w95, w50, 1e-12, 0);
     /* one contribution a month, the first on the first step or not */
     assert_true(fabs(w50 - paid) < 1e-6 || fabs(w50 - (paid + 250)) < 1e-6);
-    assert_close(keel_advice_goal_probability(a), side < 0 ? 1 : (w50 >= p.goal_amount ? 1 : 0), 0, 0);
+    assert_close(keel_advice_goal_probability(a), side < 0 ? 1 : 0, 0, 0);
     assert_non_null(strstr(keel_advice_explanation(a), "reaches your goal"));
     char *js = NULL;
     assert_ok(CTX, keel_advice_to_json(CTX, a, &js));
