@@ -1540,26 +1540,22 @@ out:
 
 /* The quotes as JSON from the last price of each column of a panel. */
 static char *quotes_from_panel(const keel_panel *p) {
-  size_t na = keel_panel_nassets(p), nd = keel_panel_ndates(p), cap = 64 + na * 96, n = 0;
-  char *q = malloc(cap);
-  if (q) {
-    n += (size_t)snprintf(q + n, cap - n, "{");
-    for (size_t j = 0; j < na; j++) {
-      double last = NAN;
-      for (size_t i = nd; i-- > 0;)
-        if (!isnan(keel_panel_price(p, i, j))) {
-          last = keel_panel_price(p, i, j);
-          break;
-        }
-      if (isnan(last)) continue;
-      n += (size_t)snprintf(q + n, cap - n, "%s\"%s\": %.17g", n > 1 ? ", " : "", keel_panel_symbol(p, j), last);
+  const size_t na = keel_panel_nassets(p), nd = keel_panel_ndates(p);
+  json_t *o = json_object();
+  for (size_t j = 0; o && j < na; j++) {
+    size_t i = nd;
+    while (i-- > 0 && isnan(keel_panel_price(p, i, j))) {
     }
-    snprintf(q + n, cap - n, "}");
+    if (i < nd && json_object_set_new(o, keel_panel_symbol(p, j), json_real(keel_panel_price(p, i, j)))) {
+      json_decref(o);
+      o = NULL;
+    }
   }
+  char *q = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+  json_decref(o);
   if (!q) fprintf(stderr, "keel: out of memory\n");
   return q;
 }
-
 
 static int cmd_advise(keel_ctx *ctx, int argc, char **argv) {
   cmd_name = "keel advise";
