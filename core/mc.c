@@ -994,7 +994,7 @@ const double *keel_mc_history(const keel_mc *g, size_t *rows) {
 
 /* z and the sums of one step, then the normals and sums of a block of ZB steps */
 #define ZB 8
-size_t keel_mc_work_size(const keel_mc *g) { return 3 * ZB * g->n + 2 * g->n + 8; }
+size_t keel_mc_work_size(const keel_mc *g) { return ZB * g->n + 2 * g->n + R4_L; }
 
 /* r = m + scale F z for one step, F given by columns (Ft = F', row j is
  * column j of F; lower triangular F when tri). Each r_i sums its terms in
@@ -1011,22 +1011,79 @@ static inline void correlated(size_t n, const double *restrict Ft, int tri, cons
   for (size_t i = 0; i < n; i++) r[i] = m[i] + scale * a[i];
 }
 
-/* correlated() for ZB steps at once: rows r[b * n + i] = m_i + (F z_b)_i
- * for b < nb, z_b the column b of zt (zt[j * ZB + b]). Each sum takes its
- * terms in the same order as correlated() (scale 1), so the bits are the
- * same; the adds run across the steps, so they vectorise. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
 #define KEEL_MC_HOT __attribute__((target_clones("avx2", "default")))
 #else
 #define KEEL_MC_HOT
 #endif
+
+/* The normals of ZB steps (rows of n in zl, step-major as drawn) into zt
+ * by assets: zt[j * ZB + b] is step b's z_j (0 for b >= nb). A full block
+ * goes through 4-wide vectors, so zt is written in the width it is read
+ * back with (no store-forwarding stalls). */
+KEEL_MC_HOT static void transpose_block(size_t n, const double *restrict zl, size_t nb, double *restrict zt) {
+  if (nb < ZB) {
+    for (size_t j = 0; j < n; j++)
+      for (size_t b = 0; b < ZB; b++) zt[j * ZB + b] = b < nb ? zl[b * n + j] : 0;
+    return;
+  }
 #if defined(__GNUC__) && !defined(__clang__)
-/* The sums of 8 steps in two 4-wide vectors that stay in registers. */
+  typedef double v4t __attribute__((vector_size(32)));
+  for (size_t j = 0; j < n; j++) {
+    const v4t z0 = {zl[j], zl[n + j], zl[2 * n + j], zl[3 * n + j]};
+    const v4t z1 = {zl[4 * n + j], zl[5 * n + j], zl[6 * n + j], zl[7 * n + j]};
+    memcpy(zt + j * ZB, &z0, sizeof z0);
+    memcpy(zt + j * ZB + 4, &z1, sizeof z1);
+  }
+#else
+  for (size_t j = 0; j < n; j++)
+    for (size_t b = 0; b < ZB; b++) zt[j * ZB + b] = zl[b * n + j];
+#endif
+}
+
+/* correlated() for ZB steps at once: rows r[b * n + i] = m_i + (F z_b)_i
+ * for b < nb, z_b the column b of zt (zt[j * ZB + b]). Each sum takes its
+ * terms in the same order as correlated() (scale 1), so the bits are the
+ * same; the adds run across the steps, so they vectorise. */
+#if defined(__GNUC__) && !defined(__clang__)
+/* The sums of 8 steps in two 4-wide vectors that stay in registers, two
+ * rows i at a time: four independent chains of adds, so the adds' latency
+ * no longer bounds the loop (one row's chain alone would). */
 typedef double v4d __attribute__((vector_size(32)));
+#define PUT_ROW(i, a0, a1)                                            \
+  do {                                                                \
+    double s_[ZB];                                                    \
+    memcpy(s_, &(a0), sizeof(a0));                                    \
+    memcpy(s_ + 4, &(a1), sizeof(a1));                                \
+    for (size_t b_ = 0; b_ < nb; b_++) r[b_ * n + (i)] = m[i] + s_[b_]; \
+  } while (0)
 KEEL_MC_HOT static void correlated_block(size_t n, const double *restrict Ft, int tri, const double *restrict m,
-                             const double *restrict zt, size_t nb, double *restrict a, double *restrict r) {
-  (void)a;
-  for (size_t i = 0; i < n; i++) {
+                                         const double *restrict zt, size_t nb, double *restrict r) {
+  size_t i = 0;
+  for (; i + 2 <= n; i += 2) {
+    v4d a0 = {0, 0, 0, 0}, a1 = {0, 0, 0, 0}, c0 = {0, 0, 0, 0}, c1 = {0, 0, 0, 0};
+    const size_t jn = tri ? i + 1 : n;
+    v4d z0, z1;
+    for (size_t j = 0; j < jn; j++) {
+      const double f = Ft[j * n + i], h = Ft[j * n + i + 1];
+      memcpy(&z0, zt + j * ZB, sizeof z0);
+      memcpy(&z1, zt + j * ZB + 4, sizeof z1);
+      a0 += f * z0;
+      a1 += f * z1;
+      c0 += h * z0;
+      c1 += h * z1;
+    }
+    if (tri) { /* row i + 1's last term, j = i + 1 */
+      const double h = Ft[(i + 1) * n + i + 1];
+      memcpy(&z0, zt + (i + 1) * ZB, sizeof z0);
+      memcpy(&z1, zt + (i + 1) * ZB + 4, sizeof z1);
+      c0 += h * z0;
+      c1 += h * z1;
+    }
+    PUT_ROW(i, a0, a1);
+    PUT_ROW(i + 1, c0, c1);
+  }
+  if (i < n) {
     v4d a0 = {0, 0, 0, 0}, a1 = {0, 0, 0, 0};
     const size_t jn = tri ? i + 1 : n;
     for (size_t j = 0; j < jn; j++) {
@@ -1037,26 +1094,23 @@ KEEL_MC_HOT static void correlated_block(size_t n, const double *restrict Ft, in
       a0 += f * z0;
       a1 += f * z1;
     }
-    double s[ZB];
-    memcpy(s, &a0, sizeof a0);
-    memcpy(s + 4, &a1, sizeof a1);
-    for (size_t b = 0; b < nb; b++) r[b * n + i] = m[i] + s[b];
+    PUT_ROW(i, a0, a1);
   }
 }
+#undef PUT_ROW
 #else
 KEEL_MC_HOT static void correlated_block(size_t n, const double *restrict Ft, int tri, const double *restrict m,
-                                         const double *restrict zt, size_t nb, double *restrict a, double *restrict r) {
-  for (size_t k = 0; k < n * ZB; k++) a[k] = 0;
-  for (size_t j = 0; j < n; j++) {
-    const double *restrict c = Ft + j * n, *restrict zj = zt + j * ZB;
-    for (size_t i = tri ? j : 0; i < n; i++) {
-      const double f = c[i];
-      double *restrict ai = a + i * ZB;
-      for (size_t b = 0; b < ZB; b++) ai[b] += f * zj[b];
+                                         const double *restrict zt, size_t nb, double *restrict r) {
+  double a[ZB];
+  for (size_t i = 0; i < n; i++) {
+    for (size_t b = 0; b < ZB; b++) a[b] = 0;
+    const size_t jn = tri ? i + 1 : n;
+    for (size_t j = 0; j < jn; j++) {
+      const double f = Ft[j * n + i], *restrict zj = zt + j * ZB;
+      for (size_t b = 0; b < ZB; b++) a[b] += f * zj[b];
     }
+    for (size_t b = 0; b < nb; b++) r[b * n + i] = m[i] + a[b];
   }
-  for (size_t b = 0; b < nb; b++)
-    for (size_t i = 0; i < n; i++) r[b * n + i] = m[i] + a[i * ZB + b];
 }
 #endif
 
@@ -1110,18 +1164,23 @@ keel_status keel_mc_path(keel_ctx *ctx, const keel_mc *g, uint64_t seed, uint64_
   int corr = 0; /* a correlation overlay draws after each step's normals */
   for (size_t e = 0; e < g->nev; e++) corr |= g->ev[e].kind == KEEL_SCN_CORR;
   if (g->kind == KEEL_MC_NORMAL && !corr) {
-    /* the lanes (rng4): a block's ZB n normals (the last block's nb n,
-     * rounded up to R4_L, the extra ones unused) in step-major order, then
-     * its correlated rows */
-    double *zt = work + 2 * n, *zl = zt + 2 * ZB * n;
+    /* the lanes (rng4): the path's T n normals in step-major order
+     * straight into logret (the last few, up to a multiple of R4_L, through
+     * zl: the extra ones unused), then each block of ZB steps in place: its
+     * normals by assets into zt, then its correlated rows */
+    double *zt = work + 2 * n, *zl = zt + ZB * n;
     rng4 r4;
     rng4_seed(&r4, seed, path);
+    const size_t m = T * n, m8 = m / R4_L * R4_L;
+    rng4_normals(&r4, logret, m8);
+    if (m8 < m) {
+      rng4_normals(&r4, zl, R4_L);
+      memcpy(logret + m8, zl, (m - m8) * sizeof *zl);
+    }
     for (size_t t0 = 0; t0 < T; t0 += ZB) {
       const size_t nb = T - t0 < ZB ? T - t0 : ZB;
-      rng4_normals(&r4, zl, (nb * n + R4_L - 1) / R4_L * R4_L);
-      for (size_t b = 0; b < ZB; b++)
-        for (size_t j = 0; j < n; j++) zt[j * ZB + b] = b < nb ? zl[b * n + j] : 0;
-      correlated_block(n, g->fact, g->tri[0], g->mu, zt, nb, zt + ZB * n, logret + t0 * n);
+      transpose_block(n, logret + t0 * n, nb, zt);
+      correlated_block(n, g->fact, g->tri[0], g->mu, zt, nb, logret + t0 * n);
     }
     for (size_t t = 0; t < T; t++) {
       if (states) states[t] = 0;

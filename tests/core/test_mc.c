@@ -119,6 +119,70 @@ static void test_lane_normals(void **state) {
   free(y);
 }
 
+/* The normal generator's path is m + F z_t with z the path's lane normals
+ * in step-major order (normal t n + i for asset i of step t), F the
+ * covariance's Cholesky factor: checked against that product written out
+ * here (for 1 to 13 assets, with a last block of steps shorter than the
+ * rest), bit for bit for a diagonal covariance (F z is then sd_i z_i
+ * exactly), else within 1e-14 of the step's spread. */
+static void test_normal_layout(void **state) {
+  (void)state;
+  const size_t ns[] = {1, 2, 3, 7, 10, 13};
+  for (int diag = 0; diag < 2; diag++)
+    for (size_t c = 0; c < sizeof ns / sizeof *ns; c++) {
+      const size_t n = ns[c];
+      double mu[13], cov[169], F[169];
+      for (size_t i = 0; i < n; i++) {
+        mu[i] = 0.02 + 0.01 * (double)i;
+        for (size_t j = 0; j < n; j++) {
+          const double si = 0.1 + 0.03 * (double)i, sj = 0.1 + 0.03 * (double)j;
+          cov[i * n + j] = i == j ? si * sj : diag ? 0 : 0.4 * si * sj;
+        }
+      }
+      keel_mc_params p;
+      keel_mc_params_default(&p);
+      p.kind = KEEL_MC_NORMAL;
+      p.freq = KEEL_MC_MONTHLY;
+      p.years = 2.75; /* 33 steps: four blocks of 8 and one of 1 */
+      p.nassets = n;
+      p.mu = mu;
+      p.cov = cov;
+      keel_mc *g = NULL;
+      assert_ok(CTX, keel_mc_new(CTX, &p, &g));
+      const size_t T = keel_mc_nsteps(g);
+      assert_int_equal(T, 33);
+      const double *m = keel_mc_step_mean(g, 0), *C = keel_mc_step_cov(g, 0);
+      /* the Cholesky factor of the step covariance, row by row */
+      for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+          if (j > i) {
+            F[i * n + j] = 0;
+            continue;
+          }
+          double s = C[i * n + j];
+          for (size_t k = 0; k < j; k++) s -= F[i * n + k] * F[j * n + k];
+          F[i * n + j] = i == j ? sqrt(s) : s / F[j * n + j];
+        }
+      const size_t m8 = (T * n + 7) / 8 * 8;
+      double *X = malloc(T * n * sizeof *X), *z = malloc(m8 * sizeof *z);
+      for (uint64_t path = 0; path < 3; path++) {
+        assert_ok(CTX, keel_mc_path(CTX, g, 31, path, X, NULL, NULL));
+        keeli_mc_lane_normals(31, path, z, m8, 0);
+        for (size_t t = 0; t < T; t++)
+          for (size_t i = 0; i < n; i++) {
+            double a = 0;
+            for (size_t j = 0; j <= i; j++) a += F[i * n + j] * z[t * n + j];
+            const double want = m[i] + a, got = X[t * n + i];
+            if (diag ? memcmp(&got, &want, sizeof got) != 0 : fabs(got - want) > 1e-14 * sqrt(C[i * n + i]))
+              fail_msg("%zu assets, path %d, step %zu, asset %zu: %.17g, want %.17g", n, (int)path, t, i, got, want);
+          }
+      }
+      free(X);
+      free(z);
+      keel_mc_free(g);
+    }
+}
+
 static void test_exp_array(void **state) {
   (void)state;
   double x[2001], y[2001];
@@ -668,7 +732,7 @@ static void test_oom(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rng_streams),     cmocka_unit_test(test_normal_ks),
-      cmocka_unit_test(test_exp_array),       cmocka_unit_test(test_lane_normals),       cmocka_unit_test(test_mvn_moments),
+      cmocka_unit_test(test_exp_array),       cmocka_unit_test(test_lane_normals),       cmocka_unit_test(test_normal_layout),       cmocka_unit_test(test_mvn_moments),
       cmocka_unit_test(test_t_moments),       cmocka_unit_test(test_semidefinite),
       cmocka_unit_test(test_bad_input),       cmocka_unit_test(test_bootstrap),
       cmocka_unit_test(test_regime),          cmocka_unit_test(test_calibrate),
