@@ -42,6 +42,7 @@
 #define SK_NB (2 * SK_M + 1)                      /* negative, zero, positive */
 #define FAN_OCT 17
 #define NBINS ((size_t)(2 * FAN_OCT) << SUB) /* fan-chart buckets per point: 8,704 */
+#define FANQ 32 /* paths whose fan-chart buckets are counted together */
 
 /* The index among the magnitudes' buckets of |x| (exponent and top bits). */
 static inline long mag_key(double x) {
@@ -221,7 +222,8 @@ typedef struct worker {
   int has_handle;
   double *logret, *work, *level;
   uint32_t *hist; /* npoints x NBINS */
-  uint32_t *fanb; /* npoints: this path's buckets */
+  uint32_t *fanb; /* FANQ x npoints: the buckets of the paths not counted yet */
+  size_t nfan;    /* paths in fanb */
   uint32_t *fanlo, *fanhi; /* npoints: the buckets counted lie in [lo, hi] */
   uint32_t *sk;   /* KEEL_STRESS_NSTATS x SK_NB, or NULL with keep_paths */
   xsum sum[KEEL_STRESS_NSTATS + 2]; /* the statistics, then money in and out */
@@ -283,6 +285,28 @@ static double irr_of(const double *cf, size_t n, double spy, double guess) {
   return pow(q, -spy) - 1;
 }
 
+/* The buckets of the paths in fanb into the counts, point by point: a
+ * point's buckets of FANQ paths lie close together in its row of counts,
+ * so they share cache lines (counting each path's points as it ends would
+ * touch a new line of a 12 MB table for each point). */
+static void fan_flush(stress *S, worker *w) {
+  const size_t P = S->P, m = w->nfan;
+  const uint32_t *restrict fb = w->fanb;
+  uint32_t *restrict flo = w->fanlo, *restrict fhi = w->fanhi;
+  for (size_t i = 0; i < P; i++) {
+    uint32_t *restrict h = w->hist + i * NBINS, lo = flo[i], hi = fhi[i];
+    for (size_t k = 0; k < m; k++) {
+      const uint32_t b = fb[k * P + i];
+      h[b]++;
+      lo = b < lo ? b : lo;
+      hi = b > hi ? b : hi;
+    }
+    flo[i] = lo;
+    fhi[i] = hi;
+  }
+  w->nfan = 0;
+}
+
 static void path_stats(stress *S, worker *w, uint64_t p, const keel_backtest_result *r) {
   keel_stress_result *R = S->res;
   const size_t T = S->T, N = R->npaths;
@@ -342,24 +366,18 @@ static void path_stats(stress *S, worker *w, uint64_t p, const keel_backtest_res
   w->n_goal += W >= R->goal;
   w->n_goal_any += vmax >= R->goal;
   w->n_loss += st[KEEL_STRESS_LOSS] > R->loss_x;
-  /* the fan chart: every point's bucket first, then the counts (the
-   * counts are spread over megabytes: independent increments let their
-   * cache misses overlap) */
+  /* the fan chart: every point's bucket now, the counts every FANQ paths
+   * (fan_flush) */
   const size_t P = S->P;
   const long base = S->fan_base;
-  uint32_t *restrict fb = w->fanb;
+  uint32_t *restrict fb = w->fanb + w->nfan * P;
   for (size_t i = 0; i < P; i++) {
     const double x = v[R->band_rows[i]];
     long b = x > 0 ? mag_key(x) - base : 0;
     b = b < 0 ? 0 : b >= (long)NBINS ? (long)NBINS - 1 : b;
     fb[i] = (uint32_t)b;
   }
-  uint32_t *restrict flo = w->fanlo, *restrict fhi = w->fanhi;
-  for (size_t i = 0; i < P; i++) {
-    w->hist[i * NBINS + fb[i]]++;
-    flo[i] = fb[i] < flo[i] ? fb[i] : flo[i];
-    fhi[i] = fb[i] > fhi[i] ? fb[i] : fhi[i];
-  }
+  if (++w->nfan == FANQ) fan_flush(S, w);
   if (R->paths)
     for (size_t i = 0; i < P; i++) R->paths[p * P + i] = v[R->band_rows[i]];
 }
@@ -469,6 +487,7 @@ static void *worker_main(void *arg) {
     pthread_mutex_unlock(&S->mu);
     if (st) break;
   }
+  fan_flush(S, w);
   pthread_mutex_lock(&S->mu);
   S->alive--;
   pthread_cond_broadcast(&S->cv);
@@ -547,7 +566,7 @@ static keel_status worker_setup(keel_ctx *ctx, stress *S, worker *w, const keel_
               !(w->work = keeli_alloc_array(w->ctx, keel_mc_work_size(S->g) + S->T + 2, sizeof(double))) ||
               !(w->level = keeli_alloc_array(w->ctx, S->n, sizeof(double))) ||
               !(w->hist = keeli_calloc(w->ctx, S->P * NBINS, sizeof(uint32_t))) ||
-              !(w->fanb = keeli_alloc_array(w->ctx, S->P, sizeof(uint32_t))) ||
+              !(w->fanb = keeli_alloc_array(w->ctx, FANQ * S->P, sizeof(uint32_t))) ||
               !(w->fanlo = keeli_alloc_array(w->ctx, S->P, sizeof(uint32_t))) ||
               !(w->fanhi = keeli_calloc(w->ctx, S->P, sizeof(uint32_t))) ||
               (!o->keep_paths && !(w->sk = keeli_calloc(w->ctx, (size_t)KEEL_STRESS_NSTATS * SK_NB, sizeof(uint32_t))))))
