@@ -140,6 +140,7 @@ typedef struct sub_run {
   int sub_locked, sub_pending, sub_rule;
   size_t sub_fill_row;
   double twr, twr_peak, vprev;
+  int twr_on; /* the index is tracked (stop rules read it) */
   double shadow, *ring; /* the shadow index and its last `ringn` values */
   size_t ringn, ringpos, ringcnt;
   double volk, volk_traded;
@@ -1216,8 +1217,10 @@ static keel_status step_open(run *E, sub_run *S, size_t t) {
 /* The marking, the time-weighted index and the row's results, at the
  * end of every row. */
 static inline void end_row(sub_run *S, size_t t, double V) {
-  if (t > 0 && S->vprev > 0) S->twr *= (V - S->flow_row) / S->vprev;
-  if (S->twr > S->twr_peak) S->twr_peak = S->twr;
+  if (S->twr_on) {
+    if (t > 0 && S->vprev > 0) S->twr *= (V - S->flow_row) / S->vprev;
+    if (S->twr > S->twr_peak) S->twr_peak = S->twr;
+  }
   S->vprev = V;
 }
 
@@ -1545,6 +1548,7 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
     S->due_row[t] = (unsigned char)keel_schedule_due(&sp->schedule, d0, d1, t);
     S->band_row[t] = sp->band.kind != KEEL_BAND_NONE && keel_schedule_due(&sp->band_check, d0, d1, t);
   }
+  S->twr_on = sp->nstops > 0;
   S->quiet = !sp->ndca && !sp->nstops && !(sp->vol.target > 0) && !(sp->strategy && sp->strategy->ops->on_bar) &&
              !E->op;
   for (size_t i = 0; i < sp->ndca; i++) S->dca_first[i] = KEEL_DATE_NONE;
@@ -1819,6 +1823,29 @@ keel_status keeli_engine_run(keeli_engine *e, keel_ctx *ctx) {
   for (size_t s = 0; s < spec->nsubs; s++) {
     sub_reset(E, &E->subs[s]);
     r->capital += E->subs[s].start_value;
+  }
+  if (spec->nsubs == 1 && !e->metrics && !r->holdings) {
+    /* one sub-account, nothing but the series: the loop below without its
+     * sums over sub-accounts (r's rows start at 0, so 0 + x is what they
+     * would hold) and, on quiet rows, without the flows, trades and costs
+     * that are 0 there (r's rows stay as cleared) */
+    sub_run *S = &E->subs[0];
+    const int q = S->quiet && S->direct && !E->cost_mult && !E->general;
+    const sub_result *u = S->res;
+    for (size_t t = 0; t < n; t++) {
+      if (q && t > 0 && !S->due_row[t] && quiet_row(E, S, t)) {
+        r->values[t] = 0.0 + u->values[t];
+        r->cash[t] = 0.0 + S->cash;
+        continue;
+      }
+      if ((st = step_row(E, S, t))) return st;
+      r->values[t] = 0.0 + u->values[t];
+      r->cash[t] = 0.0 + S->cash;
+      r->flows[t] = 0.0 + S->flow_row;
+      r->traded[t] = 0.0 + S->traded_row;
+      r->costs[t] = 0.0 + S->costs_row;
+    }
+    return KEEL_OK;
   }
   for (size_t t = 0; t < n; t++) {
     double invested_all = 0;
