@@ -154,6 +154,7 @@ typedef struct sub_run {
    * depend on the dates only, so they are found once at set-up) */
   unsigned char *due_row, *band_row;
   int quiet; /* no DCA, stops, volatility target or on_bar: see quiet_row */
+  int avx2;  /* quiet_row may use mark_inside_avx2 */
 } sub_run;
 
 typedef struct run {
@@ -1277,6 +1278,64 @@ static int mark_inside_small(sub_run *S, double *V) {
   }
 }
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
+#include <immintrin.h>
+#define KEEL_ENGINE_AVX2 1
+/* mark_inside_small in 4-wide vectors: lanes 4 q .. 4 q + 3 of the sixteen
+ * in vector q (the prices' last partial vector read with a mask, so no
+ * read goes past the basket; the lanes past it are 0, as there). The sums
+ * are the same tree, b_k = l_k + l_(k+8) and c_k = b_k + b_(k+4) lane by
+ * lane, then (c0 + c2) + (c1 + c3), and each test the same expression, so
+ * the value, x and the answer have the same bits. x, tau and bwm are
+ * padded to whole vectors (0, 0 and 1). */
+__attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE __m256d mark4(const sub_run *S, size_t k, size_t na) {
+  const __m256d z = _mm256_setzero_pd();
+  if (k >= na) return z;
+  __m256d x;
+  if (k + 4 <= na) {
+    x = _mm256_mul_pd(_mm256_loadu_pd(S->shares + k), _mm256_loadu_pd(S->lastp + k));
+  } else {
+    const __m256i m = _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(na - k)), _mm256_setr_epi64x(0, 1, 2, 3));
+    x = _mm256_mul_pd(_mm256_loadu_pd(S->shares + k), _mm256_maskload_pd(S->lastp + k, m));
+  }
+  _mm256_storeu_pd(S->x + k, x);
+  return x;
+}
+__attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE int in4(const sub_run *S, size_t k, size_t na, __m256d x,
+                                                                   __m256d vv) {
+  if (k >= na) return 1;
+  const __m256d dev = _mm256_andnot_pd(_mm256_set1_pd(-0.0),
+                                       _mm256_sub_pd(x, _mm256_mul_pd(_mm256_loadu_pd(S->tau + k), vv)));
+  const __m256d lim = _mm256_mul_pd(_mm256_loadu_pd(S->bwm + k), vv);
+  return _mm256_movemask_pd(_mm256_cmp_pd(dev, lim, _CMP_LT_OQ)) == 0xf;
+}
+__attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE int mark_inside_avx2_n(sub_run *S, double *V,
+                                                                                  const size_t na) {
+  const __m256d zero = _mm256_setzero_pd();
+  const __m256d x0 = mark4(S, 0, na), x1 = mark4(S, 4, na), x2 = mark4(S, 8, na), x3 = mark4(S, 12, na);
+  const __m256d bl = _mm256_add_pd(_mm256_add_pd(zero, x0), _mm256_add_pd(zero, x2));
+  const __m256d bh = _mm256_add_pd(_mm256_add_pd(zero, x1), _mm256_add_pd(zero, x3));
+  const __m256d c = _mm256_add_pd(bl, bh);
+  const __m128d d = _mm_add_pd(_mm256_castpd256_pd128(c), _mm256_extractf128_pd(c, 1));
+  const double v = S->cash + (_mm_cvtsd_f64(d) + _mm_cvtsd_f64(_mm_unpackhi_pd(d, d)));
+  S->vmark = *V = v;
+  S->marked = 1;
+  if (!(v > 0)) return 0;
+  const __m256d vv = _mm256_set1_pd(v);
+  return (in4(S, 0, na, x0, vv) & in4(S, 4, na, x1, vv)) & (in4(S, 8, na, x2, vv) & in4(S, 12, na, x3, vv));
+}
+__attribute__((target("avx2"))) static int mark_inside_avx2(sub_run *S, double *V) {
+  switch (S->na) {
+#define CASE(k) \
+  case k: return mark_inside_avx2_n(S, V, k);
+    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+    CASE(9) CASE(10) CASE(11) CASE(12) CASE(13) CASE(14) CASE(15)
+#undef CASE
+    default: return mark_inside_avx2_n(S, V, S->na);
+  }
+}
+#endif
+
 /* A row on which nothing but the band test can happen: after the first
  * row, with no schedule due, for a sub-account without DCA plans, stop
  * rules, volatility target or on_bar, prices read straight from the panel,
@@ -1294,7 +1353,12 @@ static inline int quiet_row(run *E, sub_run *S, size_t t) {
   double V;
   if (S->na < 16 && S->band_row[t] && S->bw_margin_ok) {
     /* sub_value and band_inside in one pass, the values in registers */
-    if (!mark_inside_small(S, &V) && band_outside(S->na, S->x, S->tau, S->bw, V)) return 0;
+#ifdef KEEL_ENGINE_AVX2
+    const int in = S->avx2 ? mark_inside_avx2(S, &V) : mark_inside_small(S, &V);
+#else
+    const int in = mark_inside_small(S, &V);
+#endif
+    if (!in && band_outside(S->na, S->x, S->tau, S->bw, V)) return 0;
   } else {
     V = sub_value(S);
     if (S->band_row[t] && !(S->bw_margin_ok && V > 0 && band_inside(S->na, S->x, S->tau, S->bwm, V)) &&
@@ -1549,6 +1613,9 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
     S->band_row[t] = sp->band.kind != KEEL_BAND_NONE && keel_schedule_due(&sp->band_check, d0, d1, t);
   }
   S->twr_on = sp->nstops > 0;
+#ifdef KEEL_ENGINE_AVX2
+  S->avx2 = __builtin_cpu_supports("avx2");
+#endif
   S->quiet = !sp->ndca && !sp->nstops && !(sp->vol.target > 0) && !(sp->strategy && sp->strategy->ops->on_bar) &&
              !E->op;
   for (size_t i = 0; i < sp->ndca; i++) S->dca_first[i] = KEEL_DATE_NONE;
