@@ -994,7 +994,8 @@ const double *keel_mc_history(const keel_mc *g, size_t *rows) {
 
 /* z and the sums of one step, then the normals and sums of a block of ZB steps */
 #define ZB 8
-size_t keel_mc_work_size(const keel_mc *g) { return ZB * g->n + 2 * g->n + R4_L; }
+_Static_assert(ZB == R4_L, "a block of steps is one draw of the lanes");
+size_t keel_mc_work_size(const keel_mc *g) { return ZB * g->n + 2 * g->n; }
 
 /* r = m + scale F z for one step, F given by columns (Ft = F', row j is
  * column j of F; lower triangular F when tri). Each r_i sums its terms in
@@ -1016,30 +1017,6 @@ static inline void correlated(size_t n, const double *restrict Ft, int tri, cons
 #else
 #define KEEL_MC_HOT
 #endif
-
-/* The normals of ZB steps (rows of n in zl, step-major as drawn) into zt
- * by assets: zt[j * ZB + b] is step b's z_j (0 for b >= nb). A full block
- * goes through 4-wide vectors, so zt is written in the width it is read
- * back with (no store-forwarding stalls). */
-KEEL_MC_HOT static void transpose_block(size_t n, const double *restrict zl, size_t nb, double *restrict zt) {
-  if (nb < ZB) {
-    for (size_t j = 0; j < n; j++)
-      for (size_t b = 0; b < ZB; b++) zt[j * ZB + b] = b < nb ? zl[b * n + j] : 0;
-    return;
-  }
-#if defined(__GNUC__) && !defined(__clang__)
-  typedef double v4t __attribute__((vector_size(32)));
-  for (size_t j = 0; j < n; j++) {
-    const v4t z0 = {zl[j], zl[n + j], zl[2 * n + j], zl[3 * n + j]};
-    const v4t z1 = {zl[4 * n + j], zl[5 * n + j], zl[6 * n + j], zl[7 * n + j]};
-    memcpy(zt + j * ZB, &z0, sizeof z0);
-    memcpy(zt + j * ZB + 4, &z1, sizeof z1);
-  }
-#else
-  for (size_t j = 0; j < n; j++)
-    for (size_t b = 0; b < ZB; b++) zt[j * ZB + b] = zl[b * n + j];
-#endif
-}
 
 /* correlated() for ZB steps at once: rows r[b * n + i] = m_i + (F z_b)_i
  * for b < nb, z_b the column b of zt (zt[j * ZB + b]). Each sum takes its
@@ -1164,22 +1141,16 @@ keel_status keel_mc_path(keel_ctx *ctx, const keel_mc *g, uint64_t seed, uint64_
   int corr = 0; /* a correlation overlay draws after each step's normals */
   for (size_t e = 0; e < g->nev; e++) corr |= g->ev[e].kind == KEEL_SCN_CORR;
   if (g->kind == KEEL_MC_NORMAL && !corr) {
-    /* the lanes (rng4): the path's T n normals in step-major order
-     * straight into logret (the last few, up to a multiple of R4_L, through
-     * zl: the extra ones unused), then each block of ZB steps in place: its
-     * normals by assets into zt, then its correlated rows */
-    double *zt = work + 2 * n, *zl = zt + ZB * n;
+    /* the lanes (rng4), one block of ZB = R4_L steps at a time: draw j of
+     * lane b is asset j's normal of step b of the block (zt[j ZB + b], the
+     * layout correlated_block reads; in the last block the lanes past the
+     * path's end are drawn and unused), then the block's correlated rows */
+    double *zt = work + 2 * n;
     rng4 r4;
     rng4_seed(&r4, seed, path);
-    const size_t m = T * n, m8 = m / R4_L * R4_L;
-    rng4_normals(&r4, logret, m8);
-    if (m8 < m) {
-      rng4_normals(&r4, zl, R4_L);
-      memcpy(logret + m8, zl, (m - m8) * sizeof *zl);
-    }
     for (size_t t0 = 0; t0 < T; t0 += ZB) {
       const size_t nb = T - t0 < ZB ? T - t0 : ZB;
-      transpose_block(n, logret + t0 * n, nb, zt);
+      rng4_normals(&r4, zt, ZB * n);
       correlated_block(n, g->fact, g->tri[0], g->mu, zt, nb, logret + t0 * n);
     }
     for (size_t t = 0; t < T; t++) {

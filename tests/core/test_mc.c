@@ -120,7 +120,8 @@ static void test_lane_normals(void **state) {
 }
 
 /* The normal generator's path is m + F z_t with z the path's lane normals
- * in step-major order (normal t n + i for asset i of step t), F the
+ * by blocks of 8 steps (normal 8 (n b + i) + s for asset i of step 8 b + s:
+ * the lanes are the steps of a block), F the
  * covariance's Cholesky factor: checked against that product written out
  * here (for 1 to 13 assets, with a last block of steps shorter than the
  * rest), bit for bit for a diagonal covariance (F z is then sd_i z_i
@@ -163,7 +164,7 @@ static void test_normal_layout(void **state) {
           for (size_t k = 0; k < j; k++) s -= F[i * n + k] * F[j * n + k];
           F[i * n + j] = i == j ? sqrt(s) : s / F[j * n + j];
         }
-      const size_t m8 = (T * n + 7) / 8 * 8;
+      const size_t m8 = (T + 7) / 8 * 8 * n;
       double *X = malloc(T * n * sizeof *X), *z = malloc(m8 * sizeof *z);
       for (uint64_t path = 0; path < 3; path++) {
         assert_ok(CTX, keel_mc_path(CTX, g, 31, path, X, NULL, NULL));
@@ -171,7 +172,7 @@ static void test_normal_layout(void **state) {
         for (size_t t = 0; t < T; t++)
           for (size_t i = 0; i < n; i++) {
             double a = 0;
-            for (size_t j = 0; j <= i; j++) a += F[i * n + j] * z[t * n + j];
+            for (size_t j = 0; j <= i; j++) a += F[i * n + j] * z[8 * (n * (t / 8) + j) + t % 8];
             const double want = m[i] + a, got = X[t * n + i];
             if (diag ? memcmp(&got, &want, sizeof got) != 0 : fabs(got - want) > 1e-14 * sqrt(C[i * n + i]))
               fail_msg("%zu assets, path %d, step %zu, asset %zu: %.17g, want %.17g", n, (int)path, t, i, got, want);
