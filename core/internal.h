@@ -99,6 +99,9 @@ int keeli_cmp_double(const void *a, const void *b);
 /* out[i] = exp(x[i]) for |x[i]| <= 700 (clamped beyond), within 2 ulp,
  * vectorised; the same bits on every machine. In core/mc.c. */
 void keeli_exp_array(size_t n, const double *x, double *out);
+/* keeli_exp_array through the portable loops (portable) or the AVX2 code
+ * where the machine has it (0): the same bits either way (tested). */
+void keeli_exp_array_with(size_t n, const double *x, double *out, int portable);
 /* The normal generator's lane normals (core/mc.c): m (a multiple of 8)
  * of stream (seed, stream), by the vector code when the machine has it
  * and portable is 0, else by the portable code (the tests compare them). */

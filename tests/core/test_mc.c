@@ -193,6 +193,19 @@ static void test_exp_array(void **state) {
   for (int i = 0; i <= 2000; i++) x[i] = (i - 1000) * 1e-3;
   keeli_exp_array(2001, x, y);
   for (int i = 0; i <= 2000; i++) assert_close(y[i], exp(x[i]), 3e-16, 0);
+  /* the vector code and the portable loops: the same bits, on uniforms
+   * over [-750, 750] (some clamped) and over [-0.5, 0.5] */
+  enum { M = 1 << 16 };
+  double *u = malloc(M * sizeof *u), *a = malloc(M * sizeof *a), *b = malloc(M * sizeof *b);
+  keel_rng r;
+  keel_rng_seed(&r, 5, 0);
+  for (int k = 0; k < M; k++) u[k] = (k & 1 ? 1500 : 1) * (keel_rng_uniform(&r) - 0.5);
+  keeli_exp_array_with(M - 3, u, a, 0);
+  keeli_exp_array_with(M - 3, u, b, 1);
+  assert_memory_equal(a, b, (M - 3) * sizeof *a);
+  free(u);
+  free(a);
+  free(b);
 }
 
 /* Sample mean and covariance of N draws (rows of X, n columns) against
