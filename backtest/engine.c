@@ -1371,6 +1371,93 @@ static inline int quiet_row(run *E, sub_run *S, size_t t) {
   return 1;
 }
 
+#ifdef KEEL_ENGINE_AVX2
+/* Rows t, t + 1, ... of the one sub-account S of an account whose rows
+ * are all quiet_row's kind (see keeli_engine_run's loop for one
+ * sub-account), for a basket under 16 assets with band_inside usable:
+ * what quiet_row and that loop do for each row, with the holdings, cash,
+ * targets and band widths (fixed while no row trades) in registers, so a
+ * row waits on nothing of the one before and the rows overlap. The
+ * marking and the test are mark_inside_avx2_n's operations (the same
+ * bits). Stops before a row with a schedule due, a value not above 0 or
+ * an asset not certainly inside its band, which quiet_row and step_row
+ * then take from scratch; S is left as quiet_row leaves it after the last
+ * row done. Returns the first row not done. */
+__attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE size_t quiet_stretch_n(run *E, sub_run *S,
+                                                                                   keel_backtest_result *r, size_t t,
+                                                                                   size_t n, const size_t na) {
+  const size_t stride = E->na_panel, t0 = t;
+  const double *base = E->px + E->start * stride + S->col[0];
+  const __m256d zero = _mm256_setzero_pd(), sign = _mm256_set1_pd(-0.0);
+  const __m256i tail = _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(na % 4)), _mm256_setr_epi64x(0, 1, 2, 3));
+#define LD(a, q) (4 * (q) < na ? _mm256_loadu_pd((a) + 4 * (q)) : zero)
+  const __m256d h0 = LD(S->shares, 0), h1 = LD(S->shares, 1), h2 = LD(S->shares, 2), h3 = LD(S->shares, 3);
+  const __m256d u0 = LD(S->tau, 0), u1 = LD(S->tau, 1), u2 = LD(S->tau, 2), u3 = LD(S->tau, 3);
+  const __m256d w0 = LD(S->bwm, 0), w1 = LD(S->bwm, 1), w2 = LD(S->bwm, 2), w3 = LD(S->bwm, 3);
+#undef LD
+  /* prices of vector q of a row: whole, masked (the last, partial one) or none */
+#define PX(row, q)                                                                                       \
+  (4 * (q) + 4 <= na ? _mm256_loadu_pd((row) + 4 * (q))                                                  \
+                     : 4 * (q) < na ? _mm256_maskload_pd((row) + 4 * (q), tail) : zero)
+  const double cash = S->cash;
+  double *restrict x = S->x;
+  sub_result *u = S->res;
+  double V = 0;
+  for (; t < n && !S->due_row[t]; t++) {
+    const double *row = base + t * stride;
+    const __m256d x0 = _mm256_mul_pd(h0, PX(row, 0)), x1 = _mm256_mul_pd(h1, PX(row, 1)),
+                  x2 = _mm256_mul_pd(h2, PX(row, 2)), x3 = _mm256_mul_pd(h3, PX(row, 3));
+    const __m256d bl = _mm256_add_pd(_mm256_add_pd(zero, x0), _mm256_add_pd(zero, x2));
+    const __m256d bh = _mm256_add_pd(_mm256_add_pd(zero, x1), _mm256_add_pd(zero, x3));
+    const __m256d c = _mm256_add_pd(bl, bh);
+    const __m128d d = _mm_add_pd(_mm256_castpd256_pd128(c), _mm256_extractf128_pd(c, 1));
+    const double v = cash + (_mm_cvtsd_f64(d) + _mm_cvtsd_f64(_mm_unpackhi_pd(d, d)));
+    if (S->band_row[t]) {
+      if (!(v > 0)) break;
+      const __m256d vv = _mm256_set1_pd(v);
+#define IN(xq, uq, wq, q)                                                                                       \
+  (4 * (q) >= na ||                                                                                             \
+   _mm256_movemask_pd(_mm256_cmp_pd(_mm256_andnot_pd(sign, _mm256_sub_pd(xq, _mm256_mul_pd(uq, vv))),           \
+                                    _mm256_mul_pd(wq, vv), _CMP_LT_OQ)) == 0xf)
+      if (!((IN(x0, u0, w0, 0) & IN(x1, u1, w1, 1)) & (IN(x2, u2, w2, 2) & IN(x3, u3, w3, 3)))) break;
+#undef IN
+    }
+    if (0 < na) _mm256_storeu_pd(x, x0);
+    if (4 < na) _mm256_storeu_pd(x + 4, x1);
+    if (8 < na) _mm256_storeu_pd(x + 8, x2);
+    if (12 < na) _mm256_storeu_pd(x + 12, x3);
+    u->values[t] = v;
+    u->cash[t] = cash;
+    u->flows[t] = u->traded[t] = u->costs[t] = 0;
+    r->values[t] = 0.0 + v;
+    r->cash[t] = 0.0 + cash;
+    V = v;
+  }
+#undef PX
+  if (t > t0) {
+    S->px = S->lastp = base + (t - 1) * stride;
+    S->vmark = S->vprev = V;
+    S->marked = 1;
+    S->reentered = 0;
+    S->flow_row = S->traded_row = S->costs_row = 0;
+    E->nquiet += t - t0;
+  }
+  return t;
+}
+
+__attribute__((target("avx2"))) static size_t quiet_stretch(run *E, sub_run *S, keel_backtest_result *r, size_t t,
+                                                            size_t n) {
+  switch (S->na) {
+#define CASE(k) \
+  case k: return quiet_stretch_n(E, S, r, t, n, k);
+    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+    CASE(9) CASE(10) CASE(11) CASE(12) CASE(13) CASE(14) CASE(15)
+#undef CASE
+    default: return t;
+  }
+}
+#endif
+
 /* One row of one sub-account. */
 static keel_status step_row(run *E, sub_run *S, size_t t) {
   const keel_subaccount_spec *sp = S->sp;
@@ -1900,6 +1987,13 @@ keel_status keeli_engine_run(keeli_engine *e, keel_ctx *ctx) {
     const int q = S->quiet && S->direct && !E->cost_mult && !E->general;
     const sub_result *u = S->res;
     for (size_t t = 0; t < n; t++) {
+#ifdef KEEL_ENGINE_AVX2
+      if (q && t > 0 && S->avx2 && S->na < 16 && S->bw_margin_ok) {
+        const size_t t1 = quiet_stretch(E, S, r, t, n);
+        if (t1 == n) break;
+        t = t1; /* a row the stretch left: the way below */
+      }
+#endif
       if (q && t > 0 && !S->due_row[t] && quiet_row(E, S, t)) {
         r->values[t] = 0.0 + u->values[t];
         r->cash[t] = 0.0 + S->cash;
