@@ -242,6 +242,11 @@ static keel_status add_event(run *E, sub_run *S, size_t t, keel_event_kind kind,
  * do not depend on the choice (no reassociation beyond the fixed partial
  * sums). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
+/* hand-written AVX2 code, taken where the CPU has it (sub_run.avx2) */
+#include <immintrin.h>
+#define KEEL_ENGINE_AVX2 1
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
 #define KEEL_HOT __attribute__((target_clones("avx2", "default")))
 #else
 #define KEEL_HOT
@@ -381,6 +386,7 @@ typedef struct rebal_problem {
   double cb, cs, fee, V, XF, WT;
   size_t ns;
   int borrow;
+  int avx2; /* g_slope may use g_lanes_avx2 */
 } rebal_problem;
 
 static double scale_k(const rebal_problem *q, double vp) {
@@ -405,6 +411,47 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* g(vp) and its slope on the side dir (+1 right, -1 left) of vp. */
+#ifdef KEEL_ENGINE_AVX2
+/* g_slope's sums over the whole groups of eight assets into its lanes
+ * (lane l of cl, sl, tl in lane l mod 4 of the low or high vector):
+ * returns the first asset left. */
+__attribute__((target("avx2"))) static size_t g_lanes_avx2(const rebal_problem *q, double k, double dk,
+                                                           double *cl, double *sl, double *tl) {
+  const double *restrict tau = q->tau, *restrict x = q->x;
+  const unsigned char *restrict in = q->in_s;
+  const size_t na = q->na;
+  const __m256d kv = _mm256_set1_pd(k), dkv = _mm256_set1_pd(dk), cb = _mm256_set1_pd(q->cb),
+                cs = _mm256_set1_pd(-q->cs), zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1);
+  __m256d c0 = zero, c1 = zero, s0 = zero, s1 = zero, t0 = zero, t1 = zero;
+  size_t j = 0;
+  for (; j + 8 <= na; j += 8) {
+    int32_t b0, b1;
+    memcpy(&b0, in + j, 4);
+    memcpy(&b1, in + j + 4, 4);
+    const __m256d m0 = _mm256_castsi256_pd(_mm256_cmpgt_epi64(_mm256_cvtepu8_epi64(_mm_cvtsi32_si128(b0)), _mm256_setzero_si256()));
+    const __m256d m1 = _mm256_castsi256_pd(_mm256_cmpgt_epi64(_mm256_cvtepu8_epi64(_mm_cvtsi32_si128(b1)), _mm256_setzero_si256()));
+    const __m256d u0 = _mm256_loadu_pd(tau + j), u1 = _mm256_loadu_pd(tau + j + 4);
+    const __m256d d0 = _mm256_sub_pd(_mm256_mul_pd(u0, kv), _mm256_loadu_pd(x + j));
+    const __m256d d1 = _mm256_sub_pd(_mm256_mul_pd(u1, kv), _mm256_loadu_pd(x + j + 4));
+    const __m256d r0 = _mm256_blendv_pd(cs, cb, _mm256_cmp_pd(d0, zero, _CMP_GT_OQ));
+    const __m256d r1 = _mm256_blendv_pd(cs, cb, _mm256_cmp_pd(d1, zero, _CMP_GT_OQ));
+    c0 = _mm256_add_pd(c0, _mm256_and_pd(m0, _mm256_mul_pd(d0, r0)));
+    c1 = _mm256_add_pd(c1, _mm256_and_pd(m1, _mm256_mul_pd(d1, r1)));
+    s0 = _mm256_add_pd(s0, _mm256_and_pd(m0, _mm256_mul_pd(_mm256_mul_pd(u0, dkv), r0)));
+    s1 = _mm256_add_pd(s1, _mm256_and_pd(m1, _mm256_mul_pd(_mm256_mul_pd(u1, dkv), r1)));
+    t0 = _mm256_add_pd(t0, _mm256_and_pd(_mm256_and_pd(m0, _mm256_cmp_pd(d0, zero, _CMP_EQ_OQ)), one));
+    t1 = _mm256_add_pd(t1, _mm256_and_pd(_mm256_and_pd(m1, _mm256_cmp_pd(d1, zero, _CMP_EQ_OQ)), one));
+  }
+  _mm256_storeu_pd(cl, c0);
+  _mm256_storeu_pd(cl + 4, c1);
+  _mm256_storeu_pd(sl, s0);
+  _mm256_storeu_pd(sl + 4, s1);
+  _mm256_storeu_pd(tl, t0);
+  _mm256_storeu_pd(tl + 4, t1);
+  return j;
+}
+#endif
+
 static double g_slope(const rebal_problem *q, double vp, int dir, double *slope) {
   double k = vp, dk = 1;
   if (!q->borrow && q->WT > 0) {
@@ -416,22 +463,32 @@ static double g_slope(const rebal_problem *q, double vp, int dir, double *slope)
    * breakpoint) takes the side dir looks to, in a second pass. */
   const double *restrict tau = q->tau, *restrict x = q->x;
   const unsigned char *restrict in = q->in_s;
-  const double rates[2] = {-q->cs, q->cb};
+  const double rates[2] = {-q->cs, q->cb}, cb = q->cb, cs = -q->cs;
   const size_t na = q->na;
-  double c = 0, sl = 0;
-  size_t ties = 0;
-  for (size_t j = 0; j < na; j++) {
-    if (!in[j]) continue;
-    double d = tau[j] * k - x[j], dd = tau[j] * dk, rate = rates[d > 0];
-    c += d * rate;
-    sl += dd * rate;
-    ties += d == 0;
+  /* the sums in eight interleaved lanes (element j in lane j mod 8, the
+   * lanes added as a tree): a fixed order whose adds do not wait on each
+   * other; an asset out of the sale set adds +0, which leaves a sum's bits
+   * as they are. Whole groups of eight in AVX2 where the machine has it
+   * (the same operations lane by lane), the rest one by one. */
+  double cl[8] = {0}, sll[8] = {0}, tl[8] = {0};
+  size_t j = 0;
+#ifdef KEEL_ENGINE_AVX2
+  if (q->avx2) j = g_lanes_avx2(q, k, dk, cl, sll, tl);
+#endif
+  for (; j < na; j++) {
+    const double d = tau[j] * k - x[j], dd = tau[j] * dk, rate = d > 0 ? cb : cs;
+    cl[j & 7] += in[j] ? d * rate : 0.0;
+    sll[j & 7] += in[j] ? dd * rate : 0.0;
+    tl[j & 7] += in[j] && d == 0 ? 1.0 : 0.0;
   }
-  if (ties) {
+  double c = ((cl[0] + cl[4]) + (cl[2] + cl[6])) + ((cl[1] + cl[5]) + (cl[3] + cl[7]));
+  double sl = ((sll[0] + sll[4]) + (sll[2] + sll[6])) + ((sll[1] + sll[5]) + (sll[3] + sll[7]));
+  const double ties = ((tl[0] + tl[4]) + (tl[2] + tl[6])) + ((tl[1] + tl[5]) + (tl[3] + tl[7]));
+  if (ties > 0) {
     sl = 0;
-    for (size_t j = 0; j < na; j++) {
-      if (!in[j]) continue;
-      double d = tau[j] * k - x[j], dd = tau[j] * dk;
+    for (size_t i = 0; i < na; i++) {
+      if (!in[i]) continue;
+      double d = tau[i] * k - x[i], dd = tau[i] * dk;
       sl += dd * (d != 0 ? rates[d > 0] : rates[(dir > 0) == (dd > 0)]);
     }
   }
@@ -600,7 +657,7 @@ static keel_status trade_to(run *E, sub_run *S, size_t t, const double *tau, kee
     ns += sj;
   }
   rebal_problem q = {.na = na, .tau = tau, .x = S->x, .in_s = S->in_s, .cb = S->cb, .cs = S->cs, .fee = S->fee,
-                     .V = V, .XF = XF, .WT = WT, .borrow = S->borrow, .ns = ns};
+                     .V = V, .XF = XF, .WT = WT, .borrow = S->borrow, .ns = ns, .avx2 = S->avx2};
   /* Which assets trade is decided at the solution, re-solved until the set
    * is stable (it changes only when a target lands within the tolerance
    * of its holding). */
@@ -1278,9 +1335,7 @@ static int mark_inside_small(sub_run *S, double *V) {
   }
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
-#include <immintrin.h>
-#define KEEL_ENGINE_AVX2 1
+#ifdef KEEL_ENGINE_AVX2
 /* mark_inside_small in 4-wide vectors: lanes 4 q .. 4 q + 3 of the sixteen
  * in vector q (the prices' last partial vector read with a mask, so no
  * read goes past the basket; the lanes past it are 0, as there). The sums
@@ -1953,6 +2008,16 @@ void keeli_engine_set_liquidity(keeli_engine *e, const double *cost_mult, const 
 }
 
 void keeli_engine_set_quiet(keeli_engine *e, int on) { e->E.general = !on; }
+void keeli_engine_set_simd(keeli_engine *e, int on) {
+  for (size_t s = 0; s < e->E.spec->nsubs; s++) {
+#ifdef KEEL_ENGINE_AVX2
+    e->E.subs[s].avx2 = on && __builtin_cpu_supports("avx2");
+#else
+    (void)on;
+    e->E.subs[s].avx2 = 0;
+#endif
+  }
+}
 size_t keeli_engine_quiet_rows(const keeli_engine *e) { return e->E.nquiet; }
 
 const keel_backtest_result *keeli_engine_result(const keeli_engine *e) { return e->r; }
