@@ -170,7 +170,7 @@ static void check_charts(const char *html, const char *const *ids, size_t nids, 
   }
   assert_int_equal(seen, ncharts);
   for (size_t k = 0; k < nids; k++) {
-    char needle[96];
+    char needle[320];
     snprintf(needle, sizeof needle, "id=\"chart-%s\"", ids[k]);
     if (!strstr(html, needle)) fail_msg("no chart %s on the page", ids[k]);
   }
@@ -183,7 +183,7 @@ static void check_charts(const char *html, const char *const *ids, size_t nids, 
 
 /* The text of the cell data-metric="name". */
 static void cell(const char *html, const char *attr, char *out, size_t n) {
-  char needle[96];
+  char needle[320];
   snprintf(needle, sizeof needle, "%s\">", attr);
   const char *p = strstr(html, needle);
   if (!p) fail_msg("no cell %s", attr);
