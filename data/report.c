@@ -351,6 +351,7 @@ static const char CSS[] =
     "table.text th,table.text td{text-align:left}"
     ".note{color:var(--muted);font-size:12px;margin:6px 0 0}"
     "code{background:var(--soft);padding:1px 4px;border-radius:4px;font-size:12px;word-break:break-all}"
+    ".scroll{overflow-x:auto}.scroll table{font-size:13px}"
     "footer{color:var(--muted);font-size:12px;text-align:center;margin-top:8px}";
 
 static void page_begin(page *pg, const char *title) {
@@ -371,7 +372,8 @@ static void page_end(page *pg) {
   sb_puts(&pg->out, "<footer>Made by keel ");
   sb_esc(&pg->out, KEEL_VERSION);
   sb_puts(&pg->out, " from ");
-  sb_esc(&pg->out, keeli_store_path(pg->store));
+  const char *sp = keeli_store_path(pg->store), *slash = strrchr(sp, '/');
+  sb_esc(&pg->out, slash ? slash + 1 : sp); /* the file's name: a page may travel */
   sb_puts(&pg->out, ". The metrics are defined in keel's docs/metrics.md; the pages in docs/reports.md.</footer>\n"
                     "</main>\n</body>\n</html>\n");
 }
@@ -1600,7 +1602,7 @@ static void page_batch(page *pg, const int64_t *ids, size_t n) {
   if (!rank) return;
   for (size_t k = 0; k < n; k++) rank[2 * k] = (double)k, rank[2 * k + 1] = metric(&runs[k], "sharpe");
   qsort(rank, n, 2 * sizeof *rank, cmp_sharpe_desc);
-  sb_puts(&pg->out, "<section id=\"runs\"><h2>Runs, best Sharpe ratio first</h2><table class=\"metrics\"><thead><tr>"
+  sb_puts(&pg->out, "<section id=\"runs\"><h2>Runs, best Sharpe ratio first</h2><div class=\"scroll\"><table class=\"metrics\"><thead><tr>"
                     "<th>Run</th><th>Strategy</th><th>Dataset</th><th>Period</th><th>CAGR</th><th>Volatility</th>"
                     "<th>Sharpe</th><th>Sortino</th><th>Max drawdown</th><th>Calmar</th><th>Turnover</th>"
                     "<th>Costs</th><th>Final value</th></tr></thead><tbody>\n");
@@ -1622,12 +1624,13 @@ static void page_batch(page *pg, const int64_t *ids, size_t n) {
     sb_printf(&pg->out, "<tr data-run=\"%lld\"><td>%lld</td><td>", (long long)b->ri.id, (long long)b->ri.id);
     sb_esc(&pg->out, b->ri.strategy);
     sb_puts(&pg->out, "</td><td>");
-    sb_esc(&pg->out, b->ri.dataset);
+    const char *ds = strrchr(b->ri.dataset, '/');
+    sb_esc(&pg->out, ds ? ds + 1 : b->ri.dataset);
     sb_printf(&pg->out, "</td><td>%s – %s</td>", d0, d1);
     for (int j = 0; j < 8; j++) sb_printf(&pg->out, "<td>%s</td>", c[j]);
     sb_printf(&pg->out, "<td>%s</td></tr>\n", fv);
   }
-  sb_puts(&pg->out, "</tbody></table></section>\n<section id=\"compare\"><h2>Compared</h2>\n");
+  sb_puts(&pg->out, "</tbody></table></div></section>\n<section id=\"compare\"><h2>Compared</h2>\n");
   /* growth curves of the best ones, log scale */
   size_t no = pg->o->max_overlay ? pg->o->max_overlay : 10;
   if (no > n) no = n;
