@@ -1,4 +1,5 @@
 /* keel — a backtest result as a keel_run_record (keel/record.h). */
+#include <math.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -13,6 +14,8 @@ typedef struct rec_owner {
   keel_run_sub *subs;
   keel_run_event *events;
   keel_run_opt_call *opt;
+  keel_run_weight *weights;
+  double *bench;
   char hash[KEEL_PANEL_HASH_BUFSIZE];
 } rec_owner;
 
@@ -27,6 +30,8 @@ void keel_backtest_record_free(keel_run_record *rec) {
     keeli_heap_free(&h, o->subs);
     keeli_heap_free(&h, o->events);
     keeli_heap_free(&h, o->opt);
+    keeli_heap_free(&h, o->weights);
+    keeli_heap_free(&h, o->bench);
     keeli_heap_free(&h, o);
   }
   memset(rec, 0, sizeof *rec);
@@ -34,6 +39,95 @@ void keel_backtest_record_free(keel_run_record *rec) {
 
 static void metric_values(const keel_metrics *m, double *out) {
   for (size_t k = 0; k < KEEL_METRICS_COUNT; k++) out[k] = keel_metrics_value(m, k);
+}
+
+/* The panel row of the run's first point. */
+static int first_row(const keel_panel *panel, keel_date d0, size_t *row) {
+  const keel_date *pd = keel_panel_dates(panel);
+  size_t lo = 0, hi = keel_panel_ndates(panel);
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (pd[mid] < d0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == keel_panel_ndates(panel) || pd[lo] != d0) return -1;
+  *row = lo;
+  return 0;
+}
+
+/* The sub-accounts' weights at up to KEEL_RECORD_WEIGHT_POINTS points:
+ * shares from the initial holdings plus the trades up to each point,
+ * valued at the point's close (the last price over a gap). */
+static keel_status fill_weights(keel_ctx *ctx, rec_owner *o, const keel_backtest_result *r, const keel_panel *panel,
+                                const keel_account_spec *spec, size_t row0, size_t *nout) {
+  const size_t n = keel_backtest_npoints(r), ns = keel_backtest_nsubs(r), na = keel_panel_nassets(panel);
+  const keel_date *dates = keel_backtest_dates(r);
+  const size_t stride = n <= KEEL_RECORD_WEIGHT_POINTS ? 1 : (n - 1 + KEEL_RECORD_WEIGHT_POINTS - 2) / (KEEL_RECORD_WEIGHT_POINTS - 1);
+  size_t npts = (n - 1) / stride + 1 + ((n - 1) % stride != 0), cap = 0;
+  for (size_t s = 0; s < ns; s++) cap += keel_backtest_sub_nassets(r, s);
+  double *sh = keeli_calloc(ctx, ns * na > 0 ? ns * na : 1, sizeof *sh), *last = keeli_alloc_array(ctx, na ? na : 1, sizeof *last);
+  o->weights = keeli_alloc_array(ctx, cap * npts > 0 ? cap * npts : 1, sizeof *o->weights);
+  if (!sh || !last || !o->weights) {
+    keeli_free(ctx, sh);
+    keeli_free(ctx, last);
+    return KEEL_ENOMEM;
+  }
+  for (size_t j = 0; j < na; j++) last[j] = NAN;
+  for (size_t i = 0; i < row0; i++)
+    for (size_t j = 0; j < na; j++) {
+      double p = keel_panel_price(panel, i, j);
+      if (!isnan(p)) last[j] = p;
+    }
+  for (size_t s = 0; spec && s < ns; s++) {
+    const double *q = spec->subs[s].initial_shares;
+    const size_t *cols = keel_backtest_sub_assets(r, s);
+    for (size_t k = 0; q && k < keel_backtest_sub_nassets(r, s); k++) sh[s * na + cols[k]] += q[k];
+  }
+  const keel_trade *tr = keel_backtest_trades(r);
+  const size_t nt = keel_backtest_ntrades(r);
+  size_t t = 0, m = 0;
+  for (size_t i = 0; i < n; i++) {
+    for (size_t j = 0; j < na; j++) {
+      double p = keel_panel_price(panel, row0 + i, j);
+      if (!isnan(p)) last[j] = p;
+    }
+    for (; t < nt && tr[t].date <= dates[i]; t++)
+      if (tr[t].sub < ns && tr[t].asset < na) sh[tr[t].sub * na + tr[t].asset] += tr[t].shares;
+    if (i % stride != 0 && i != n - 1) continue;
+    for (size_t s = 0; s < ns; s++) {
+      const double v = keel_backtest_sub_values(r, s)[i];
+      const size_t *cols = keel_backtest_sub_assets(r, s);
+      if (!(v > 0)) continue;
+      for (size_t k = 0; k < keel_backtest_sub_nassets(r, s); k++) {
+        const size_t j = cols[k];
+        double w = sh[s * na + j] * last[j] / v;
+        if (!isfinite(w) || fabs(w) < 1e-12) continue;
+        o->weights[m++] = (keel_run_weight){.date = dates[i], .sub = (uint32_t)s, .symbol = keel_panel_symbol(panel, j),
+                                            .weight = w};
+      }
+    }
+  }
+  keeli_free(ctx, sh);
+  keeli_free(ctx, last);
+  *nout = m;
+  return KEEL_OK;
+}
+
+/* The benchmark's closes (the last over a gap) scaled to start at base. */
+static keel_status fill_benchmark(keel_ctx *ctx, rec_owner *o, const keel_backtest_result *r, const keel_panel *panel,
+                                  size_t col, size_t row0, double base) {
+  const size_t n = keel_backtest_npoints(r);
+  if (!(o->bench = keeli_alloc_array(ctx, n, sizeof *o->bench))) return KEEL_ENOMEM;
+  double p0 = NAN, last = NAN;
+  for (size_t i = 0; i < n; i++) {
+    double p = keel_panel_price(panel, row0 + i, col);
+    if (!isnan(p)) last = p;
+    if (isnan(p0) && last > 0) p0 = last;
+    o->bench[i] = p0 > 0 ? base * last / p0 : NAN;
+  }
+  return KEEL_OK;
 }
 
 keel_status keel_backtest_record_fill(keel_ctx *ctx, const keel_backtest_result *r, const keel_panel *panel,
@@ -105,6 +199,31 @@ keel_status keel_backtest_record_fill(keel_ctx *ctx, const keel_backtest_result 
                                     .ret = oc[c].rec.objective_ret,
                                     .vol = oc[c].rec.objective_vol};
   const keel_date *dates = keel_backtest_dates(r);
+  size_t row0 = 0, nw = 0;
+  if (first_row(panel, dates[0], &row0)) {
+    keel_backtest_record_free(rec);
+    return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_record_fill: the result's first date is not in the panel");
+  }
+  long bcol = meta->spec ? meta->spec->benchmark : -1;
+  if (meta->benchmark) {
+    size_t j;
+    if (!keel_panel_find(panel, meta->benchmark, &j)) {
+      keel_backtest_record_free(rec);
+      return keeli_error(ctx, KEEL_EINVAL, "keel_backtest_record_fill: no benchmark '%s' in the prices", meta->benchmark);
+    }
+    bcol = (long)j;
+  }
+  const double base = keel_backtest_capital(r) > 0 ? keel_backtest_capital(r) : keel_backtest_values(r)[0];
+  keel_status st = fill_weights(ctx, o, r, panel, meta->spec, row0, &nw);
+  if (!st && bcol >= 0 && (size_t)bcol < na) st = fill_benchmark(ctx, o, r, panel, (size_t)bcol, row0, base);
+  if (st) {
+    keel_backtest_record_free(rec);
+    return st;
+  }
+  rec->benchmark_symbol = o->bench ? keel_panel_symbol(panel, (size_t)bcol) : NULL;
+  rec->benchmark = o->bench;
+  rec->nweights = nw;
+  rec->weights = o->weights;
   rec->kind = "backtest";
   rec->strategy = meta->strategy ? meta->strategy : "fixed_weights";
   rec->params_json = meta->params_json ? meta->params_json : "{}";

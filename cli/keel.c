@@ -17,6 +17,7 @@
 
 #include "keel/advice.h"
 #include "keel/keel.h"
+#include "report_cmd.h"
 
 #define EXIT_USAGE 2
 
@@ -86,6 +87,7 @@ static const char MAIN_HELP[] =
     "  sample     write the bundled sample price history (seeded generator)\n"
     "  advise     run a recommendation template for a profile and holdings:\n"
     "             sub-account baskets, trades, an explanation with fees (JSON)\n"
+    "  report     an HTML page of stored runs: charts and tables, no network\n"
     "  help       show help for a command: keel help backtest\n"
     "\n"
     "Options:\n"
@@ -165,6 +167,9 @@ static const char BACKTEST_HELP[] =
     "Output:\n"
     "  --db FILE          store the run (metrics, equity curve, trades) in this\n"
     "                     SQLite database, created if needed\n"
+    "  --benchmark SYM    store this asset's prices with the run as its benchmark\n"
+    "                     curve (with --spec: the description's \"benchmark\")\n"
+    "  --report FILE      write the run's HTML report (keel report)\n"
     "  -q, --quiet        print nothing but errors\n"
     "  -h, --help         this help\n"
     "\n"
@@ -209,7 +214,7 @@ static int parse_date_arg(const char *s, keel_date *out) { return keel_date_pars
 /* ---- backtest ----------------------------------------------------------- */
 
 typedef struct bt_opts {
-  const char *prices, *db, *dataset, *weights, *rebalance, *start, *end, *spec, *opens;
+  const char *prices, *db, *dataset, *weights, *rebalance, *start, *end, *spec, *opens, *benchmark, *report;
   double cost_bps, fee, capital, risk_free;
   int quiet;
   const char *policy_opt; /* the first basket or policy option given (not allowed with --spec) */
@@ -323,25 +328,33 @@ static char *params_json(const keel_panel *p, const keel_backtest_config *cfg, c
   return s;
 }
 
-/* Stores a finished run through the record helper, as the batch runner does. */
+/* Stores a finished run through the record helper, as the batch runner
+ * does, and writes its report. Without a database but with a report the
+ * run goes to a scratch database that is removed afterwards. */
 static int store_result(keel_ctx *ctx, const char *dbpath, const keel_backtest_result *r, const keel_panel *p,
-                        const keel_record_meta *meta, int quiet) {
+                        const keel_record_meta *meta, int quiet, const char *report) {
   keel_run_record rec;
+  char scratch[4096];
+  if (!dbpath && cli_scratch_db(scratch, sizeof scratch)) return 1;
+  const char *path = dbpath ? dbpath : scratch;
   if (keel_backtest_record_fill(ctx, r, p, meta, &rec) != KEEL_OK) return fail(ctx);
   keel_store *s = NULL;
   int64_t id = 0;
   int rc = 0;
-  if (keel_store_open(ctx, dbpath, &s) != KEEL_OK || keel_store_save_run(ctx, s, &rec, &id) != KEEL_OK)
+  if (keel_store_open(ctx, path, &s) != KEEL_OK || keel_store_save_run(ctx, s, &rec, &id) != KEEL_OK)
     rc = fail(ctx);
-  else if (!quiet)
+  else if (!quiet && dbpath)
     printf("stored as run %lld in %s\n", (long long)id, dbpath);
   keel_store_close(s);
   keel_backtest_record_free(&rec);
+  if (!rc && report) rc = cli_write_report(ctx, path, &id, 1, report, quiet);
+  if (!dbpath) cli_scratch_db_remove(scratch);
   return rc;
 }
 
 static int store_run(keel_ctx *ctx, const char *dbpath, const keel_panel *p, const keel_backtest_config *cfg,
-                     const keel_backtest_result *r, const char *dataset, int quiet) {
+                     const keel_backtest_result *r, const char *dataset, int quiet, const char *benchmark,
+                     const char *report) {
   size_t n = keel_backtest_npoints(r);
   char d0[KEEL_DATE_BUFSIZE], d1[KEEL_DATE_BUFSIZE];
   keel_date_format(keel_backtest_dates(r)[0], d0);
@@ -351,8 +364,9 @@ static int store_run(keel_ctx *ctx, const char *dbpath, const keel_panel *p, con
     fprintf(stderr, "keel: out of memory\n");
     return 1;
   }
-  keel_record_meta meta = {.dataset = dataset, .params_json = params, .strategy = "fixed_weights"};
-  int rc = store_result(ctx, dbpath, r, p, &meta, quiet);
+  keel_record_meta meta = {.dataset = dataset, .params_json = params, .strategy = "fixed_weights",
+                           .benchmark = benchmark};
+  int rc = store_result(ctx, dbpath, r, p, &meta, quiet, report);
   free(params);
   return rc;
 }
@@ -460,12 +474,13 @@ static int backtest_spec(keel_ctx *ctx, const bt_opts *o) {
     rc = fail(ctx);
   if (!rc && keel_backtest_run_account(ctx, p, keel_runspec_account(rs), &r) != KEEL_OK) rc = fail(ctx);
   if (!rc && !o->quiet) print_account_report(rs, r, source);
-  if (!rc && o->db) {
+  if (!rc && (o->db || o->report)) {
     keel_record_meta meta = {.dataset = source,
                              .params_json = keel_runspec_json(rs),
                              .strategy = keel_runspec_strategy(rs),
-                             .spec = keel_runspec_account(rs)};
-    rc = store_result(ctx, o->db, r, p, &meta, o->quiet);
+                             .spec = keel_runspec_account(rs),
+                             .benchmark = o->benchmark};
+    rc = store_result(ctx, o->db, r, p, &meta, o->quiet, o->report);
   }
   keel_backtest_result_free(r);
   keel_runspec_free(rs);
@@ -487,6 +502,7 @@ static int cmd_backtest(keel_ctx *ctx, int argc, char **argv) {
       {"risk-free", required_argument, 0, 'R'}, {"start", required_argument, 0, 's'},
       {"end", required_argument, 0, 'e'},      {"quiet", no_argument, 0, 'q'},
       {"spec", required_argument, 0, 'S'},     {"opens", required_argument, 0, 'O'},
+      {"benchmark", required_argument, 0, 'B'}, {"report", required_argument, 0, 'X'},
       {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
   int ch;
   opterr = 0;
@@ -500,6 +516,8 @@ static int cmd_backtest(keel_ctx *ctx, int argc, char **argv) {
     switch (ch) {
       case 'S': o.spec = optarg; break;
       case 'O': o.opens = optarg; break;
+      case 'B': o.benchmark = optarg; break;
+      case 'X': o.report = optarg; break;
       case 'p': o.prices = optarg; break;
       case 'd': o.db = optarg; break;
       case 'D': o.dataset = optarg; break;
@@ -562,6 +580,11 @@ static int cmd_backtest(keel_ctx *ctx, int argc, char **argv) {
     goto out;
   }
   if ((rc = parse_weights(o.weights, p, w))) goto out;
+  size_t bj;
+  if (o.benchmark && !keel_panel_find(p, o.benchmark, &bj)) {
+    rc = usage_error("--benchmark: no asset '%s' in the prices", o.benchmark);
+    goto out;
+  }
   cfg.weights = w;
   cfg.nweights = keel_panel_nassets(p);
   cfg.cost_bps = o.cost_bps;
@@ -586,7 +609,7 @@ static int cmd_backtest(keel_ctx *ctx, int argc, char **argv) {
     goto out;
   }
   if (!o.quiet) print_report(p, &cfg, r, source);
-  if (o.db) rc = store_run(ctx, o.db, p, &cfg, r, source, o.quiet);
+  if (o.db || o.report) rc = store_run(ctx, o.db, p, &cfg, r, source, o.quiet, o.benchmark, o.report);
 out:
   keel_backtest_result_free(r);
   keel_panel_free(p);
@@ -716,6 +739,8 @@ static const char BATCH_HELP[] =
     "  --db FILE          the results database, created if needed\n"
     "  --datasets DB      where \"db:NAME\" datasets are read (default: --db)\n"
     "  --threads N        worker threads (default 1)\n"
+    "  --report FILE      write one HTML page comparing the runs this call made\n"
+    "                     (keel report)\n"
     "  --jsonl            write one JSON line per finished job to standard output:\n"
     "                     id, line, hash, status, run_id, metrics or error\n"
     "  -q, --quiet        no progress bar, summary or job errors on stderr\n"
@@ -728,6 +753,9 @@ static const char BATCH_HELP[] =
 typedef struct batch_cli {
   int bar, quiet, jsonl;
   double last_draw;
+  int64_t *ids; /* the runs stored without error, for --report */
+  size_t nids, capids;
+  int oom;
 } batch_cli;
 
 static double wall_seconds(void) {
@@ -783,14 +811,31 @@ static void batch_result(void *ud, const char *line) {
     }
     json_decref(o);
   }
+  if (c->capids) { /* --report: the runs stored */
+    json_error_t je;
+    json_t *o = json_loads(line, 0, &je);
+    json_t *id = o ? json_object_get(o, "run_id") : NULL;
+    const char *stt = o ? json_string_value(json_object_get(o, "status")) : NULL;
+    if (json_is_integer(id) && stt && !strcmp(stt, "ok")) {
+      if (c->nids == c->capids) {
+        size_t nc = c->capids ? 2 * c->capids : 64;
+        int64_t *ni = realloc(c->ids, nc * sizeof *ni);
+        if (ni) c->ids = ni, c->capids = nc;
+        else c->oom = 1;
+      }
+      if (c->nids < c->capids) c->ids[c->nids++] = (int64_t)json_integer_value(id);
+    }
+    json_decref(o);
+  }
 }
 
 static int cmd_batch(keel_ctx *ctx, int argc, char **argv) {
   cmd_name = "keel batch";
-  const char *db = NULL, *datasets = NULL, *file = NULL;
+  const char *db = NULL, *datasets = NULL, *file = NULL, *report = NULL;
   double threads = 1;
   batch_cli c = {0};
   static const struct option longopts[] = {{"db", required_argument, 0, 'd'},
+                                           {"report", required_argument, 0, 'r'},
                                            {"datasets", required_argument, 0, 'D'},
                                            {"threads", required_argument, 0, 't'},
                                            {"jsonl", no_argument, 0, 'j'},
@@ -810,6 +855,7 @@ static int cmd_batch(keel_ctx *ctx, int argc, char **argv) {
         break;
       case 'j': c.jsonl = 1; break;
       case 'q': c.quiet = 1; break;
+      case 'r': report = optarg; break;
       case 'h': fputs(BATCH_HELP, stdout); return 0;
       case ':': return usage_error("option %s needs a value", argv[optind - 1]);
       default: return usage_error("unknown option '%s'", argv[optind - 1]);
@@ -838,16 +884,35 @@ static int cmd_batch(keel_ctx *ctx, int argc, char **argv) {
   bo.on_result = batch_result;
   bo.result_ud = &c;
   keel_batch_summary sum;
+  if (report && !(c.ids = malloc(64 * sizeof *c.ids))) {
+    if (in != stdin) fclose(in);
+    return usage_error("out of memory");
+  }
+  if (report) c.capids = 64;
   keel_status st = keel_batch_run(ctx, &bo, &sum);
   if (in != stdin) fclose(in);
   if (st != KEEL_OK) {
     if (c.bar) fputc('\n', stderr);
+    free(c.ids);
     return fail(ctx);
   }
   if (!c.quiet)
     fprintf(stderr, "keel: %zu jobs: %zu ran, %zu failed, %zu already stored, in %.1f s\n", sum.total, sum.ok,
             sum.failed, sum.skipped, sum.seconds);
-  return sum.failed ? 1 : 0;
+  int rc = sum.failed ? 1 : 0;
+  if (report) {
+    if (c.oom) {
+      fprintf(stderr, "keel: report: out of memory\n");
+      rc = 1;
+    } else if (!c.nids) {
+      fprintf(stderr, "keel: report: this call stored no run to report on (%zu already stored)\n", sum.skipped);
+      rc = 1;
+    } else if (cli_write_report(ctx, db, c.ids, c.nids, report, c.quiet)) {
+      rc = 1;
+    }
+  }
+  free(c.ids);
+  return rc;
 }
 
 static const char OPTIMIZE_HELP[] =
@@ -879,11 +944,16 @@ static const char OPTIMIZE_HELP[] =
     "  --cash             allow cash (earning the risk-free rate)\n"
     "  --repair           repair a covariance that is not PSD instead of failing\n"
     "  --points N         frontier points (default 50)\n"
-    "  --csv FILE         frontier output\n";
+    "  --csv FILE         frontier output\n"
+    "  --db FILE          store the run (the portfolio, each asset's return,\n"
+    "                     volatility and risk contribution, the frontier)\n"
+    "  --report FILE      write the run's HTML report (keel report): the\n"
+    "                     frontier with the assets, the chosen and the current\n"
+    "                     portfolio, weights and risk contributions\n";
 
 #define MAX_GROUPS 32
 typedef struct opt_opts {
-  const char *prices, *objective, *cov, *current, *csv;
+  const char *prices, *objective, *cov, *current, *csv, *db, *report;
   const char *groups[MAX_GROUPS];
   size_t ngroups;
   double halflife, risk_free, gamma, target_return, target_vol, cost_bps, max_weight, turnover, points, factors;
@@ -920,6 +990,108 @@ static int parse_group(const char *spec, const keel_panel *p, keel_group *g, siz
   return 0;
 }
 
+/* Stores an optimisation with its frontier (keel_store_save_optimization)
+ * and writes its report: the objective's portfolio (for frontier too),
+ * each asset's return, volatility and risk contribution, the frontier. */
+static int store_optimization(keel_ctx *ctx, const opt_opts *o, const keel_panel *p, int frontier, const double *mu,
+                              keel_cmat cov, const keel_factor_model *fm, const keel_mv_spec *spec,
+                              const double *current) {
+  const size_t n = keel_panel_nassets(p), np = (size_t)o->points;
+  double *w = calloc(n, sizeof *w), *avol = calloc(n, sizeof *avol), *rc = calloc(n, sizeof *rc),
+         *e = calloc(n, sizeof *e), *tmp = calloc(n, sizeof *tmp), *fr = calloc(np, sizeof *fr),
+         *fv = calloc(np, sizeof *fv), *fw = calloc(np * n, sizeof *fw);
+  const char **syms = calloc(n, sizeof *syms);
+  int rc_ = 0;
+  keel_mv_result r;
+  if (!w || !avol || !rc || !e || !tmp || !fr || !fv || !fw || !syms) {
+    rc_ = usage_error("out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) syms[i] = keel_panel_symbol(p, i);
+  if (keel_mv_optimize(ctx, n, mu, cov, fm, spec, w, &r) || keel_mv_risk_contributions(ctx, n, cov, fm, w, rc, NULL) ||
+      keel_mv_frontier(ctx, n, mu, cov, fm, spec, np, fr, fv, keel_mat_view(fw, np, n))) {
+    rc_ = fail(ctx);
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) { /* each asset alone */
+    memset(e, 0, n * sizeof *e);
+    e[i] = 1;
+    if (keel_mv_risk_contributions(ctx, n, cov, fm, e, tmp, &avol[i])) {
+      rc_ = fail(ctx);
+      goto done;
+    }
+  }
+  double cret = NAN, cvol = NAN;
+  if (current) {
+    cret = 0;
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) cret += mu[i] * current[i], sum += current[i];
+    cret += o->risk_free * (1 - sum);
+    if (keel_mv_risk_contributions(ctx, n, cov, fm, current, tmp, &cvol)) {
+      rc_ = fail(ctx);
+      goto done;
+    }
+  }
+  char d0[KEEL_DATE_BUFSIZE], d1[KEEL_DATE_BUFSIZE];
+  const keel_date *dates = keel_panel_dates(p);
+  keel_date_format(dates[0], d0);
+  keel_date_format(dates[keel_panel_ndates(p) - 1], d1);
+  json_t *pj = json_pack("{s:s,s:s,s:f,s:f,s:f,s:f,s:b,s:I}", "objective", o->objective, "cov", o->cov, "risk_free",
+                         o->risk_free, "gamma", o->gamma, "cost_bps", o->cost_bps, "max_weight", o->max_weight, "cash",
+                         o->cash, "points", (json_int_t)np);
+  if (pj && isfinite(o->target_return)) json_object_set_new(pj, "target_return", json_real(o->target_return));
+  if (pj && isfinite(o->target_vol)) json_object_set_new(pj, "target_vol", json_real(o->target_vol));
+  if (pj && isfinite(o->turnover)) json_object_set_new(pj, "turnover", json_real(o->turnover));
+  if (pj && o->current) json_object_set_new(pj, "current", json_string(o->current));
+  char *pjs = pj ? json_dumps(pj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_decref(pj);
+  char hash[KEEL_PANEL_HASH_BUFSIZE], *base = strdup(o->prices);
+  keel_panel_hash(p, hash);
+  keel_optimization_record rec = {.kind = frontier ? "frontier" : "optimize",
+                                  .objective = o->objective,
+                                  .cov = o->cov,
+                                  .params_json = pjs ? pjs : "{}",
+                                  .dataset = base ? basename(base) : o->prices,
+                                  .dataset_hash = hash,
+                                  .start = dates[0],
+                                  .end = dates[keel_panel_ndates(p) - 1],
+                                  .risk_free = o->risk_free,
+                                  .nassets = n,
+                                  .symbols = syms,
+                                  .mu = mu,
+                                  .vol = avol,
+                                  .weights = w,
+                                  .current = current,
+                                  .risk_contrib = rc,
+                                  .ret = r.ret,
+                                  .vol_p = r.vol,
+                                  .sharpe = r.sharpe,
+                                  .turnover = r.turnover,
+                                  .cost = r.cost,
+                                  .cash = r.cash,
+                                  .current_ret = cret,
+                                  .current_vol = cvol,
+                                  .npoints = np,
+                                  .frontier_ret = fr,
+                                  .frontier_vol = fv,
+                                  .frontier_weights = fw};
+  char scratch[4096];
+  const char *path = o->db;
+  if (!path && !(rc_ = cli_scratch_db(scratch, sizeof scratch))) path = scratch;
+  keel_store *st = NULL;
+  int64_t id = 0;
+  if (!rc_ && (keel_store_open(ctx, path, &st) || keel_store_save_optimization(ctx, st, &rec, &id))) rc_ = fail(ctx);
+  keel_store_close(st);
+  if (!rc_ && o->db) printf("stored as run %lld in %s\n", (long long)id, o->db);
+  if (!rc_ && o->report) rc_ = cli_write_report(ctx, path, &id, 1, o->report, 0);
+  if (path && !o->db) cli_scratch_db_remove(scratch);
+  free(pjs);
+  free(base);
+done:
+  free(w), free(avol), free(rc), free(e), free(tmp), free(fr), free(fv), free(fw), free(syms);
+  return rc_;
+}
+
 static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontier) {
   cmd_name = frontier ? "keel frontier" : "keel optimize";
   opt_opts o = {.objective = "min_variance", .cov = "sample", .halflife = 60, .gamma = 1, .max_weight = 1,
@@ -934,6 +1106,7 @@ static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontie
       {"turnover", required_argument, 0, 'T'},      {"cash", no_argument, 0, 'C'},
       {"repair", no_argument, 0, 'P'},              {"points", required_argument, 0, 'n'},
       {"csv", required_argument, 0, 'x'},           {"factors", required_argument, 0, 'k'},
+      {"db", required_argument, 0, 'd'},            {"report", required_argument, 0, 'X'},
       {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
   int ch;
   opterr = 0;
@@ -947,6 +1120,8 @@ static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontie
       case 'c': o.cov = optarg; break;
       case 'w': o.current = optarg; break;
       case 'x': o.csv = optarg; break;
+      case 'd': o.db = optarg; break;
+      case 'X': o.report = optarg; break;
       case 'C': o.cash = 1; break;
       case 'P': o.repair = 1; break;
       case 'G':
@@ -990,7 +1165,7 @@ static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontie
   if (o.cost_bps < 0 || o.cost_bps >= 10000) return usage_error("--cost-bps must be in [0, 10000)");
   if (!(o.max_weight > 0)) return usage_error("--max-weight must be > 0");
   if (frontier && !o.csv) return usage_error("--csv FILE is required");
-  if (frontier && (o.points < 2 || o.points > 100000 || o.points != floor(o.points)))
+  if ((frontier || o.db || o.report) && (o.points < 2 || o.points > 100000 || o.points != floor(o.points)))
     return usage_error("--points must be a whole number from 2 to 100000");
   keel_panel *p = NULL;
   if (keel_panel_read_csv(ctx, o.prices, NULL, &p) != KEEL_OK) return fail(ctx);
@@ -1087,6 +1262,7 @@ static int cmd_optimize_common(keel_ctx *ctx, int argc, char **argv, int frontie
     }
     free(ret), free(vol), free(W);
   }
+  if (!rc && (o.db || o.report)) rc = store_optimization(ctx, &o, p, frontier, mu, cov, fmp, &s, o.current ? w0 : NULL);
   free(R), free(mu), free(S), free(fd), free(w), free(w0), free(ub), free(cb), free(gidx);
   keel_panel_free(p);
   return rc;
@@ -1142,6 +1318,7 @@ static const char STRESS_HELP[] =
     "  --loss X           the chance of losing more than X (default 0.2)\n"
     "  --fan FILE         write the fan chart (percentiles per date) as CSV\n"
     "  --db FILE          store the run in this SQLite database\n"
+    "  --report FILE      write the run's HTML report (keel report)\n"
     "  -q, --quiet        print nothing but errors\n"
     "  -h, --help         this help\n"
     "\n"
@@ -1272,7 +1449,7 @@ static int cmd_stress(keel_ctx *ctx, int argc, char **argv) {
   bt_opts po = {0};
   stress_cli c = {.builtin = KEEL_STRAT_EQUAL, .capital = 100000, .cost_bps = 10, .rebalance = KEEL_CAL_QUARTERLY};
   const char *strategy = NULL, *weights = NULL, *generator = "bootstrap", *steps = "monthly", *fan = NULL,
-             *scen_file = NULL, *rebalance = NULL, *store_db = NULL;
+             *scen_file = NULL, *rebalance = NULL, *store_db = NULL, *report = NULL;
   char scenario[4096] = "";
   const char *groups[64];
   size_t ngroups = 0;
@@ -1294,7 +1471,7 @@ static int cmd_stress(keel_ctx *ctx, int argc, char **argv) {
       {"group", required_argument, 0, 'G'},       {"goal", required_argument, 0, 'o'},
       {"loss", required_argument, 0, 'l'},        {"fan", required_argument, 0, 'F'},
       {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
-      {0, 0, 0, 0}};
+      {"report", required_argument, 0, 'W'},      {0, 0, 0, 0}};
   int ch, quiet = 0;
   opterr = 0;
   optind = 1;
@@ -1312,6 +1489,7 @@ static int cmd_stress(keel_ctx *ctx, int argc, char **argv) {
       case 'g': generator = optarg; break;
       case 's': steps = optarg; break;
       case 'F': fan = optarg; break;
+      case 'W': report = optarg; break;
       case 'X': scen_file = optarg; break;
       case 'x':
         if (strlen(scenario) + strlen(optarg) + 2 > sizeof scenario) return usage_error("--scenario: too long");
@@ -1503,7 +1681,13 @@ static int cmd_stress(keel_ctx *ctx, int argc, char **argv) {
     printf("ran in %.2f s on %d thread%s\n", secs, (int)threads, threads == 1 ? "" : "s");
   }
   if (fan && (rc = write_fan(ctx, fan, r))) goto out;
-  if (store_db) {
+  if (store_db || report) {
+    char scratch[4096];
+    if (!store_db && cli_scratch_db(scratch, sizeof scratch)) {
+      rc = 1;
+      goto out;
+    }
+    const char *dbp = store_db ? store_db : scratch;
     json_t *pj = json_pack("{s:s,s:I,s:f,s:s,s:I,s:f,s:f,s:s}", "generator", keel_mc_kind_name(kind), "paths",
                            (json_int_t)paths, "years", years, "steps", steps, "seed", (json_int_t)seed, "goal", goal,
                            "loss", loss, "scenario", scenario);
@@ -1516,15 +1700,18 @@ static int cmd_stress(keel_ctx *ctx, int argc, char **argv) {
                           .scenario = scenario};
     keel_store *s = NULL;
     int64_t id = 0;
-    keel_status st = keel_store_open(ctx, store_db, &s);
-    if (!st) st = keel_stress_save(ctx, s, r, &m, &id);
+    keel_stress_record rec;
+    keel_stress_record_buf rbuf;
+    keel_status st = keel_store_open(ctx, dbp, &s);
+    if (!st) st = keel_stress_record_fill(ctx, r, &m, &rec, &rbuf);
+    if (!st) st = keel_store_save_stress(ctx, s, &rec, &id);
     keel_store_close(s);
     free(pjs);
-    if (st) {
-      rc = fail(ctx);
-      goto out;
-    }
-    if (!quiet) printf("stored as run %lld in %s\n", (long long)id, store_db);
+    if (st) rc = fail(ctx);
+    else if (!quiet && store_db) printf("stored as run %lld in %s\n", (long long)id, store_db);
+    if (!rc && report) rc = cli_write_report(ctx, dbp, &id, 1, report, quiet);
+    if (!store_db) cli_scratch_db_remove(scratch);
+    if (rc) goto out;
   }
 out:
   keel_stress_result_free(r);
@@ -1680,6 +1867,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(t, "sample")) fputs(SAMPLE_HELP, stdout);
     else if (!strcmp(t, "advise")) fputs(ADVISE_HELP, stdout);
     else if (!strcmp(t, "stress")) fputs(STRESS_HELP, stdout);
+    else if (!strcmp(t, "report")) fputs(REPORT_HELP, stdout);
     else return usage_error("no command '%s'", t);
     return 0;
   }
@@ -1692,6 +1880,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(cmd, "sample")) fn = cmd_sample;
   else if (!strcmp(cmd, "advise")) fn = cmd_advise;
   else if (!strcmp(cmd, "stress")) fn = cmd_stress;
+  else if (!strcmp(cmd, "report")) fn = cmd_report;
   else return usage_error("no command '%s'", cmd);
   keel_ctx *ctx = NULL;
   if (keel_ctx_new(NULL, &ctx) != KEEL_OK) {

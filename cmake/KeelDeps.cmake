@@ -25,6 +25,7 @@ keel_pkg(LAPACKE  liblapacke-dev  lapacke)
 keel_pkg(LUA      liblua5.4-dev   lua5.4 lua-5.4 lua54)
 keel_pkg(SQLITE   libsqlite3-dev  sqlite3)
 keel_pkg(JANSSON  libjansson-dev  jansson)
+keel_pkg(CAIRO    libcairo2-dev   cairo)
 
 # GSL's pkg-config pulls in its own CBLAS (-lgslcblas); keel links OpenBLAS's
 # CBLAS instead, so drop gslcblas from the imported target.
@@ -50,6 +51,12 @@ list(APPEND KEEL_DEP_TARGETS Threads::Threads m)
 list(APPEND KEEL_DEP_LINK_FLAGS -pthread -lm)
 
 if(KEEL_BUILD_TESTS)
+  # the report test frees fontconfig's caches at its end (FcFini), so
+  # valgrind sees no memory left behind
+  pkg_search_module(FONTCONFIG IMPORTED_TARGET GLOBAL fontconfig)
+  if(NOT FONTCONFIG_FOUND)
+    message(FATAL_ERROR "keel's tests need fontconfig: apt-get install libfontconfig-dev")
+  endif()
   pkg_search_module(CMOCKA IMPORTED_TARGET GLOBAL cmocka)
   if(NOT CMOCKA_FOUND)
     message(FATAL_ERROR "keel's tests need cmocka: apt-get install libcmocka-dev "

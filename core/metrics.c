@@ -190,3 +190,21 @@ keel_status keel_metrics_compute(keel_ctx *ctx, const keel_metrics_input *in, ke
   *out = m;
   return KEEL_OK;
 }
+
+keel_status keel_metrics_index(keel_ctx *ctx, const keel_metrics_input *in, double *index) {
+  if (!in || !index || in->n < 1 || !in->values)
+    return keeli_error(ctx, KEEL_EINVAL, "keel_metrics_index: need at least one value");
+  const double *f = in->flows;
+  if (!isfinite(in->initial) || in->initial < 0 || (in->initial == 0 && !(f && f[0] > 0)))
+    return keeli_error(ctx, KEEL_EINVAL, "keel_metrics_index: initial value %g must be finite and > 0 (or 0 with "
+                                         "money paid in at the first point)", in->initial);
+  double lev = 1;
+  for (size_t t = 0; t < in->n; t++) {
+    if (!(in->values[t] > 0) || !isfinite(in->values[t]))
+      return keeli_error(ctx, KEEL_EINVAL, "keel_metrics_index: value %zu is %g; values must be finite and > 0", t,
+                         in->values[t]);
+    lev = f ? lev * (1 + period_return(in, t)) : in->values[t] / in->initial;
+    index[t] = lev;
+  }
+  return KEEL_OK;
+}

@@ -788,3 +788,20 @@ keel_status keel_mv_frontier(keel_ctx *ctx, size_t n, const double *mu, keel_cma
   mv_free(&P);
   return st;
 }
+
+keel_status keel_mv_risk_contributions(keel_ctx *ctx, size_t n, keel_cmat cov, const keel_factor_model *fm,
+                                       const double *w, double *rc, double *vol) {
+  if (!w || !rc || n == 0 || (!fm && (!cov.data || cov.rows != n || cov.cols != n)) ||
+      (fm && (!fm->B.data || fm->B.rows != n || !fm->d)))
+    return keeli_error(ctx, KEEL_EINVAL, "keel_mv_risk_contributions: bad argument");
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(w[i])) return keeli_error(ctx, KEEL_EINVAL, "keel_mv_risk_contributions: weight %zu is not finite", i);
+  double *sw = keeli_alloc_array(ctx, n, sizeof *sw);
+  if (!sw) return KEEL_ENOMEM;
+  keeli_cov_mul(cov, fm, n, w, sw);
+  double var = keeli_dot(w, sw, n);
+  for (size_t i = 0; i < n; i++) rc[i] = var > 0 ? w[i] * sw[i] / var : NAN;
+  if (vol) *vol = var > 0 ? sqrt(var) : 0;
+  keeli_free(ctx, sw);
+  return KEEL_OK;
+}

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "data/store_internal.h"
 #include "keel/store.h"
 #include "keel/version.h"
 
@@ -107,6 +108,37 @@ static const char *const MIGRATIONS[] = {
     "  step INTEGER NOT NULL, date TEXT NOT NULL,\n"
     "  p05 REAL, p25 REAL, p50 REAL, p75 REAL, p95 REAL,\n"
     "  PRIMARY KEY (run_id, step)) WITHOUT ROWID;\n",
+    /* 3 -> 4: what the reports draw: a benchmark curve, the sub-accounts'
+     * weights over time, the stress runs' terminal-wealth histogram, and
+     * optimiser runs (their portfolio, assets and frontier) */
+    "ALTER TABLE runs ADD COLUMN benchmark TEXT;\n"
+    "ALTER TABLE equity ADD COLUMN benchmark REAL;\n"
+    "CREATE TABLE sub_weights (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  sub INTEGER NOT NULL, date TEXT NOT NULL, symbol TEXT NOT NULL, weight REAL NOT NULL,\n"
+    "  PRIMARY KEY (run_id, sub, date, symbol)) WITHOUT ROWID;\n"
+    "CREATE TABLE stress_hist (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  bin INTEGER NOT NULL, lo REAL, hi REAL, share REAL NOT NULL,\n"
+    "  PRIMARY KEY (run_id, bin)) WITHOUT ROWID;\n"
+    "CREATE TABLE opt_runs (\n"
+    "  run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  objective TEXT NOT NULL, cov TEXT NOT NULL, risk_free REAL NOT NULL,\n"
+    "  ret REAL, vol REAL, sharpe REAL, turnover REAL, cost REAL, cash REAL,\n"
+    "  current_ret REAL, current_vol REAL);\n"
+    "CREATE TABLE opt_assets (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  idx INTEGER NOT NULL, symbol TEXT NOT NULL, mu REAL NOT NULL, vol REAL NOT NULL,\n"
+    "  weight REAL, current REAL, risk_contrib REAL,\n"
+    "  PRIMARY KEY (run_id, idx)) WITHOUT ROWID;\n"
+    "CREATE TABLE opt_frontier (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  point INTEGER NOT NULL, ret REAL NOT NULL, vol REAL NOT NULL,\n"
+    "  PRIMARY KEY (run_id, point)) WITHOUT ROWID;\n"
+    "CREATE TABLE opt_frontier_weights (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  point INTEGER NOT NULL, idx INTEGER NOT NULL, weight REAL NOT NULL,\n"
+    "  PRIMARY KEY (run_id, point, idx)) WITHOUT ROWID;\n",
 };
 #define NMIGRATIONS (sizeof MIGRATIONS / sizeof MIGRATIONS[0])
 _Static_assert(NMIGRATIONS == KEEL_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -144,6 +176,9 @@ void keel_store_close(keel_store *s) {
 }
 
 int keel_store_schema_version(const keel_store *s) { return s->version; }
+
+sqlite3 *keeli_store_db(keel_store *s) { return s->db; }
+const char *keeli_store_path(const keel_store *s) { return s->path; }
 
 static keel_status migrate(keel_ctx *ctx, keel_store *s) {
   long long v = 0, ntables = 0;
@@ -503,6 +538,10 @@ static keel_status check_record(keel_ctx *ctx, const keel_run_record *r) {
     if (!r->events[e].kind || (r->nsubs && r->events[e].sub >= r->nsubs))
       return keeli_error(ctx, KEEL_EINVAL, "run record: event %zu has no kind or a bad sub-account", e);
   if (r->nopt_calls && !r->opt_calls) return keeli_error(ctx, KEEL_EINVAL, "run record: optimiser call array missing");
+  if (r->nweights && !r->weights) return keeli_error(ctx, KEEL_EINVAL, "run record: weight array missing");
+  for (size_t k = 0; k < r->nweights; k++)
+    if (!r->weights[k].symbol || (r->nsubs && r->weights[k].sub >= r->nsubs) || !isfinite(r->weights[k].weight))
+      return keeli_error(ctx, KEEL_EINVAL, "run record: weight %zu has no symbol, a bad sub-account or a value that is not finite", k);
   for (size_t c = 0; c < r->nopt_calls; c++)
     if (!r->opt_calls[c].status || (r->nsubs && r->opt_calls[c].sub >= r->nsubs))
       return keeli_error(ctx, KEEL_EINVAL, "run record: optimiser call %zu has no status or a bad sub-account", c);
@@ -624,6 +663,21 @@ static int save_v2_parts(keel_store *s, sqlite3_int64 id, const keel_run_record 
   }
   sqlite3_finalize(*q);
   *q = NULL;
+  *doing = "inserting sub-account weights";
+  if (sqlite3_prepare_v2(s->db, "INSERT INTO sub_weights VALUES (?1, ?2, ?3, ?4, ?5)", -1, q, NULL) != SQLITE_OK)
+    return SQLITE_ERROR;
+  for (size_t k = 0; k < rec->nweights; k++) {
+    const keel_run_weight *w = &rec->weights[k];
+    sqlite3_reset(*q);
+    sqlite3_bind_int64(*q, 1, id);
+    sqlite3_bind_int64(*q, 2, (sqlite3_int64)w->sub);
+    bind_date(*q, 3, w->date);
+    sqlite3_bind_text(*q, 4, w->symbol, -1, SQLITE_STATIC);
+    sqlite3_bind_double(*q, 5, w->weight);
+    if (sqlite3_step(*q) != SQLITE_DONE) return SQLITE_ERROR;
+  }
+  sqlite3_finalize(*q);
+  *q = NULL;
   return SQLITE_OK;
 }
 
@@ -638,9 +692,9 @@ keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s, const keel_run_rec
   if (sqlite3_prepare_v2(s->db,
                          "INSERT INTO runs(kind, strategy, params, dataset, dataset_hash, seed, keel_version, "
                          "start_date, end_date, status, npoints, ntrades, job_hash, error, nsubs, nevents, "
-                         "nopt_calls) "
+                         "nopt_calls, benchmark) "
                          "VALUES (?1, ?2, json(?3), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-                         "?17)",
+                         "?17, ?18)",
                          -1, &q, NULL) != SQLITE_OK)
     goto fail;
   sqlite3_bind_text(q, 1, rec->kind, -1, SQLITE_STATIC);
@@ -666,6 +720,7 @@ keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s, const keel_run_rec
   sqlite3_bind_int64(q, 15, (sqlite3_int64)rec->nsubs);
   sqlite3_bind_int64(q, 16, (sqlite3_int64)rec->nevents);
   sqlite3_bind_int64(q, 17, (sqlite3_int64)rec->nopt_calls);
+  bind_text_or_null(q, 18, rec->benchmark_symbol);
   if (sqlite3_step(q) != SQLITE_DONE) goto fail;
   sqlite3_int64 id = sqlite3_last_insert_rowid(s->db);
   sqlite3_finalize(q);
@@ -684,7 +739,7 @@ keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s, const keel_run_rec
   q = NULL;
 
   doing = "inserting the equity curve";
-  if (sqlite3_prepare_v2(s->db, "INSERT INTO equity(run_id, date, value, cash, flow) VALUES (?1, ?2, ?3, ?4, ?5)", -1, &q, NULL) != SQLITE_OK) goto fail;
+  if (sqlite3_prepare_v2(s->db, "INSERT INTO equity(run_id, date, value, cash, flow, benchmark) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, &q, NULL) != SQLITE_OK) goto fail;
   for (size_t i = 0; i < rec->npoints; i++) {
     sqlite3_reset(q);
     sqlite3_bind_int64(q, 1, id);
@@ -698,6 +753,10 @@ keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s, const keel_run_rec
       bind_real_or_null(q, 5, rec->flows[i]);
     else
       sqlite3_bind_null(q, 5);
+    if (rec->benchmark)
+      bind_real_or_null(q, 6, rec->benchmark[i]);
+    else
+      sqlite3_bind_null(q, 6);
     if (sqlite3_step(q) != SQLITE_DONE) goto fail;
   }
   sqlite3_finalize(q);
@@ -758,7 +817,8 @@ keel_status keel_store_save_stress(keel_ctx *ctx, keel_store *s, const keel_stre
   if (!s || !rec) return keeli_error(ctx, KEEL_EINVAL, "keel_store_save_stress: bad argument");
   if (!rec->strategy || !rec->params_json || !rec->dataset || !rec->dataset_hash || !rec->generator ||
       !rec->scenario || (rec->nstats && (!rec->stat_names || !rec->measure_names || !rec->stat_values)) ||
-      (rec->npoints && (!rec->band_steps || !rec->band_dates || !rec->bands)))
+      (rec->npoints && (!rec->band_steps || !rec->band_dates || !rec->bands)) ||
+      (rec->nhist && (!rec->hist_lo || !rec->hist_hi || !rec->hist_share)))
     return keeli_error(ctx, KEEL_EINVAL, "stress record: a required field is NULL");
   json_error_t je;
   json_t *j = json_loads(rec->params_json, JSON_REJECT_DUPLICATES, &je);
@@ -848,7 +908,150 @@ keel_status keel_store_save_stress(keel_ctx *ctx, keel_store *s, const keel_stre
   }
   sqlite3_finalize(q);
   q = NULL;
+  doing = "inserting the terminal wealth histogram";
+  if (sqlite3_prepare_v2(s->db, "INSERT INTO stress_hist VALUES (?1, ?2, ?3, ?4, ?5)", -1, &q, NULL) != SQLITE_OK)
+    goto fail;
+  for (size_t i = 0; i < rec->nhist; i++) {
+    sqlite3_reset(q);
+    sqlite3_bind_int64(q, 1, id);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)i);
+    bind_real_or_null(q, 3, rec->hist_lo[i]);
+    bind_real_or_null(q, 4, rec->hist_hi[i]);
+    sqlite3_bind_double(q, 5, isfinite(rec->hist_share[i]) ? rec->hist_share[i] : 0);
+    if (sqlite3_step(q) != SQLITE_DONE) goto fail;
+  }
+  sqlite3_finalize(q);
+  q = NULL;
   doing = "committing the stress run";
+  if (exec(s, "COMMIT") != SQLITE_OK) goto fail;
+  if (run_id) *run_id = id;
+  return KEEL_OK;
+fail:
+  st = db_error(ctx, s, doing);
+  sqlite3_finalize(q);
+  rollback(s);
+  return st;
+}
+
+/* ---- optimisations (schema version 4) --------------------------------------- */
+
+static void bind_opt_real(sqlite3_stmt *q, int col, const double *v, size_t i) {
+  if (v)
+    bind_real_or_null(q, col, v[i]);
+  else
+    sqlite3_bind_null(q, col);
+}
+
+keel_status keel_store_save_optimization(keel_ctx *ctx, keel_store *s, const keel_optimization_record *rec,
+                                         int64_t *run_id) {
+  if (!s || !rec) return keeli_error(ctx, KEEL_EINVAL, "keel_store_save_optimization: bad argument");
+  if (!rec->kind || !rec->objective || !rec->cov || !rec->params_json || !rec->dataset || !rec->dataset_hash ||
+      !rec->nassets || !rec->symbols || !rec->mu || !rec->vol ||
+      (rec->npoints && (!rec->frontier_ret || !rec->frontier_vol)))
+    return keeli_error(ctx, KEEL_EINVAL, "optimisation record: a required field is NULL");
+  if (strcmp(rec->kind, "optimize") && strcmp(rec->kind, "frontier"))
+    return keeli_error(ctx, KEEL_EINVAL, "optimisation record: kind '%s' is not optimize or frontier", rec->kind);
+  for (size_t i = 0; i < rec->nassets; i++)
+    if (!rec->symbols[i] || !isfinite(rec->mu[i]) || !isfinite(rec->vol[i]))
+      return keeli_error(ctx, KEEL_EINVAL, "optimisation record: asset %zu has no symbol or a return or volatility "
+                                           "that is not finite", i);
+  for (size_t k = 0; k < rec->npoints; k++)
+    if (!isfinite(rec->frontier_ret[k]) || !isfinite(rec->frontier_vol[k]))
+      return keeli_error(ctx, KEEL_EINVAL, "optimisation record: frontier point %zu is not finite", k);
+  json_error_t je;
+  json_t *j = json_loads(rec->params_json, JSON_REJECT_DUPLICATES, &je);
+  int obj = json_is_object(j);
+  json_decref(j);
+  if (!obj) return keeli_error(ctx, KEEL_EINVAL, "optimisation record: params_json must be a JSON object");
+  sqlite3_stmt *q = NULL;
+  keel_status st;
+  const char *doing = "starting a transaction";
+  if (exec(s, "BEGIN IMMEDIATE") != SQLITE_OK) goto fail;
+  doing = "inserting the run";
+  if (sqlite3_prepare_v2(s->db,
+                         "INSERT INTO runs(kind, strategy, params, dataset, dataset_hash, seed, keel_version, "
+                         "start_date, end_date, status, npoints, ntrades) "
+                         "VALUES (?1, ?2, json(?3), ?4, ?5, 0, ?6, ?7, ?8, 'ok', ?9, 0)",
+                         -1, &q, NULL) != SQLITE_OK)
+    goto fail;
+  sqlite3_bind_text(q, 1, rec->kind, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 2, rec->objective, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 3, rec->params_json, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 4, rec->dataset, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 5, rec->dataset_hash, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 6, KEEL_VERSION, -1, SQLITE_STATIC);
+  bind_date(q, 7, rec->start);
+  bind_date(q, 8, rec->end);
+  sqlite3_bind_int64(q, 9, (sqlite3_int64)rec->npoints);
+  if (sqlite3_step(q) != SQLITE_DONE) goto fail;
+  sqlite3_int64 id = sqlite3_last_insert_rowid(s->db);
+  sqlite3_finalize(q);
+  q = NULL;
+  doing = "inserting the optimisation";
+  if (sqlite3_prepare_v2(s->db, "INSERT INTO opt_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)", -1,
+                         &q, NULL) != SQLITE_OK)
+    goto fail;
+  sqlite3_bind_int64(q, 1, id);
+  sqlite3_bind_text(q, 2, rec->objective, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 3, rec->cov, -1, SQLITE_STATIC);
+  sqlite3_bind_double(q, 4, isfinite(rec->risk_free) ? rec->risk_free : 0);
+  const double pv[] = {rec->ret, rec->vol_p, rec->sharpe, rec->turnover, rec->cost, rec->cash, rec->current_ret,
+                       rec->current_vol};
+  for (int k = 0; k < 8; k++) bind_real_or_null(q, 5 + k, rec->weights || k >= 6 ? pv[k] : NAN);
+  if (sqlite3_step(q) != SQLITE_DONE) goto fail;
+  sqlite3_finalize(q);
+  q = NULL;
+  doing = "inserting the assets";
+  if (sqlite3_prepare_v2(s->db, "INSERT INTO opt_assets VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", -1, &q, NULL) !=
+      SQLITE_OK)
+    goto fail;
+  for (size_t i = 0; i < rec->nassets; i++) {
+    sqlite3_reset(q);
+    sqlite3_bind_int64(q, 1, id);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)i);
+    sqlite3_bind_text(q, 3, rec->symbols[i], -1, SQLITE_STATIC);
+    sqlite3_bind_double(q, 4, rec->mu[i]);
+    sqlite3_bind_double(q, 5, rec->vol[i]);
+    bind_opt_real(q, 6, rec->weights, i);
+    bind_opt_real(q, 7, rec->current, i);
+    bind_opt_real(q, 8, rec->risk_contrib, i);
+    if (sqlite3_step(q) != SQLITE_DONE) goto fail;
+  }
+  sqlite3_finalize(q);
+  q = NULL;
+  doing = "inserting the frontier";
+  if (sqlite3_prepare_v2(s->db, "INSERT INTO opt_frontier VALUES (?1, ?2, ?3, ?4)", -1, &q, NULL) != SQLITE_OK)
+    goto fail;
+  for (size_t k = 0; k < rec->npoints; k++) {
+    sqlite3_reset(q);
+    sqlite3_bind_int64(q, 1, id);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)k);
+    sqlite3_bind_double(q, 3, rec->frontier_ret[k]);
+    sqlite3_bind_double(q, 4, rec->frontier_vol[k]);
+    if (sqlite3_step(q) != SQLITE_DONE) goto fail;
+  }
+  sqlite3_finalize(q);
+  q = NULL;
+  if (rec->frontier_weights) {
+    doing = "inserting the frontier's weights";
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO opt_frontier_weights VALUES (?1, ?2, ?3, ?4)", -1, &q, NULL) !=
+        SQLITE_OK)
+      goto fail;
+    for (size_t k = 0; k < rec->npoints; k++)
+      for (size_t i = 0; i < rec->nassets; i++) {
+        double w = rec->frontier_weights[k * rec->nassets + i];
+        if (!isfinite(w)) continue;
+        sqlite3_reset(q);
+        sqlite3_bind_int64(q, 1, id);
+        sqlite3_bind_int64(q, 2, (sqlite3_int64)k);
+        sqlite3_bind_int64(q, 3, (sqlite3_int64)i);
+        sqlite3_bind_double(q, 4, w);
+        if (sqlite3_step(q) != SQLITE_DONE) goto fail;
+      }
+    sqlite3_finalize(q);
+    q = NULL;
+  }
+  doing = "committing the optimisation";
   if (exec(s, "COMMIT") != SQLITE_OK) goto fail;
   if (run_id) *run_id = id;
   return KEEL_OK;

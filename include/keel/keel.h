@@ -23,6 +23,7 @@
 #include "keel/mv.h"
 #include "keel/mc.h"
 #include "keel/stress.h"
+#include "keel/report.h"
 #include "keel/lua.h"
 #include "keel/advice.h"
 

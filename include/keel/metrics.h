@@ -81,6 +81,12 @@ KEEL_API double keel_metrics_value(const keel_metrics *m, size_t k);
 KEEL_API keel_status keel_metrics_compute(keel_ctx *ctx, const keel_metrics_input *in,
                                           keel_metrics *out);
 
+/* The index I_t of the input (n values; 1 before the first point): the
+ * product of the time-weighted returns above, v_t / initial without
+ * flows; the same returns keel_metrics_compute reads. KEEL_EINVAL for an
+ * input it would refuse. */
+KEEL_API keel_status keel_metrics_index(keel_ctx *ctx, const keel_metrics_input *in, double *index);
+
 #ifdef __cplusplus
 }
 #endif

@@ -119,6 +119,13 @@ KEEL_API keel_status keel_mv_frontier(keel_ctx *ctx, size_t n, const double *mu,
                                       const keel_factor_model *fm, const keel_mv_spec *spec, size_t npoints,
                                       double *ret, double *vol, keel_mat W);
 
+/* Risk contributions of weights w (n): rc_i = w_i (S w)_i / (w'S w),
+ * each asset's share of the variance (they sum to 1), and *vol (may be
+ * NULL) = sqrt(w'S w). The covariance as for keel_mv_optimize. KEEL_EINVAL
+ * for NaN weights; rc is all NaN when w'S w is 0. */
+KEEL_API keel_status keel_mv_risk_contributions(keel_ctx *ctx, size_t n, keel_cmat cov, const keel_factor_model *fm,
+                                                const double *w, double *rc, double *vol);
+
 /* ---- from holdings to an executable trade list ---- */
 
 /* What the account holds and what the market allows. Arrays have n

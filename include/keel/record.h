@@ -25,9 +25,17 @@ typedef struct keel_record_meta {
   const char *job_hash;           /* a batch job's identity, or NULL */
   const keel_account_spec *spec;  /* the account run, for the sub-accounts' capital; may be NULL
                                      with one sub-account (its capital is the result's) */
+  const char *benchmark;          /* the symbol of the benchmark curve stored with the run; NULL: the
+                                     spec's benchmark column, if any */
 } keel_record_meta;
 
-/* Fills *rec (every field; status "ok"). KEEL_ENOMEM, or KEEL_EINVAL for a
+/* The sub-accounts' weights are kept at most at this many points, evenly
+ * spaced over the run (the first and the last included). */
+#define KEEL_RECORD_WEIGHT_POINTS 500
+
+/* Fills *rec (every field; status "ok"). The sub-accounts' weights come
+ * from their trades (and initial shares) at the panel's closes, the last
+ * price carried over a gap. KEEL_ENOMEM, or KEEL_EINVAL for a
  * missing dataset name or a spec that does not match the result. On
  * failure *rec is zeroed and owns nothing. */
 KEEL_API keel_status keel_backtest_record_fill(keel_ctx *ctx, const keel_backtest_result *r, const keel_panel *panel,

@@ -22,7 +22,7 @@ extern "C" {
 #endif
 
 /* Schema version written by this library. */
-#define KEEL_STORE_SCHEMA_VERSION 3
+#define KEEL_STORE_SCHEMA_VERSION 4
 
 typedef struct keel_store keel_store;
 
@@ -76,6 +76,15 @@ typedef struct keel_run_opt_call {
   double ret, vol;
 } keel_run_opt_call;
 
+/* A sub-account's weight in one asset at one point (schema version 4):
+ * the asset's value over the sub-account's value, after trading. */
+typedef struct keel_run_weight {
+  keel_date date;
+  uint32_t sub;
+  const char *symbol;
+  double weight;
+} keel_run_weight;
+
 /* A finished run, as plain arrays, so the store needs no engine types.
  * Everything after nassets is optional (NULL / 0 = none), so a record
  * filled as for schema version 1 is still valid. */
@@ -110,6 +119,11 @@ typedef struct keel_run_record {
   size_t nopt_calls;
   const keel_run_opt_call *opt_calls;
   void *owner;                 /* private to whoever filled the record (keel_backtest_record_fill) */
+  /* schema version 4 */
+  const char *benchmark_symbol; /* the benchmark's symbol, or NULL */
+  const double *benchmark;      /* npoints: its prices scaled to the run's starting value, or NULL */
+  size_t nweights;
+  const keel_run_weight *weights; /* the sub-accounts' weights at some points (docs/store.md) */
 } keel_run_record;
 
 /* Writes one run and everything under it in one transaction; *run_id gets
@@ -138,11 +152,43 @@ typedef struct keel_stress_record {
   const size_t *band_steps;
   const keel_date *band_dates;
   const double *bands;              /* npoints x 5: p05, p25, p50, p75, p95 */
+  /* schema version 4: the terminal wealth's histogram, nhist bins
+   * [lo, hi) with the share of paths in each; lo NaN: from -infinity, hi
+   * NaN: to +infinity (the tails), stored as NULL */
+  size_t nhist;
+  const double *hist_lo, *hist_hi, *hist_share;
 } keel_stress_record;
 
 /* Writes a stress run in one transaction; *run_id gets its id in runs. */
 KEEL_API keel_status keel_store_save_stress(keel_ctx *ctx, keel_store *s, const keel_stress_record *rec,
                                             int64_t *run_id);
+
+/* A mean-variance optimisation (keel optimize, keel frontier), as plain
+ * arrays: stored as a run of kind "optimize" or "frontier" with its
+ * portfolio, its assets and its frontier (schema version 4). */
+typedef struct keel_optimization_record {
+  const char *kind;          /* "optimize" or "frontier" */
+  const char *objective;     /* keel_objective_name */
+  const char *cov;           /* the covariance estimator ("sample") */
+  const char *params_json, *dataset, *dataset_hash; /* as for keel_run_record */
+  keel_date start, end;      /* the estimation window */
+  double risk_free;
+  size_t nassets;
+  const char *const *symbols;
+  const double *mu, *vol;    /* each asset's expected return and volatility (annual) */
+  const double *weights;     /* the chosen portfolio, or NULL */
+  const double *current;     /* the current weights, or NULL */
+  const double *risk_contrib;/* each asset's share of the portfolio's volatility, or NULL */
+  double ret, vol_p, sharpe, turnover, cost, cash; /* the portfolio's (NaN: none, stored as NULL) */
+  double current_ret, current_vol;                 /* the current portfolio's (NaN: none) */
+  size_t npoints;            /* the frontier */
+  const double *frontier_ret, *frontier_vol;
+  const double *frontier_weights; /* npoints x nassets, or NULL */
+} keel_optimization_record;
+
+/* Writes an optimisation in one transaction; *run_id gets its id in runs. */
+KEEL_API keel_status keel_store_save_optimization(keel_ctx *ctx, keel_store *s, const keel_optimization_record *rec,
+                                                  int64_t *run_id);
 
 /* Sets *found to 1 if a run with this job hash is in the store (whatever
  * its status), else 0. */

@@ -189,6 +189,32 @@ typedef struct keel_stress_meta {
 KEEL_API keel_status keel_stress_save(keel_ctx *ctx, struct keel_store *store, const keel_stress_result *r,
                                       const keel_stress_meta *meta, int64_t *run_id);
 
+/* The terminal wealth's histogram: nbins bins of equal width (in log
+ * wealth when the 0.5% and 99.5% quantiles are both > 0 and more than 4
+ * apart as a ratio, else in wealth) between those quantiles, and a bin
+ * for each tail: lo, hi and share get nbins + 2 entries, bin 0 being
+ * (-inf, lo[1]) (lo[0] NaN) and bin nbins + 1 [hi[nbins], +inf) (its hi
+ * NaN). share is the fraction of paths in the bin: counted exactly with
+ * keep_paths, else the differences of keel_stress_prob_goal at the edges
+ * (from the streamed histogram, within its 0.39% buckets). */
+#define KEEL_STRESS_HIST_BINS 40
+KEEL_API keel_status keel_stress_wealth_histogram(keel_ctx *ctx, const keel_stress_result *r, size_t nbins,
+                                                  double *lo, double *hi, double *share);
+
+/* A stress run as a store record (keel/store.h), every field filled from
+ * the result and meta (borrowed, as are the result's fan chart arrays);
+ * the statistics and the histogram (KEEL_STRESS_HIST_BINS bins) live in
+ * buf, which must outlive rec. keel_stress_save stores the same without
+ * the histogram. */
+typedef struct keel_stress_record_buf {
+  const char *stat_names[KEEL_STRESS_NSTATS];
+  double stat_values[KEEL_STRESS_NSTATS * 7];
+  double hist_lo[KEEL_STRESS_HIST_BINS + 2], hist_hi[KEEL_STRESS_HIST_BINS + 2], hist_share[KEEL_STRESS_HIST_BINS + 2];
+} keel_stress_record_buf;
+struct keel_stress_record;
+KEEL_API keel_status keel_stress_record_fill(keel_ctx *ctx, const keel_stress_result *r, const keel_stress_meta *meta,
+                                             struct keel_stress_record *rec, keel_stress_record_buf *buf);
+
 /* Scenarios from a JSON document: {"groups": {"equity": ["EQUITY",
  * "EM_EQUITY"]}, "events": [{"kind": "crash", "target": "equity",
  * "size": -0.4, "at": "5y"}, "vol:all:2@10y/1y", ...]} (docs/stress.md).
