@@ -1036,48 +1036,8 @@ const double *keel_stress_path_values(const keel_stress_result *r, size_t p) {
 keel_status keel_stress_save(keel_ctx *ctx, struct keel_store *store, const keel_stress_result *r,
                              const keel_stress_meta *meta, int64_t *run_id) {
   if (!store || !r) return keeli_error(ctx, KEEL_EINVAL, "keel_stress_save: bad argument");
-  static const char *const measures[] = {"p05", "p25", "p50", "p75", "p95", "mean", "es"};
-  enum { NM = sizeof measures / sizeof measures[0] };
-  double vals[KEEL_STRESS_NSTATS * NM];
-  const char *names[KEEL_STRESS_NSTATS];
-  for (int s = 0; s < KEEL_STRESS_NSTATS; s++) {
-    names[s] = keel_stress_stat_name(s);
-    for (int b = 0; b < KEEL_STRESS_NBANDS; b++) vals[s * NM + b] = keel_stress_quantile(r, s, BAND_P[b]);
-    vals[s * NM + 5] = keel_stress_mean(r, s);
-    vals[s * NM + 6] = keel_stress_shortfall(r, s, r->es_level);
-  }
-  keel_stress_meta m = meta ? *meta : (keel_stress_meta){0};
-  keel_stress_record rec = {
-      .strategy = m.strategy ? m.strategy : "",
-      .params_json = m.params_json ? m.params_json : "{}",
-      .dataset = m.dataset ? m.dataset : "",
-      .dataset_hash = m.dataset_hash ? m.dataset_hash : "",
-      .generator = m.generator ? m.generator : "",
-      .scenario = m.scenario ? m.scenario : "",
-      .seed = r->seed,
-      .start = r->band_dates[0],
-      .end = r->band_dates[r->npoints - 1],
-      .npaths = r->npaths,
-      .nsteps = r->nsteps,
-      .steps_per_year = r->spy,
-      .years = r->years,
-      .capital = r->capital,
-      .goal = r->goal,
-      .p_goal = r->goal > 0 ? keel_stress_prob_goal(r, r->goal, 0) : NAN,
-      .p_goal_any = r->goal > 0 ? keel_stress_prob_goal(r, r->goal, 1) : NAN,
-      .loss_threshold = r->loss_x,
-      .p_loss = keel_stress_prob_loss(r, r->loss_x),
-      .es_level = r->es_level,
-      .mean_in = r->mean_in,
-      .mean_out = r->mean_out,
-      .nstats = KEEL_STRESS_NSTATS,
-      .nmeasures = NM,
-      .stat_names = names,
-      .measure_names = measures,
-      .stat_values = vals,
-      .npoints = r->npoints,
-      .band_steps = r->band_rows,
-      .band_dates = r->band_dates,
-      .bands = r->bands};
-  return keel_store_save_stress(ctx, store, &rec, run_id);
+  keel_stress_record rec;
+  keel_stress_record_buf buf;
+  keel_status st = keel_stress_record_fill(ctx, r, meta, &rec, &buf);
+  return st ? st : keel_store_save_stress(ctx, store, &rec, run_id);
 }

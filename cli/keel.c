@@ -1700,11 +1700,8 @@ static int cmd_stress(keel_ctx *ctx, int argc, char **argv) {
                           .scenario = scenario};
     keel_store *s = NULL;
     int64_t id = 0;
-    keel_stress_record rec;
-    keel_stress_record_buf rbuf;
     keel_status st = keel_store_open(ctx, dbp, &s);
-    if (!st) st = keel_stress_record_fill(ctx, r, &m, &rec, &rbuf);
-    if (!st) st = keel_store_save_stress(ctx, s, &rec, &id);
+    if (!st) st = keel_stress_save(ctx, s, r, &m, &id);
     keel_store_close(s);
     free(pjs);
     if (st) rc = fail(ctx);
