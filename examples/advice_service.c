@@ -48,10 +48,11 @@
  *   advice_service -j 4 -c 10 /usr/share/keel/strategies/templates/standard.lua requests.jsonl
  */
 #ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L /* sigaction, pthread_sigmask, getopt */
+#define _POSIX_C_SOURCE 200809L /* sigaction, pthread_sigmask, getopt, O_CLOEXEC */
 #endif
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
@@ -344,43 +345,67 @@ static void *writer_main(void *arg) {
   return NULL;
 }
 
-/* Reads one line (without its newline) into *buf, at most MAX_REQUEST
- * bytes kept. Returns 1 with a line, 0 at the end of the input, -1 when
- * reading failed or was interrupted by a signal with *stop set. */
-static int read_line(FILE *in, char **buf, size_t *cap, size_t *len, int *too_long,
-                     volatile sig_atomic_t *stop) {
+/* The requests are read with read(2) from a descriptor, through a buffer
+ * of our own rather than stdio, so a signal interrupts a read that waits
+ * for a client and the loop sees the stop flag at once. */
+typedef struct reader {
+  int fd;
+  int eof;
+  size_t pos, end;
+  char buf[1 << 16];
+} reader;
+
+/* Reads the next line (without its newline) into *line, keeping at most
+ * MAX_REQUEST bytes (*too_long set when there were more). Returns 1 with
+ * a line, 0 at the end of the input, -1 when reading failed (errno) or
+ * was interrupted with *stop set. */
+static int read_line(reader *rd, char **line, size_t *cap, size_t *len, int *too_long, volatile sig_atomic_t *stop) {
   size_t n = 0;
-  int c;
+  int ended = 0; /* a newline ended the line */
   *too_long = 0;
   for (;;) {
-    c = getc(in);
-    if (c == EOF) {
-      if (ferror(in) && errno == EINTR && !*stop) { /* a signal we do not stop for */
-        clearerr(in);
-        continue;
+    if (rd->pos == rd->end) {
+      if (rd->eof) break;
+      if (*stop) return -1;
+      ssize_t got = read(rd->fd, rd->buf, sizeof rd->buf);
+      if (got < 0 && errno == EINTR && !*stop) continue; /* a signal we do not stop for */
+      if (got < 0) return -1;
+      if (got == 0) {
+        rd->eof = 1;
+        break;
       }
-      break;
+      rd->pos = 0;
+      rd->end = (size_t)got;
     }
-    if (c == '\n') break;
-    if (n == MAX_REQUEST) {
+    const char *start = rd->buf + rd->pos;
+    const char *nl = memchr(start, '\n', rd->end - rd->pos);
+    size_t take = nl ? (size_t)(nl - start) : rd->end - rd->pos;
+    rd->pos += take + (nl != NULL);
+    size_t keep = take;
+    if (n + keep > MAX_REQUEST) {
+      keep = MAX_REQUEST - n;
       *too_long = 1;
-      continue;
     }
-    if (n + 1 >= *cap) {
-      size_t ncap = *cap ? 2 * *cap : 4096;
-      char *nb = realloc(*buf, ncap);
+    if (n + keep + 1 > *cap) {
+      size_t ncap = *cap ? *cap : 4096;
+      while (ncap < n + keep + 1) ncap *= 2;
+      char *nb = realloc(*line, ncap);
       if (!nb) {
         errno = ENOMEM;
         return -1;
       }
-      *buf = nb;
+      *line = nb;
       *cap = ncap;
     }
-    (*buf)[n++] = (char)c;
+    memcpy(*line + n, start, keep);
+    n += keep;
+    if (nl) {
+      ended = 1;
+      break;
+    }
   }
-  if (c == EOF && (ferror(in) || *stop)) return -1;
-  if (c == EOF && n == 0 && !*too_long) return 0;
-  if (*buf) (*buf)[n] = '\0';
+  if (!ended && n == 0 && !*too_long) return 0; /* the end, and no last line without a newline */
+  (*line)[n] = '\0';
   *len = n;
   return 1;
 }
@@ -391,11 +416,12 @@ static int blank(const char *s, size_t n) {
   return 1;
 }
 
-/* Serves the requests of in, writing the responses to out, until the end
- * of in or until *stop is set (by a signal handler; the signals should
- * not restart reads, see main). Returns 0 when every request read got its
- * response line, -1 after a read or write failure (printed). */
-static int serve(const service *S, FILE *in, FILE *out, volatile sig_atomic_t *stop) {
+/* Serves the requests read from the descriptor in, writing the responses
+ * to out, until the end of the input or until *stop is set (by a signal
+ * handler; the signal must not restart reads, see main). Returns 0 when
+ * every request read got its response line, -1 after a read or write
+ * failure (printed). */
+static int serve(const service *S, int in, FILE *out, volatile sig_atomic_t *stop) {
   ring R;
   memset(&R, 0, sizeof R);
   R.S = S;
@@ -428,10 +454,19 @@ static int serve(const service *S, FILE *in, FILE *out, volatile sig_atomic_t *s
     rc = -1;
   }
 
+  reader *rd = rc == 0 ? malloc(sizeof *rd) : NULL;
+  if (rd) {
+    rd->fd = in;
+    rd->eof = 0;
+    rd->pos = rd->end = 0;
+  } else if (rc == 0) {
+    fprintf(stderr, "advice_service: out of memory\n");
+    rc = -1;
+  }
   char *buf = NULL;
   size_t cap = 0, len = 0, lineno = 0;
   int too_long, got;
-  while (rc == 0 && !*stop && (got = read_line(in, &buf, &cap, &len, &too_long, stop)) != 0) {
+  while (rc == 0 && !*stop && (got = read_line(rd, &buf, &cap, &len, &too_long, stop)) != 0) {
     if (got < 0) {
       if (!*stop) {
         fprintf(stderr, "advice_service: reading the requests: %s\n", strerror(errno));
@@ -466,6 +501,7 @@ static int serve(const service *S, FILE *in, FILE *out, volatile sig_atomic_t *s
     }
   }
   free(buf);
+  free(rd);
 
   /* No more requests: the workers finish the ones read, the writer writes
    * them, and all threads end. */
@@ -564,14 +600,17 @@ int main(int argc, char **argv) {
   o.template_name = argv[optind];
   const char *requests = optind + 1 < argc ? argv[optind + 1] : NULL;
 
-  FILE *in = stdin;
-  if (requests && strcmp(requests, "-") && !(in = fopen(requests, "r"))) {
+  int in = 0, opened = 0; /* stdin, unless a file is named */
+  if (requests && strcmp(requests, "-")) {
+    if ((in = open(requests, O_RDONLY | O_CLOEXEC)) >= 0) opened = 1;
+  }
+  if (in < 0) {
     fprintf(stderr, "advice_service: %s: %s\n", requests, strerror(errno));
     return 1;
   }
   service S;
   if (service_open(&S, &o)) {
-    if (in != stdin) fclose(in);
+    if (opened) close(in);
     return 1;
   }
 
@@ -589,6 +628,6 @@ int main(int argc, char **argv) {
 
   int rc = serve(&S, in, stdout, &stop_requested) ? 1 : 0;
   service_close(&S);
-  if (in != stdin) fclose(in);
+  if (opened) close(in);
   return rc;
 }
