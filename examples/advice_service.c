@@ -54,7 +54,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -552,7 +551,7 @@ static int usage_error(const char *what, const char *arg) {
   return 2;
 }
 
-/* A finite number in [lo, hi] from the whole of s. */
+/* A number in [lo, hi] from the whole of s. */
 static int number_arg(const char *s, double lo, double hi, double *out) {
   char *end;
   errno = 0;
@@ -572,7 +571,7 @@ int main(int argc, char **argv) {
   while ((ch = getopt(argc, argv, ":j:c:f:H:n:S:h")) != -1) {
     switch (ch) {
       case 'j':
-        if (number_arg(optarg, 1, MAX_WORKERS, &v) || v != floor(v)) return usage_error("-j: not from 1 to 64:", optarg);
+        if (number_arg(optarg, 1, MAX_WORKERS, &v) || v != (double)(long)v) return usage_error("-j: not from 1 to 64:", optarg);
         o.workers = (int)v;
         break;
       case 'c':
@@ -583,7 +582,7 @@ int main(int argc, char **argv) {
         break;
       case 'H': o.history = optarg; break;
       case 'n':
-        if (number_arg(optarg, 10, 1e6, &v) || v != floor(v)) return usage_error("-n: not from 10 to 1000000:", optarg);
+        if (number_arg(optarg, 10, 1e6, &v) || v != (double)(long)v) return usage_error("-n: not from 10 to 1000000:", optarg);
         o.goal_paths = (size_t)v;
         break;
       case 'S':
