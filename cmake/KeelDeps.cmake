@@ -7,6 +7,9 @@ endif()
 
 set(KEEL_DEP_TARGETS)
 set(KEEL_DEP_LINK_FLAGS)
+# The Debian -dev packages of the dependencies: what linking the static
+# library needs (the .deb suggests them, cmake/KeelPackage.cmake).
+set(KEEL_DEP_DEB_DEV_PACKAGES)
 
 # keel_pkg(<var> <debian package> <pkg-config module>...)
 macro(keel_pkg var debpkg)
@@ -17,6 +20,7 @@ macro(keel_pkg var debpkg)
   endif()
   list(APPEND KEEL_DEP_TARGETS PkgConfig::${var})
   list(APPEND KEEL_DEP_LINK_FLAGS ${${var}_LDFLAGS})
+  list(APPEND KEEL_DEP_DEB_DEV_PACKAGES ${debpkg})
 endmacro()
 
 keel_pkg(GSL      libgsl-dev      gsl)
@@ -45,6 +49,7 @@ target_include_directories(keel_csv_dep INTERFACE ${CSV_INCLUDE_DIR})
 target_link_libraries(keel_csv_dep INTERFACE ${CSV_LIBRARY})
 list(APPEND KEEL_DEP_TARGETS keel_csv_dep)
 list(APPEND KEEL_DEP_LINK_FLAGS -lcsv)
+list(APPEND KEEL_DEP_DEB_DEV_PACKAGES libcsv-dev)
 
 find_package(Threads REQUIRED)
 list(APPEND KEEL_DEP_TARGETS Threads::Threads m)

@@ -1,5 +1,7 @@
 # Installs the library, the public headers, the keel command, a pkg-config
-# file and a CMake package (find_package(keel) -> keel::keel, keel::keel_static).
+# file and a CMake package (find_package(keel) -> keel::keel, keel::keel_static),
+# and the example service's source (built against the installed keel with
+# its own CMakeLists.txt or pkg-config).
 include(CMakePackageConfigHelpers)
 
 install(TARGETS keel keel_static EXPORT keelTargets
@@ -28,3 +30,6 @@ string(REGEX REPLACE "/$" "" KEEL_PC_TO_PREFIX "${KEEL_PC_TO_PREFIX}")
 configure_file(cmake/keel.pc.in ${CMAKE_CURRENT_BINARY_DIR}/keel.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/keel.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+install(FILES examples/advice_service.c examples/CMakeLists.txt
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)

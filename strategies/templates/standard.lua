@@ -133,11 +133,16 @@ function T.advise(profile, market)
       stops = { { asset = "CRYPTO", kind = "trailing", level = 0.30, action = "cash", reentry = "above_ma", days = 50 } },
     }
   end
-  -- yearly fund fees: the quotes' expense ratios, else the defaults above
+  -- yearly fund fees: the quotes' expense ratios, else the defaults above;
+  -- summed in the universe's order, not pairs' (which differs from one
+  -- Lua state to the next), so the same request gives the same bits
   local fees = 0
   local er = market.expense or {}
   for _, sub in ipairs(subs) do
-    for sym, w in pairs(sub.weights) do fees = fees + sub.amount * w * (er[sym] or T.expense[sym]) end
+    for _, sym in ipairs(T.universe) do
+      local w = sub.weights[sym]
+      if w then fees = fees + sub.amount * w * (er[sym] or T.expense[sym]) end
+    end
   end
   return { risk_score = risk, equity_share = e, subaccounts = subs, fees = fees }
 end
