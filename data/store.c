@@ -487,17 +487,23 @@ done:
 
 /* ---- runs --------------------------------------------------------------- */
 
+/* A record's params_json must be one JSON object (what: the record's kind,
+ * for the message). */
+static keel_status check_params(keel_ctx *ctx, const char *params_json, const char *what) {
+  json_error_t je;
+  json_t *j = json_loads(params_json, JSON_REJECT_DUPLICATES, &je);
+  if (!j) return keeli_error(ctx, KEEL_EINVAL, "%s: params_json:%d:%d: %s", what, je.line, je.column, je.text);
+  int obj = json_is_object(j);
+  json_decref(j);
+  return obj ? KEEL_OK : keeli_error(ctx, KEEL_EINVAL, "%s: params_json must be a JSON object", what);
+}
+
 static keel_status check_record(keel_ctx *ctx, const keel_run_record *r) {
   if (!r->kind || !r->strategy || !r->params_json || !r->dataset || !r->dataset_hash || !r->status)
     return keeli_error(ctx, KEEL_EINVAL, "run record: kind, strategy, params_json, dataset, dataset_hash and "
                                          "status are required");
-  json_error_t je;
-  json_t *j = json_loads(r->params_json, JSON_REJECT_DUPLICATES, &je);
-  if (!j)
-    return keeli_error(ctx, KEEL_EINVAL, "run record: params_json:%d:%d: %s", je.line, je.column, je.text);
-  int obj = json_is_object(j);
-  json_decref(j);
-  if (!obj) return keeli_error(ctx, KEEL_EINVAL, "run record: params_json is not a JSON object");
+  keel_status st = check_params(ctx, r->params_json, "run record");
+  if (st) return st;
   if (r->nmetrics && (!r->metric_names || !r->metric_values))
     return keeli_error(ctx, KEEL_EINVAL, "run record: metric arrays missing");
   for (size_t k = 0; k < r->nmetrics; k++)
@@ -820,13 +826,9 @@ keel_status keel_store_save_stress(keel_ctx *ctx, keel_store *s, const keel_stre
       (rec->npoints && (!rec->band_steps || !rec->band_dates || !rec->bands)) ||
       (rec->nhist && (!rec->hist_lo || !rec->hist_hi || !rec->hist_share)))
     return keeli_error(ctx, KEEL_EINVAL, "stress record: a required field is NULL");
-  json_error_t je;
-  json_t *j = json_loads(rec->params_json, JSON_REJECT_DUPLICATES, &je);
-  int obj = json_is_object(j);
-  json_decref(j);
-  if (!obj) return keeli_error(ctx, KEEL_EINVAL, "stress record: params_json must be a JSON object");
+  keel_status st = check_params(ctx, rec->params_json, "stress record");
+  if (st) return st;
   sqlite3_stmt *q = NULL;
-  keel_status st;
   const char *doing = "starting a transaction";
   if (exec(s, "BEGIN IMMEDIATE") != SQLITE_OK) goto fail;
   doing = "inserting the run";
@@ -958,13 +960,9 @@ keel_status keel_store_save_optimization(keel_ctx *ctx, keel_store *s, const kee
   for (size_t k = 0; k < rec->npoints; k++)
     if (!isfinite(rec->frontier_ret[k]) || !isfinite(rec->frontier_vol[k]))
       return keeli_error(ctx, KEEL_EINVAL, "optimisation record: frontier point %zu is not finite", k);
-  json_error_t je;
-  json_t *j = json_loads(rec->params_json, JSON_REJECT_DUPLICATES, &je);
-  int obj = json_is_object(j);
-  json_decref(j);
-  if (!obj) return keeli_error(ctx, KEEL_EINVAL, "optimisation record: params_json must be a JSON object");
+  keel_status st = check_params(ctx, rec->params_json, "optimisation record");
+  if (st) return st;
   sqlite3_stmt *q = NULL;
-  keel_status st;
   const char *doing = "starting a transaction";
   if (exec(s, "BEGIN IMMEDIATE") != SQLITE_OK) goto fail;
   doing = "inserting the run";
