@@ -1324,15 +1324,19 @@ static KEEL_ALWAYS_INLINE int mark_inside_n(sub_run *S, double *V, const size_t 
 /* mark_inside_n for each basket size below 16, so each is straight-line
  * code without the lanes it does not have (their +0 terms leave the sums'
  * bits unchanged: a lane 0 + x is never -0). */
-static int mark_inside_small(sub_run *S, double *V) {
-  switch (S->na) {
-#define CASE(k) \
-  case k: return mark_inside_n(S, V, k);
-    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
-    CASE(9) CASE(10) CASE(11) CASE(12) CASE(13) CASE(14) CASE(15)
-#undef CASE
-    default: return mark_inside_n(S, V, S->na);
+/* return F(k) for basket size na = k from 1 to 15, so each case is
+ * straight-line code for its size; else return DFLT */
+#define SMALL_NA_CASES(na, F, DFLT)                                                                          \
+  switch (na) {                                                                                              \
+    case 1: return F(1);   case 2: return F(2);   case 3: return F(3);   case 4: return F(4);              \
+    case 5: return F(5);   case 6: return F(6);   case 7: return F(7);   case 8: return F(8);              \
+    case 9: return F(9);   case 10: return F(10); case 11: return F(11); case 12: return F(12);            \
+    case 13: return F(13); case 14: return F(14); case 15: return F(15); default: return DFLT;             \
   }
+static int mark_inside_small(sub_run *S, double *V) {
+#define F(k) mark_inside_n(S, V, k)
+  SMALL_NA_CASES(S->na, F, F(S->na))
+#undef F
 }
 
 #ifdef KEEL_ENGINE_AVX2
@@ -1356,6 +1360,18 @@ __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE __m256d mark4(const su
   _mm256_storeu_pd(S->x + k, x);
   return x;
 }
+/* cash + the sum of the sixteen lanes x0..x3 by mark_inside_n's tree:
+ * b_k = l_k + l_(k+8), c_k = b_k + b_(k+4), then (c0 + c2) + (c1 + c3),
+ * each lane l = 0 + x */
+__attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE double value4(double cash, __m256d x0, __m256d x1,
+                                                                         __m256d x2, __m256d x3) {
+  const __m256d zero = _mm256_setzero_pd();
+  const __m256d bl = _mm256_add_pd(_mm256_add_pd(zero, x0), _mm256_add_pd(zero, x2));
+  const __m256d bh = _mm256_add_pd(_mm256_add_pd(zero, x1), _mm256_add_pd(zero, x3));
+  const __m256d c = _mm256_add_pd(bl, bh);
+  const __m128d d = _mm_add_pd(_mm256_castpd256_pd128(c), _mm256_extractf128_pd(c, 1));
+  return cash + (_mm_cvtsd_f64(d) + _mm_cvtsd_f64(_mm_unpackhi_pd(d, d)));
+}
 __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE int in4(const sub_run *S, size_t k, size_t na, __m256d x,
                                                                    __m256d vv) {
   if (k >= na) return 1;
@@ -1366,13 +1382,8 @@ __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE int in4(const sub_run 
 }
 __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE int mark_inside_avx2_n(sub_run *S, double *V,
                                                                                   const size_t na) {
-  const __m256d zero = _mm256_setzero_pd();
   const __m256d x0 = mark4(S, 0, na), x1 = mark4(S, 4, na), x2 = mark4(S, 8, na), x3 = mark4(S, 12, na);
-  const __m256d bl = _mm256_add_pd(_mm256_add_pd(zero, x0), _mm256_add_pd(zero, x2));
-  const __m256d bh = _mm256_add_pd(_mm256_add_pd(zero, x1), _mm256_add_pd(zero, x3));
-  const __m256d c = _mm256_add_pd(bl, bh);
-  const __m128d d = _mm_add_pd(_mm256_castpd256_pd128(c), _mm256_extractf128_pd(c, 1));
-  const double v = S->cash + (_mm_cvtsd_f64(d) + _mm_cvtsd_f64(_mm_unpackhi_pd(d, d)));
+  const double v = value4(S->cash, x0, x1, x2, x3);
   S->vmark = *V = v;
   S->marked = 1;
   if (!(v > 0)) return 0;
@@ -1380,14 +1391,9 @@ __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE int mark_inside_avx2_n
   return (in4(S, 0, na, x0, vv) & in4(S, 4, na, x1, vv)) & (in4(S, 8, na, x2, vv) & in4(S, 12, na, x3, vv));
 }
 __attribute__((target("avx2"))) static int mark_inside_avx2(sub_run *S, double *V) {
-  switch (S->na) {
-#define CASE(k) \
-  case k: return mark_inside_avx2_n(S, V, k);
-    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
-    CASE(9) CASE(10) CASE(11) CASE(12) CASE(13) CASE(14) CASE(15)
-#undef CASE
-    default: return mark_inside_avx2_n(S, V, S->na);
-  }
+#define F(k) mark_inside_avx2_n(S, V, k)
+  SMALL_NA_CASES(S->na, F, F(S->na))
+#undef F
 }
 #endif
 
@@ -1462,11 +1468,7 @@ __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE size_t quiet_stretch_n
     const double *row = base + t * stride;
     const __m256d x0 = _mm256_mul_pd(h0, PX(row, 0)), x1 = _mm256_mul_pd(h1, PX(row, 1)),
                   x2 = _mm256_mul_pd(h2, PX(row, 2)), x3 = _mm256_mul_pd(h3, PX(row, 3));
-    const __m256d bl = _mm256_add_pd(_mm256_add_pd(zero, x0), _mm256_add_pd(zero, x2));
-    const __m256d bh = _mm256_add_pd(_mm256_add_pd(zero, x1), _mm256_add_pd(zero, x3));
-    const __m256d c = _mm256_add_pd(bl, bh);
-    const __m128d d = _mm_add_pd(_mm256_castpd256_pd128(c), _mm256_extractf128_pd(c, 1));
-    const double v = cash + (_mm_cvtsd_f64(d) + _mm_cvtsd_f64(_mm_unpackhi_pd(d, d)));
+    const double v = value4(cash, x0, x1, x2, x3);
     if (S->band_row[t]) {
       if (!(v > 0)) break;
       const __m256d vv = _mm256_set1_pd(v);
@@ -1502,14 +1504,9 @@ __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE size_t quiet_stretch_n
 
 __attribute__((target("avx2"))) static size_t quiet_stretch(run *E, sub_run *S, keel_backtest_result *r, size_t t,
                                                             size_t n) {
-  switch (S->na) {
-#define CASE(k) \
-  case k: return quiet_stretch_n(E, S, r, t, n, k);
-    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
-    CASE(9) CASE(10) CASE(11) CASE(12) CASE(13) CASE(14) CASE(15)
-#undef CASE
-    default: return t;
-  }
+#define F(k) quiet_stretch_n(E, S, r, t, n, k)
+  SMALL_NA_CASES(S->na, F, t)
+#undef F
 }
 #endif
 
