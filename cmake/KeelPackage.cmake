@@ -44,9 +44,16 @@ This package has the shared and static library, the headers, pkg-config
 and CMake package files, the keel command with the shipped strategies and
 templates, keel.so, the keel module for a stand-alone lua5.4, and the
 source of the example advice service.]=])
-set(CPACK_PACKAGING_INSTALL_PREFIX "${CMAKE_INSTALL_PREFIX}")
 set(CPACK_STRIP_FILES OFF)
-set(CPACK_SOURCE_IGNORE_FILES "/\\\\.git/" "/build[^/]*/")
+# the source package (cmake --build build --target package_source): the
+# tree without its git folder and build folders
+set(CPACK_SOURCE_GENERATOR TGZ)
+set(CPACK_SOURCE_IGNORE_FILES "/\\\\.git(/|$)" "/build[^/]*/")
+# the configured prefix, for the .deb only (the source package has none);
+# cpack reads this file once per generator
+file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/deb/KeelCPackOptions.cmake
+     "if(CPACK_GENERATOR STREQUAL \"DEB\")\n  set(CPACK_PACKAGING_INSTALL_PREFIX \"${CMAKE_INSTALL_PREFIX}\")\nendif()\n")
+set(CPACK_PROJECT_CONFIG_FILE ${CMAKE_CURRENT_BINARY_DIR}/deb/KeelCPackOptions.cmake)
 
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_RELEASE 1)

@@ -11,6 +11,9 @@
  *   {"line": 1, "id": "u-17", "advice": { the advice, as `keel advise` prints it }}
  *   {"line": 2, "error": {"status": "invalid argument", "message": "profile: age must be ..."}}
  *
+ * ("line" is the request's line number in the input, "id" the request's
+ * own, when it gave one.)
+ *
  * How it uses keel:
  *
  *  - The template is compiled once, at start (keel_template_load), and all
@@ -31,10 +34,11 @@
  *
  * Threads: the main thread reads requests into a ring of slots, the
  * workers take the slots in turn and compute each response, and a writer
- * thread writes the responses in request order. The ring is bounded, so
- * a fast producer waits rather than filling memory, and a response is
- * written (and flushed) as soon as it and every one before it are done,
- * so a client may send a request and wait for its answer.
+ * thread writes the responses in request order. The ring is bounded (four
+ * slots a worker), so a fast producer waits rather than filling memory,
+ * and a response is written (and flushed) as soon as it and every one
+ * before it are done, so a client may send a request and wait for its
+ * answer.
  *
  * Build against an installed keel (it also uses jansson for the JSON of
  * the requests):
@@ -45,7 +49,7 @@
  * or with CMake: this folder's CMakeLists.txt (find_package(keel)).
  * Run it:
  *
- *   advice_service -j 4 -c 10 /usr/share/keel/strategies/templates/standard.lua requests.jsonl
+ *   advice_service -j 4 -c 10 /usr/local/share/keel/strategies/templates/standard.lua requests.jsonl
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* sigaction, pthread_sigmask, getopt, O_CLOEXEC */
