@@ -20,7 +20,7 @@
 # the list below is used instead, the Debian 12 runtime packages; keep it
 # in step with KeelDeps.cmake.
 set(KEEL_DEB_FALLBACK_DEPENDS
-    "libc6, libgsl27, libopenblas0 | libblas.so.3, liblapacke, liblua5.4-0, libcsv3, libsqlite3-0, libjansson4"
+    "libc6, libgsl27, libopenblas0 | libblas.so.3, liblapacke, liblua5.4-0, libcsv3, libsqlite3-0, libjansson4, libcairo2"
     CACHE STRING "Depends of the .deb when dpkg-shlibdeps is not available")
 set(KEEL_PACKAGE_MAINTAINER "keel maintainers <keel@localhost>" CACHE STRING
     "Maintainer field of the .deb (Name <address>)")
