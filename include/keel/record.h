@@ -1,4 +1,5 @@
-/* keel — a finished backtest as a store record (backtest/).
+/** @file
+ * @brief keel — a finished backtest as a store record (backtest/).
  *
  * keel_backtest_record_fill turns a keel_backtest_result, its panel and the
  * run's description into a keel_run_record (keel/store.h) for
@@ -18,22 +19,30 @@
 extern "C" {
 #endif
 
+/** @brief What a run record needs besides the result and the panel. */
 typedef struct keel_record_meta {
-  const char *dataset;            /* dataset name or file name (required) */
-  const char *params_json;        /* the run's parameters, a JSON object ("{}" when NULL) */
-  const char *strategy;           /* what the targets come from ("fixed_weights" when NULL) */
-  const char *job_hash;           /* a batch job's identity, or NULL */
-  const keel_account_spec *spec;  /* the account run, for the sub-accounts' capital; may be NULL
-                                     with one sub-account (its capital is the result's) */
+  const char *dataset;            /**< dataset name or file name (required) */
+  const char *params_json;        /**< the run's parameters, a JSON object ("{}" when NULL) */
+  const char *strategy;           /**< what the targets come from ("fixed_weights" when NULL) */
+  const char *job_hash;           /**< a batch job's identity, or NULL */
+  const keel_account_spec *spec;  /**< the account run, for the sub-accounts' capital; may be NULL
+                                       with one sub-account (its capital is the result's) */
 } keel_record_meta;
 
-/* Fills *rec (every field; status "ok"). KEEL_ENOMEM, or KEEL_EINVAL for a
- * missing dataset name or a spec that does not match the result. On
- * failure *rec is zeroed and owns nothing. */
+/** @brief Fills *rec (every field; status "ok").
+ * @param ctx the context
+ * @param r the result (its series are borrowed by the record)
+ * @param panel the panel it ran on (its symbols are borrowed)
+ * @param meta the dataset, parameters, strategy, job hash and spec
+ * @param[out] rec the record; on failure zeroed, owning nothing
+ * @return KEEL_OK; KEEL_ENOMEM; KEEL_EINVAL for a missing dataset name, a
+ *         result without points or a spec that does not match the result
+ * @see keel_backtest_record_free, keel_store_save_run */
 KEEL_API keel_status keel_backtest_record_fill(keel_ctx *ctx, const keel_backtest_result *r, const keel_panel *panel,
                                                const keel_record_meta *meta, keel_run_record *rec);
-/* Frees what keel_backtest_record_fill allocated and zeroes *rec; a zeroed
- * record or NULL is a no-op. */
+/** @brief Frees what @ref keel_backtest_record_fill allocated and zeroes *rec;
+ * a zeroed record or NULL is a no-op.
+ * @param rec the record */
 KEEL_API void keel_backtest_record_free(keel_run_record *rec);
 
 #ifdef __cplusplus
