@@ -172,8 +172,9 @@ typedef struct keel_advice_trade {
  * @param in the profile, holdings, quotes and options
  * @param[out] out the advice; NULL on failure
  * @return KEEL_OK; KEEL_EINVAL naming the field for a bad profile, holding
- *         or quote, or for a plan that fails the checks; KEEL_ELUA /
- *         KEEL_ELIMIT on a script failure; KEEL_ENOMEM */
+ *         or quote (a symbol without a quote too); KEEL_ELUA for a script
+ *         error or a plan that fails the checks; KEEL_ELIMIT for a script
+ *         that breaks a sandbox limit; KEEL_ENOMEM */
 KEEL_API keel_status keel_advise(keel_ctx *ctx, keel_template *t, const keel_advice_input *in, keel_advice **out);
 /** @brief Frees an advice; NULL is a no-op.
  * @param a the advice */
