@@ -1,4 +1,6 @@
-/* keel — calendar dates as days since 1970-01-01 (proleptic Gregorian). */
+/** @file
+ * @brief keel — calendar dates as days since 1970-01-01 (proleptic Gregorian).
+ */
 #ifndef KEEL_DATE_H
 #define KEEL_DATE_H
 
@@ -11,24 +13,40 @@
 extern "C" {
 #endif
 
+/** @brief A calendar date: days since 1970-01-01 (proleptic Gregorian). */
 typedef int32_t keel_date;
 
-/* "No date" (e.g. a drawdown that has not recovered). */
+/** @brief "No date" (e.g. a drawdown that has not recovered). */
 #define KEEL_DATE_NONE INT32_MIN
-/* Buffer size for keel_date_format: "yyyy-mm-dd" plus NUL. */
+/** @brief Buffer size for keel_date_format(): "yyyy-mm-dd" plus NUL. */
 #define KEEL_DATE_BUFSIZE 11
 
-/* Days since 1970-01-01 of y-m-d; returns 0 and sets *out only when the date
- * is valid (year 1..9999, month 1..12, day within the month). */
+/** @brief Days since 1970-01-01 of y-m-d.
+ * @param y year, 1..9999
+ * @param m month, 1..12
+ * @param d day within the month
+ * @param[out] out the date, set only when it is valid
+ * @return 0 when the date is valid, else -1 (*out untouched) */
 KEEL_API int keel_date_from_ymd(int y, int m, int d, keel_date *out);
-/* Splits a date into year, month (1..12), day (1..31); any pointer may be NULL. */
+/** @brief Splits a date into year, month (1..12) and day (1..31).
+ * @param date the date
+ * @param[out] y year, or NULL
+ * @param[out] m month, or NULL
+ * @param[out] d day, or NULL */
 KEEL_API void keel_date_to_ymd(keel_date date, int *y, int *m, int *d);
-/* Day of week, 0 = Monday .. 6 = Sunday (ISO 8601). */
+/** @brief Day of week (ISO 8601).
+ * @param date the date
+ * @return 0 = Monday .. 6 = Sunday */
 KEEL_API int keel_date_weekday(keel_date date);
-/* Writes "yyyy-mm-dd" into buf (at least KEEL_DATE_BUFSIZE bytes). */
+/** @brief Writes "yyyy-mm-dd" into buf.
+ * @param date the date
+ * @param[out] buf at least KEEL_DATE_BUFSIZE bytes */
 KEEL_API void keel_date_format(keel_date date, char buf[KEEL_DATE_BUFSIZE]);
-/* Parses "yyyy-mm-dd", "yyyy/mm/dd" or "yyyymmdd" (exactly len bytes, no
- * spaces). Returns 0 and sets *out on success, -1 if malformed or invalid. */
+/** @brief Parses "yyyy-mm-dd", "yyyy/mm/dd" or "yyyymmdd".
+ * @param s the text: exactly len bytes, no spaces
+ * @param len its length
+ * @param[out] out the date, on success
+ * @return 0 on success, -1 if malformed or invalid */
 KEEL_API int keel_date_parse(const char *s, size_t len, keel_date *out);
 
 #ifdef __cplusplus

@@ -1,4 +1,6 @@
-/* keel — portfolio strategy and rebalancing. Includes every public header. */
+/** @file
+ * @brief keel — portfolio strategy and rebalancing. Includes every public header.
+ */
 #ifndef KEEL_H
 #define KEEL_H
 

@@ -1,4 +1,5 @@
-/* keel — run descriptions: an account and its sub-accounts' policies as a
+/** @file
+ * @brief keel — run descriptions: an account and its sub-accounts' policies as a
  * JSON object (backtest/).
  *
  * keel_runspec_parse reads the JSON text of a run description (the schema
@@ -24,32 +25,59 @@
 extern "C" {
 #endif
 
+/** @brief A parsed run description (opaque): the account spec and everything it points to. */
 typedef struct keel_runspec keel_runspec;
 
-/* Parses len bytes of JSON (a run description). name is used in messages
- * ("run.json"). opens (same dates and symbols as closes) may be NULL; the
- * "next_open" fill needs it. Malformed JSON is KEEL_EPARSE with
- * name:line:column; an unknown key, a wrong type, an unknown symbol or a
- * value out of range is KEEL_EINVAL with the JSON path of the value
- * ("run.json: subaccounts[1].band.abs: must be in (0, 1)"). On failure
- * *out is NULL. */
+/** @brief Parses a run description.
+ * @param ctx the context
+ * @param name used in messages ("run.json")
+ * @param json the JSON text
+ * @param len its length in bytes
+ * @param closes the closing prices the symbols are resolved against
+ * @param opens open prices (same dates and symbols as closes), or NULL;
+ *        the "next_open" fill needs them
+ * @param[out] out the runspec; NULL on failure
+ * @return KEEL_OK; KEEL_EPARSE with name:line:column for malformed JSON;
+ *         KEEL_EINVAL with the JSON path of the value for an unknown key, a
+ *         wrong type, an unknown symbol or a value out of range
+ *         ("run.json: subaccounts[1].band.abs: must be in (0, 1)");
+ *         KEEL_ENOMEM
+ * @see keel_runspec_parse_with */
 KEEL_API keel_status keel_runspec_parse(keel_ctx *ctx, const char *name, const char *json, size_t len,
                                         const keel_panel *closes, const keel_panel *opens, keel_runspec **out);
-/* The same, with a loader for strategies given as {"lua": module,
- * "params": {...}} (NULL: such a strategy is an error). A module's own
- * schedule applies when the sub-account gives none. */
+/** @brief The same as @ref keel_runspec_parse, with a loader for strategies
+ * given as {"lua": module, "params": {...}}.
+ *
+ * A module's own schedule applies when the sub-account gives none.
+ * @param ctx the context
+ * @param name used in messages
+ * @param json the JSON text
+ * @param len its length in bytes
+ * @param closes the closing prices
+ * @param opens open prices, or NULL
+ * @param loader the loader (NULL: such a strategy is an error)
+ * @param[out] out the runspec; NULL on failure
+ * @return as keel_runspec_parse, and the loader's status */
 KEEL_API keel_status keel_runspec_parse_with(keel_ctx *ctx, const char *name, const char *json, size_t len,
                                              const keel_panel *closes, const keel_panel *opens,
                                              const keel_strategy_loader *loader, keel_runspec **out);
+/** @brief Frees a runspec and the strategies it made; NULL is a no-op.
+ * @param rs the runspec */
 KEEL_API void keel_runspec_free(keel_runspec *rs);
 
-/* The account to pass to keel_backtest_run_account; borrowed. */
+/** @brief The account to pass to @ref keel_backtest_run_account.
+ * @param rs the runspec
+ * @return the spec, borrowed, valid while rs lives */
 KEEL_API const keel_account_spec *keel_runspec_account(const keel_runspec *rs);
-/* The description as canonical JSON (keys sorted, compact): the run's
- * parameters as stored. */
+/** @brief The description as canonical JSON (keys sorted, compact): the run's
+ * parameters as stored.
+ * @param rs the runspec
+ * @return the JSON text, borrowed */
 KEEL_API const char *keel_runspec_json(const keel_runspec *rs);
-/* What the targets come from: "fixed_weights" or a built-in strategy's
- * name for one sub-account; "name:what,name:what" for several. */
+/** @brief What the targets come from.
+ * @param rs the runspec
+ * @return "fixed_weights" or a built-in strategy's name for one
+ *         sub-account; "name:what,name:what" for several; borrowed */
 KEEL_API const char *keel_runspec_strategy(const keel_runspec *rs);
 
 #ifdef __cplusplus

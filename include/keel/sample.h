@@ -1,4 +1,5 @@
-/* keel — a seeded generator of realistic multi-asset daily prices (core/).
+/** @file
+ * @brief keel — a seeded generator of realistic multi-asset daily prices (core/).
  *
  * Business days (Monday to Friday) for six assets: EQUITY (a developed
  * stock index), EM_EQUITY (emerging markets, listed one year in), BOND (an
@@ -22,17 +23,26 @@
 extern "C" {
 #endif
 
+/** @brief Settings of the sample generator; the defaults (@ref keel_sample_config_default)
+ * make data/samples/multi_asset.csv. */
 typedef struct keel_sample_config {
-  uint64_t seed;    /* 2 */
-  keel_date start;  /* first day (moved to the next business day): 2012-01-02 */
-  int ndays;        /* business days (>= 260): 3130, about 12 years */
-  int crash_day;    /* first day of the crash, 0 = none: day 2110 (about year 8) */
-  int crash_days;   /* length of the crash: 25 */
+  uint64_t seed;    /**< 2 */
+  keel_date start;  /**< first day (moved to the next business day): 2012-01-02 */
+  int ndays;        /**< business days (>= 260): 3130, about 12 years */
+  int crash_day;    /**< first day of the crash, 0 = none: day 2110 (about year 8) */
+  int crash_days;   /**< length of the crash: 25 */
 } keel_sample_config;
 
+/** @brief Fills cfg with the defaults given in keel_sample_config.
+ * @param[out] cfg the settings */
 KEEL_API void keel_sample_config_default(keel_sample_config *cfg);
 
-/* Makes the panel; prices are rounded to 4 decimals. */
+/** @brief Makes the panel; prices are rounded to 4 decimals.
+ * @param ctx the context
+ * @param cfg the settings, or NULL for the defaults
+ * @param[out] out the panel
+ * @return KEEL_OK; KEEL_EINVAL for ndays outside [260, 100000] or a crash
+ *         outside the days; KEEL_ENOMEM */
 KEEL_API keel_status keel_sample_generate(keel_ctx *ctx, const keel_sample_config *cfg, keel_panel **out);
 
 #ifdef __cplusplus
