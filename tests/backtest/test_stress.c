@@ -438,6 +438,64 @@ static keel_stress_result *run_policy(policy_fix *f, size_t npaths, int threads,
   return r;
 }
 
+/* The fan chart's counts past 2^16 paths on one worker (its 16-bit counts
+ * spill into 32-bit ones): 70,000 paths of a constant generator put every
+ * path in one bucket per point, so every band must lie in that bucket,
+ * around the one value (a lost or wrapped count moves the interpolated
+ * band out of it). */
+static void test_fan_counts_past_16_bits(void **state) {
+  (void)state;
+  const double mu[1] = {0.06};
+  keel_mc_params mp;
+  keel_mc_params_default(&mp);
+  mp.kind = KEEL_MC_CONSTANT;
+  mp.freq = KEEL_MC_MONTHLY;
+  mp.years = 1;
+  mp.nassets = 1;
+  mp.mu = mu;
+  keel_mc *g = NULL;
+  assert_ok(CTX, keel_mc_new(CTX, &mp, &g));
+  const char *sym[1] = {"A"};
+  const double w[1] = {1};
+  keel_subaccount_spec sub;
+  keel_subaccount_spec_default(&sub);
+  sub.weights = w;
+  sub.capital = 1000;
+  sub.costs.use_lots = 0;
+  keel_account_spec a;
+  keel_account_spec_default(&a);
+  a.nsubs = 1;
+  a.subs = &sub;
+  keel_stress_options o;
+  keel_stress_options_default(&o);
+  o.gen = g;
+  o.account = &a;
+  o.symbols = sym;
+  o.npaths = 70000;
+  o.threads = 1;
+  keel_stress_result *r = NULL;
+  assert_ok(CTX, keel_stress_run(CTX, &o, &r));
+  /* the one path's values, from a run that keeps its paths */
+  keel_stress_result *one = NULL;
+  o.npaths = 1;
+  o.keep_paths = 1;
+  assert_ok(CTX, keel_stress_run(CTX, &o, &one));
+  const double *pv = keel_stress_path_values(one, 0);
+  assert_non_null(pv);
+  const size_t P = keel_stress_band_npoints(r);
+  assert_int_equal(keel_stress_band_npoints(one), P);
+  const double *b = keel_stress_bands(r);
+  for (size_t i = 0; i < P; i++) {
+    const double v = pv[i];
+    for (size_t j = 0; j < KEEL_STRESS_NBANDS; j++)
+      if (!(fabs(b[i * KEEL_STRESS_NBANDS + j] - v) <= v / 128))
+        fail_msg("point %zu band %zu: %.10g, the paths' value %.10g", i, j, b[i * KEEL_STRESS_NBANDS + j], v);
+  }
+  keel_stress_result_free(one);
+  keel_stress_result_free(r);
+  keel_mc_free(g);
+}
+
 static void test_streamed_accuracy(void **state) {
   (void)state;
   policy_fix f;
@@ -975,7 +1033,7 @@ int main(void) {
       cmocka_unit_test(test_drawdown_underwater), cmocka_unit_test(test_crash_every_path),
       cmocka_unit_test(test_strategy_workers), cmocka_unit_test(test_bad_options),
       cmocka_unit_test(test_store),            cmocka_unit_test(test_oom),
-      cmocka_unit_test(test_quiet_rows_bitwise), cmocka_unit_test(test_streamed_accuracy),
+      cmocka_unit_test(test_quiet_rows_bitwise), cmocka_unit_test(test_streamed_accuracy), cmocka_unit_test(test_fan_counts_past_16_bits),
       cmocka_unit_test(test_memory_bounded),
   };
   return cmocka_run_group_tests(tests, keel_test_setup, keel_test_teardown);
