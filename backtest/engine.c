@@ -637,6 +637,38 @@ static keel_status apply_trades(run *E, sub_run *S, size_t t, const double *d, k
 
 /* Trades the sub-account to targets tau at prices S->px (NaN: no price).
  * Assets without a price or with a pending stop keep their holdings. */
+#ifdef KEEL_ENGINE_AVX2
+/* trade_to's set of assets that trade, four at a time (the same test,
+ * tradable and |tau k - x| > tol, as 0/1 bytes): whole groups of four;
+ * returns the first asset left. */
+__attribute__((target("avx2"))) static size_t trade_set_avx2(size_t na, const unsigned char *restrict tradable,
+                                                             const double *restrict tau, const double *restrict x,
+                                                             double k, double tol, unsigned char *restrict in,
+                                                             int *changed, size_t *ns) {
+  /* byte l of SPREAD[m] is bit l of m */
+  static const uint32_t SPREAD[16] = {0x00000000, 0x00000001, 0x00000100, 0x00000101, 0x00010000, 0x00010001,
+                                      0x00010100, 0x00010101, 0x01000000, 0x01000001, 0x01000100, 0x01000101,
+                                      0x01010000, 0x01010001, 0x01010100, 0x01010101};
+  const __m256d kv = _mm256_set1_pd(k), tv = _mm256_set1_pd(tol), sign = _mm256_set1_pd(-0.0);
+  uint32_t ch = 0;
+  size_t n = 0, j = 0;
+  for (; j + 4 <= na; j += 4) {
+    const __m256d d = _mm256_sub_pd(_mm256_mul_pd(_mm256_loadu_pd(tau + j), kv), _mm256_loadu_pd(x + j));
+    const int m = _mm256_movemask_pd(_mm256_cmp_pd(_mm256_andnot_pd(sign, d), tv, _CMP_GT_OQ));
+    uint32_t t, old;
+    memcpy(&t, tradable + j, 4);
+    memcpy(&old, in + j, 4);
+    const uint32_t sb = SPREAD[m] & t;
+    ch |= sb ^ old;
+    memcpy(in + j, &sb, 4);
+    n += (size_t)__builtin_popcount(sb);
+  }
+  *changed |= ch != 0;
+  *ns += n;
+  return j;
+}
+#endif
+
 static keel_status trade_to(run *E, sub_run *S, size_t t, const double *tau, keel_trade_reason why) {
   const size_t na = S->na;
   double V = sub_value(S), XF = 0, WT = 0;
@@ -667,7 +699,11 @@ static keel_status trade_to(run *E, sub_run *S, size_t t, const double *tau, kee
       double k = scale_k(&q, vp);
       int changed = 0;
       ns = 0;
-      for (size_t j = 0; j < na; j++) {
+      size_t j = 0;
+#ifdef KEEL_ENGINE_AVX2
+      if (S->avx2) j = trade_set_avx2(na, tradable, tau, x, k, tol, in, &changed, &ns);
+#endif
+      for (; j < na; j++) {
         unsigned char sj = tradable[j] & (fabs(tau[j] * k - x[j]) > tol);
         changed |= sj != in[j];
         in[j] = sj;
