@@ -463,10 +463,8 @@ void keeli_plot_area(const keeli_plot *p, size_t n, const double *xs, const doub
   keeli_plot_unclip(p);
 }
 
-void keeli_plot_hline(const keeli_plot *p, double y, keeli_rgb col, double width, int dashed, const char *label) {
-  if (!isfinite(y) || y < fmin(p->y.lo, p->y.hi) || y > fmax(p->y.lo, p->y.hi)) return;
-  cairo_t *cr = p->cr;
-  double py = keeli_py(p, y);
+/* One straight line from (x0, y0) to (x1, y1), solid or dashed. */
+static void rule(cairo_t *cr, double x0, double y0, double x1, double y1, keeli_rgb col, double width, int dashed) {
   cairo_save(cr);
   cairo_set_line_width(cr, width);
   if (dashed) {
@@ -474,10 +472,17 @@ void keeli_plot_hline(const keeli_plot *p, double y, keeli_rgb col, double width
     cairo_set_dash(cr, d, 2, 0);
   }
   cairo_set_source_rgb(cr, col.r, col.g, col.b);
-  cairo_move_to(cr, p->x0, py);
-  cairo_line_to(cr, p->x1, py);
+  cairo_move_to(cr, x0, y0);
+  cairo_line_to(cr, x1, y1);
   cairo_stroke(cr);
   cairo_restore(cr);
+}
+
+void keeli_plot_hline(const keeli_plot *p, double y, keeli_rgb col, double width, int dashed, const char *label) {
+  if (!isfinite(y) || y < fmin(p->y.lo, p->y.hi) || y > fmax(p->y.lo, p->y.hi)) return;
+  cairo_t *cr = p->cr;
+  double py = keeli_py(p, y);
+  rule(cr, p->x0, py, p->x1, py, col, width, dashed);
   if (label) keeli_text(cr, p->x1 - 4, py - 5, 11, 1, 1, col, label);
 }
 
@@ -485,17 +490,7 @@ void keeli_plot_vline(const keeli_plot *p, double x, keeli_rgb col, double width
   if (!isfinite(x) || x < fmin(p->x.lo, p->x.hi) || x > fmax(p->x.lo, p->x.hi)) return;
   cairo_t *cr = p->cr;
   double px = keeli_px(p, x);
-  cairo_save(cr);
-  cairo_set_line_width(cr, width);
-  if (dashed) {
-    const double d[] = {6, 4};
-    cairo_set_dash(cr, d, 2, 0);
-  }
-  cairo_set_source_rgb(cr, col.r, col.g, col.b);
-  cairo_move_to(cr, px, p->y0);
-  cairo_line_to(cr, px, p->y1);
-  cairo_stroke(cr);
-  cairo_restore(cr);
+  rule(cr, px, p->y0, px, p->y1, col, width, dashed);
   if (label) {
     double tw = keeli_text_width(cr, 11, 1, label);
     int right = px + 6 + tw < p->x1;
