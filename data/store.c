@@ -819,6 +819,36 @@ keel_status keel_store_has_job(keel_ctx *ctx, keel_store *s, const char *job_has
 
 /* ---- stress runs (schema version 3) ---------------------------------------- */
 
+/* The runs row of a stress run or an optimisation (status ok, no
+ * trades): its id into *id. SQLite's result code; the caller's
+ * transaction is left to the caller. */
+static int insert_run_row(keel_store *s, const char *kind, const char *strategy, const char *params_json,
+                          const char *dataset, const char *dataset_hash, uint64_t seed, keel_date start,
+                          keel_date end, size_t npoints, sqlite3_int64 *id) {
+  sqlite3_stmt *q = NULL;
+  int rc = sqlite3_prepare_v2(s->db,
+                              "INSERT INTO runs(kind, strategy, params, dataset, dataset_hash, seed, keel_version, "
+                              "start_date, end_date, status, npoints, ntrades) "
+                              "VALUES (?1, ?2, json(?3), ?4, ?5, ?6, ?7, ?8, ?9, 'ok', ?10, 0)",
+                              -1, &q, NULL);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(q, 1, kind, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 2, strategy, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 3, params_json, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 4, dataset, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 5, dataset_hash, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 6, (sqlite3_int64)seed);
+  sqlite3_bind_text(q, 7, KEEL_VERSION, -1, SQLITE_STATIC);
+  bind_date(q, 8, start);
+  bind_date(q, 9, end);
+  sqlite3_bind_int64(q, 10, (sqlite3_int64)npoints);
+  rc = sqlite3_step(q);
+  sqlite3_finalize(q);
+  if (rc != SQLITE_DONE) return rc;
+  *id = sqlite3_last_insert_rowid(s->db);
+  return SQLITE_OK;
+}
+
 keel_status keel_store_save_stress(keel_ctx *ctx, keel_store *s, const keel_stress_record *rec, int64_t *run_id) {
   if (!s || !rec) return keeli_error(ctx, KEEL_EINVAL, "keel_store_save_stress: bad argument");
   if (!rec->strategy || !rec->params_json || !rec->dataset || !rec->dataset_hash || !rec->generator ||
@@ -832,25 +862,10 @@ keel_status keel_store_save_stress(keel_ctx *ctx, keel_store *s, const keel_stre
   const char *doing = "starting a transaction";
   if (exec(s, "BEGIN IMMEDIATE") != SQLITE_OK) goto fail;
   doing = "inserting the run";
-  if (sqlite3_prepare_v2(s->db,
-                         "INSERT INTO runs(kind, strategy, params, dataset, dataset_hash, seed, keel_version, "
-                         "start_date, end_date, status, npoints, ntrades) "
-                         "VALUES ('stress', ?1, json(?2), ?3, ?4, ?5, ?6, ?7, ?8, 'ok', ?9, 0)",
-                         -1, &q, NULL) != SQLITE_OK)
+  sqlite3_int64 id;
+  if (insert_run_row(s, "stress", rec->strategy, rec->params_json, rec->dataset, rec->dataset_hash, rec->seed,
+                     rec->start, rec->end, rec->npoints, &id) != SQLITE_OK)
     goto fail;
-  sqlite3_bind_text(q, 1, rec->strategy, -1, SQLITE_STATIC);
-  sqlite3_bind_text(q, 2, rec->params_json, -1, SQLITE_STATIC);
-  sqlite3_bind_text(q, 3, rec->dataset, -1, SQLITE_STATIC);
-  sqlite3_bind_text(q, 4, rec->dataset_hash, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(q, 5, (sqlite3_int64)rec->seed);
-  sqlite3_bind_text(q, 6, KEEL_VERSION, -1, SQLITE_STATIC);
-  bind_date(q, 7, rec->start);
-  bind_date(q, 8, rec->end);
-  sqlite3_bind_int64(q, 9, (sqlite3_int64)rec->npoints);
-  if (sqlite3_step(q) != SQLITE_DONE) goto fail;
-  sqlite3_int64 id = sqlite3_last_insert_rowid(s->db);
-  sqlite3_finalize(q);
-  q = NULL;
   doing = "inserting the stress run";
   if (sqlite3_prepare_v2(s->db,
                          "INSERT INTO stress_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
@@ -966,25 +981,10 @@ keel_status keel_store_save_optimization(keel_ctx *ctx, keel_store *s, const kee
   const char *doing = "starting a transaction";
   if (exec(s, "BEGIN IMMEDIATE") != SQLITE_OK) goto fail;
   doing = "inserting the run";
-  if (sqlite3_prepare_v2(s->db,
-                         "INSERT INTO runs(kind, strategy, params, dataset, dataset_hash, seed, keel_version, "
-                         "start_date, end_date, status, npoints, ntrades) "
-                         "VALUES (?1, ?2, json(?3), ?4, ?5, 0, ?6, ?7, ?8, 'ok', ?9, 0)",
-                         -1, &q, NULL) != SQLITE_OK)
+  sqlite3_int64 id;
+  if (insert_run_row(s, rec->kind, rec->objective, rec->params_json, rec->dataset, rec->dataset_hash, 0, rec->start,
+                     rec->end, rec->npoints, &id) != SQLITE_OK)
     goto fail;
-  sqlite3_bind_text(q, 1, rec->kind, -1, SQLITE_STATIC);
-  sqlite3_bind_text(q, 2, rec->objective, -1, SQLITE_STATIC);
-  sqlite3_bind_text(q, 3, rec->params_json, -1, SQLITE_STATIC);
-  sqlite3_bind_text(q, 4, rec->dataset, -1, SQLITE_STATIC);
-  sqlite3_bind_text(q, 5, rec->dataset_hash, -1, SQLITE_STATIC);
-  sqlite3_bind_text(q, 6, KEEL_VERSION, -1, SQLITE_STATIC);
-  bind_date(q, 7, rec->start);
-  bind_date(q, 8, rec->end);
-  sqlite3_bind_int64(q, 9, (sqlite3_int64)rec->npoints);
-  if (sqlite3_step(q) != SQLITE_DONE) goto fail;
-  sqlite3_int64 id = sqlite3_last_insert_rowid(s->db);
-  sqlite3_finalize(q);
-  q = NULL;
   doing = "inserting the optimisation";
   if (sqlite3_prepare_v2(s->db, "INSERT INTO opt_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)", -1,
                          &q, NULL) != SQLITE_OK)
