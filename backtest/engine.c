@@ -1408,13 +1408,14 @@ __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE double value4(double c
   const __m128d d = _mm_add_pd(_mm256_castpd256_pd128(c), _mm256_extractf128_pd(c, 1));
   return cash + (_mm_cvtsd_f64(d) + _mm_cvtsd_f64(_mm_unpackhi_pd(d, d)));
 }
-__attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE int in4(const sub_run *S, size_t k, size_t na, __m256d x,
-                                                                   __m256d vv) {
+/* band_inside's test on lanes k .. k + 3 (x values, u targets, w band
+ * widths less the margin, vv the value): every lane certainly inside;
+ * lanes past the basket (k >= na) are */
+__attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE int in4(size_t k, size_t na, __m256d x, __m256d u,
+                                                                   __m256d w, __m256d vv) {
   if (k >= na) return 1;
-  const __m256d dev = _mm256_andnot_pd(_mm256_set1_pd(-0.0),
-                                       _mm256_sub_pd(x, _mm256_mul_pd(_mm256_loadu_pd(S->tau + k), vv)));
-  const __m256d lim = _mm256_mul_pd(_mm256_loadu_pd(S->bwm + k), vv);
-  return _mm256_movemask_pd(_mm256_cmp_pd(dev, lim, _CMP_LT_OQ)) == 0xf;
+  const __m256d dev = _mm256_andnot_pd(_mm256_set1_pd(-0.0), _mm256_sub_pd(x, _mm256_mul_pd(u, vv)));
+  return _mm256_movemask_pd(_mm256_cmp_pd(dev, _mm256_mul_pd(w, vv), _CMP_LT_OQ)) == 0xf;
 }
 __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE int mark_inside_avx2_n(sub_run *S, double *V,
                                                                                   const size_t na) {
@@ -1424,7 +1425,9 @@ __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE int mark_inside_avx2_n
   S->marked = 1;
   if (!(v > 0)) return 0;
   const __m256d vv = _mm256_set1_pd(v);
-  return (in4(S, 0, na, x0, vv) & in4(S, 4, na, x1, vv)) & (in4(S, 8, na, x2, vv) & in4(S, 12, na, x3, vv));
+#define IN(k, x) in4(k, na, x, _mm256_loadu_pd(S->tau + (k)), _mm256_loadu_pd(S->bwm + (k)), vv)
+  return (IN(0, x0) & IN(4, x1)) & (IN(8, x2) & IN(12, x3));
+#undef IN
 }
 __attribute__((target("avx2"))) static int mark_inside_avx2(sub_run *S, double *V) {
 #define F(k) mark_inside_avx2_n(S, V, k)
@@ -1485,7 +1488,7 @@ __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE size_t quiet_stretch_n
                                                                                    size_t n, const size_t na) {
   const size_t stride = E->na_panel, t0 = t;
   const double *base = E->px + E->start * stride + S->col[0];
-  const __m256d zero = _mm256_setzero_pd(), sign = _mm256_set1_pd(-0.0);
+  const __m256d zero = _mm256_setzero_pd();
   const __m256i tail = _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(na % 4)), _mm256_setr_epi64x(0, 1, 2, 3));
 #define LD(a, q) (4 * (q) < na ? _mm256_loadu_pd((a) + 4 * (q)) : zero)
   const __m256d h0 = LD(S->shares, 0), h1 = LD(S->shares, 1), h2 = LD(S->shares, 2), h3 = LD(S->shares, 3);
@@ -1508,12 +1511,9 @@ __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE size_t quiet_stretch_n
     if (S->band_row[t]) {
       if (!(v > 0)) break;
       const __m256d vv = _mm256_set1_pd(v);
-#define IN(xq, uq, wq, q)                                                                                       \
-  (4 * (q) >= na ||                                                                                             \
-   _mm256_movemask_pd(_mm256_cmp_pd(_mm256_andnot_pd(sign, _mm256_sub_pd(xq, _mm256_mul_pd(uq, vv))),           \
-                                    _mm256_mul_pd(wq, vv), _CMP_LT_OQ)) == 0xf)
-      if (!((IN(x0, u0, w0, 0) & IN(x1, u1, w1, 1)) & (IN(x2, u2, w2, 2) & IN(x3, u3, w3, 3)))) break;
-#undef IN
+      if (!((in4(0, na, x0, u0, w0, vv) & in4(4, na, x1, u1, w1, vv)) &
+            (in4(8, na, x2, u2, w2, vv) & in4(12, na, x3, u3, w3, vv))))
+        break;
     }
     if (0 < na) _mm256_storeu_pd(x, x0);
     if (4 < na) _mm256_storeu_pd(x + 4, x1);
