@@ -408,30 +408,37 @@ __attribute__((target("avx2"))) static long expb_avx2(const double *x, double *o
 }
 #endif
 
-static long expb(const double *x, double *out, int portable) {
+/* vec: the AVX2 code (the caller checked the CPU has it) */
+static long expb(const double *x, double *out, int vec) {
 #ifdef KEEL_R4_AVX2
-  if (!portable && __builtin_cpu_supports("avx2")) return expb_avx2(x, out);
+  if (vec) return expb_avx2(x, out);
 #endif
-  (void)portable;
+  (void)vec;
   return expb_c(x, out);
 }
 
 /* One block of up to EXPB values, clamped to [-700, 700] when any lies outside. */
-static void exp_block(const double *x, double *out, size_t m, int portable) {
+static void exp_block(const double *x, double *out, size_t m, int vec) {
   double a[EXPB] = {0}, b[EXPB];
   memcpy(a, x, m * sizeof *a);
-  if (expb(a, b, portable) > 0) {
+  if (expb(a, b, vec) > 0) {
     for (size_t i = 0; i < EXPB; i++) a[i] = a[i] > 700 ? 700 : a[i] < -700 ? -700 : a[i];
-    expb(a, b, portable);
+    expb(a, b, vec);
   }
   memcpy(out, b, m * sizeof *b);
 }
 
 void keeli_exp_array_with(size_t n, const double *x, double *out, int portable) {
+#ifdef KEEL_R4_AVX2
+  const int vec = !portable && __builtin_cpu_supports("avx2");
+#else
+  const int vec = 0;
+  (void)portable;
+#endif
   size_t i = 0;
   for (; i + EXPB <= n; i += EXPB)
-    if (expb(x + i, out + i, portable) > 0) exp_block(x + i, out + i, EXPB, portable);
-  if (i < n) exp_block(x + i, out + i, n - i, portable);
+    if (expb(x + i, out + i, vec) > 0) exp_block(x + i, out + i, EXPB, vec);
+  if (i < n) exp_block(x + i, out + i, n - i, vec);
 }
 
 void keeli_exp_array(size_t n, const double *x, double *out) { keeli_exp_array_with(n, x, out, 0); }
