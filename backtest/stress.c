@@ -295,7 +295,7 @@ static void fan_spill(stress *S, worker *w) {
   for (size_t i = 0; i < S->P; i++) {
     uint16_t *h = w->hist + i * NBINS;
     uint32_t *g = w->hist32 + i * NBINS;
-    for (size_t b = w->fanlo[i]; b <= w->fanhi[i] && b < NBINS; b++) {
+    for (size_t b = w->fanlo[i]; b <= w->fanhi[i]; b++) {
       g[b] += h[b];
       h[b] = 0;
     }

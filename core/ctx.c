@@ -109,17 +109,31 @@ char *keeli_strdup(keel_ctx *ctx, const char *s) {
   return d;
 }
 
-int keeli_reserve(keel_ctx *ctx, void **p, size_t *cap, size_t need, size_t elem) {
-  if (need <= *cap) return 0;
-  size_t ncap = *cap ? *cap : 16;
+/* The capacity keeli_reserve grows *cap to for need (from 16, doubling). */
+static size_t grown_cap(size_t cap, size_t need) {
+  size_t ncap = cap ? cap : 16;
   while (ncap < need) {
-    if (ncap > SIZE_MAX / 2) {
-      ncap = need;
-      break;
-    }
+    if (ncap > SIZE_MAX / 2) return need;
     ncap *= 2;
   }
+  return ncap;
+}
+
+int keeli_reserve(keel_ctx *ctx, void **p, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return 0;
+  const size_t ncap = grown_cap(*cap, need);
   void *q = keeli_realloc_array(ctx, *p, ncap, elem);
+  if (!q) return -1;
+  *p = q;
+  *cap = ncap;
+  return 0;
+}
+
+int keeli_heap_reserve(const keeli_heap *h, void **p, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return 0;
+  const size_t ncap = grown_cap(*cap, need);
+  if (elem && ncap > SIZE_MAX / elem) return -1;
+  void *q = keeli_heap_realloc(h, *p, ncap * elem);
   if (!q) return -1;
   *p = q;
   *cap = ncap;

@@ -45,6 +45,9 @@ keel_status keeli_verror(keel_ctx *ctx, keel_status code, const char *fmt, va_li
 /* Growable arrays: *cap is in elements; grows geometrically. Returns 0, or
  * -1 with KEEL_ENOMEM set on ctx. */
 int keeli_reserve(keel_ctx *ctx, void **p, size_t *cap, size_t need, size_t elem);
+/* keeli_reserve on a heap without a context (objects that outlive the
+ * call that made them): -1 on failure, with nothing reported. */
+int keeli_heap_reserve(const keeli_heap *h, void **p, size_t *cap, size_t need, size_t elem);
 
 /* Sum of a[i] b[i] in index order (deterministic, unlike a threaded BLAS). */
 static inline double keeli_dot(const double *a, const double *b, size_t n) {

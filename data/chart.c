@@ -37,16 +37,9 @@ keeli_rgb keeli_palette(size_t k) { return keeli_rgb_hex(PALETTE[k % (sizeof PAL
 static cairo_status_t write_fn(void *closure, const unsigned char *data, unsigned int n) {
   keeli_chart *c = closure;
   if (c->oom) return CAIRO_STATUS_WRITE_ERROR;
-  if (c->len + n + 1 > c->cap) {
-    size_t cap = c->cap ? c->cap : 16384;
-    while (cap < c->len + n + 1) cap *= 2;
-    char *nb = keeli_heap_realloc(&c->heap, c->buf, cap);
-    if (!nb) {
-      c->oom = 1;
-      return CAIRO_STATUS_WRITE_ERROR;
-    }
-    c->buf = nb;
-    c->cap = cap;
+  if (keeli_heap_reserve(&c->heap, (void **)&c->buf, &c->cap, c->len + n + 1, 1)) {
+    c->oom = 1;
+    return CAIRO_STATUS_WRITE_ERROR;
   }
   memcpy(c->buf + c->len, data, n);
   c->len += n;

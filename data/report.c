@@ -35,16 +35,9 @@ typedef struct sb {
 
 static void sb_put(sb *b, const char *s, size_t n) {
   if (b->oom) return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 65536;
-    while (cap < b->len + n + 1) cap *= 2;
-    char *nb = keeli_heap_realloc(&b->heap, b->s, cap);
-    if (!nb) {
-      b->oom = 1;
-      return;
-    }
-    b->s = nb;
-    b->cap = cap;
+  if (keeli_heap_reserve(&b->heap, (void **)&b->s, &b->cap, b->len + n + 1, 1)) {
+    b->oom = 1;
+    return;
   }
   memcpy(b->s + b->len, s, n);
   b->len += n;
