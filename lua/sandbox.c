@@ -468,6 +468,16 @@ void keeli_lua_readonly(lua_State *L, int depth) {
 
 /* ---- base functions ---- */
 
+
+/* The wrapped library function (upvalue 1) called with this call's
+ * arguments; its first result returned. */
+static int call_wrapped(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
 static int sb_setmetatable(lua_State *L) {
   if (lua_type(L, 2) == LUA_TTABLE) {
     lua_pushliteral(L, "__gc");
@@ -475,19 +485,13 @@ static int sb_setmetatable(lua_State *L) {
       return luaL_error(L, "setmetatable: a metatable with __gc is not allowed in the sandbox");
     lua_pop(L, 1);
   }
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, 1);
-  return 1;
+  return call_wrapped(L);
 }
 
 static int sb_rawset(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   if (is_readonly(L, 1)) return luaL_error(L, "rawset: this table is read-only");
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, 1);
-  return 1;
+  return call_wrapped(L);
 }
 
 /* xpcall's message handler runs before the error unwinds; for an error the
@@ -497,10 +501,7 @@ static int sb_rawset(lua_State *L) {
 static int sb_xpcall_handler(lua_State *L) {
   keel_lua *K = keeli_lua_of(L);
   if (K && K->exhausted) return 1;
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, 1);
-  return 1;
+  return call_wrapped(L);
 }
 
 static int sb_xpcall(lua_State *L) {
