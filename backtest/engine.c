@@ -1425,7 +1425,11 @@ __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE int mark_inside_avx2_n
   S->marked = 1;
   if (!(v > 0)) return 0;
   const __m256d vv = _mm256_set1_pd(v);
-#define IN(k, x) in4(k, na, x, _mm256_loadu_pd(S->tau + (k)), _mm256_loadu_pd(S->bwm + (k)), vv)
+  /* targets and widths read only for lanes in the basket (their arrays end
+   * at its last whole vector) */
+  const __m256d zero = _mm256_setzero_pd();
+#define IN(k, x)                                                                                         \
+  in4(k, na, x, (k) < na ? _mm256_loadu_pd(S->tau + (k)) : zero, (k) < na ? _mm256_loadu_pd(S->bwm + (k)) : zero, vv)
   return (IN(0, x0) & IN(4, x1)) & (IN(8, x2) & IN(12, x3));
 #undef IN
 }
