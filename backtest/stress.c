@@ -9,7 +9,8 @@
  * index p only when the caller keeps the paths, and otherwise streams them
  * into its own histograms (integer counts) and exact sums (a long
  * accumulator), whose merge does not depend on who counted what. The
- * calling thread reports progress, then merges. */
+ * calling thread reports progress (every 100 ms: workers wake it only to
+ * stop or when they end), then merges. */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -501,8 +502,11 @@ static void *worker_main(void *arg) {
       w->fail_path = p - 1;
       snprintf(w->msg, sizeof w->msg, "%s", keel_errmsg(w->ctx));
       S->stop = 1;
+      pthread_cond_broadcast(&S->cv);
     }
-    pthread_cond_broadcast(&S->cv);
+    /* no wake-up per block: the calling thread reads done on its own
+     * clock, and a broadcast here would wake it (a context switch on a
+     * busy core) every few hundred microseconds */
     pthread_mutex_unlock(&S->mu);
     if (st) break;
   }

@@ -644,6 +644,51 @@ static void test_threads_bitwise(void **state) {
   }
 }
 
+/* Progress comes on the calling thread, never goes back, starts short of
+ * the end and ends at (N, N) (workers no longer wake the caller per block
+ * of paths; it looks every 100 ms and when the last worker ends). */
+typedef struct progress_log {
+  pthread_t caller;
+  size_t calls, last, total, partial;
+  int wrong_thread, backwards;
+} progress_log;
+
+static void on_progress(void *ud, size_t done, size_t total) {
+  progress_log *l = ud;
+  l->wrong_thread |= !pthread_equal(pthread_self(), l->caller);
+  l->backwards |= done < l->last;
+  l->partial += done < total;
+  l->calls++;
+  l->last = done;
+  l->total = total;
+}
+
+static void test_progress(void **state) {
+  (void)state;
+  policy_fix f;
+  policy_setup(&f, KEEL_MC_BOOTSTRAP, NULL, 30);
+  progress_log l = {.caller = pthread_self()};
+  keel_stress_options o;
+  keel_stress_options_default(&o);
+  o.gen = f.g;
+  o.account = &f.a;
+  o.history = f.hist;
+  o.npaths = 1000;
+  o.threads = 2;
+  o.progress = on_progress;
+  o.progress_ud = &l;
+  keel_stress_result *r = NULL;
+  assert_ok(CTX, keel_stress_run(CTX, &o, &r));
+  assert_false(l.wrong_thread);
+  assert_false(l.backwards);
+  assert_int_equal(l.last, 1000);
+  assert_int_equal(l.total, 1000);
+  assert_true(l.calls >= 2);
+  assert_true(l.partial >= 1);
+  keel_stress_result_free(r);
+  policy_teardown(&f);
+}
+
 /* The statistics recomputed from the paths' values (band points = every
  * step, kept) and from the engine's flows (IRR) in the test. */
 typedef struct irr_check {
@@ -1029,7 +1074,7 @@ static void test_oom(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gbm_lognormal),    cmocka_unit_test(test_conservation),
-      cmocka_unit_test(test_threads_bitwise),  cmocka_unit_test(test_statistics),
+      cmocka_unit_test(test_threads_bitwise),  cmocka_unit_test(test_statistics), cmocka_unit_test(test_progress),
       cmocka_unit_test(test_drawdown_underwater), cmocka_unit_test(test_crash_every_path),
       cmocka_unit_test(test_strategy_workers), cmocka_unit_test(test_bad_options),
       cmocka_unit_test(test_store),            cmocka_unit_test(test_oom),
