@@ -102,13 +102,21 @@ int keeli_cmp_double(const void *a, const void *b);
 /* out[i] = exp(x[i]) for |x[i]| <= 700 (clamped beyond), within 2 ulp,
  * vectorised; the same bits on every machine. In core/mc.c. */
 void keeli_exp_array(size_t n, const double *x, double *out);
-/* keeli_exp_array through the portable loops (portable) or the AVX2 code
- * where the machine has it (0): the same bits either way (tested). */
-void keeli_exp_array_with(size_t n, const double *x, double *out, int portable);
+/* The vector code a kernel may use: the portable loops, AVX2, AVX-512F.
+ * Every level gives the same bits (the tests compare them);
+ * keeli_simd_level(cap) is the machine's best level up to cap. */
+enum { KEELI_SIMD_PORTABLE = 0, KEELI_SIMD_AVX2 = 1, KEELI_SIMD_AVX512 = 2, KEELI_SIMD_BEST = 2 };
+int keeli_simd_level(int cap);
+/* keeli_exp_array through the code of level keeli_simd_level(cap). */
+void keeli_exp_array_with(size_t n, const double *x, double *out, int cap);
 /* The normal generator's lane normals (core/mc.c): m (a multiple of 8)
- * of stream (seed, stream), by the vector code when the machine has it
- * and portable is 0, else by the portable code (the tests compare them). */
-void keeli_mc_lane_normals(uint64_t seed, uint64_t stream, double *out, size_t m, int portable);
+ * of stream (seed, stream), by the code of level keeli_simd_level(cap)
+ * (the tests compare the levels). */
+void keeli_mc_lane_normals(uint64_t seed, uint64_t stream, double *out, size_t m, int cap);
+/* keel_mc_path by the code of level keeli_simd_level(cap). */
+struct keel_mc;
+keel_status keeli_mc_path_with(keel_ctx *ctx, const struct keel_mc *g, uint64_t seed, uint64_t path, double *logret,
+                               double *work, unsigned *states, int cap);
 
 /* The rows of panel h's common window inside [start, end) that are steps
  * of frequency freq (a keel_mc_freq: every row, or the last row of each

@@ -243,19 +243,72 @@ __attribute__((target("avx2"))) static size_t rng4_groups_avx2(rng4 *r, double *
   _mm256_storeu_si256((__m256i *)(r->s[3] + 4), u3);
   return nmiss;
 }
+
+/* rng4_groups with the eight lanes in AVX-512 registers: the same integer
+ * and double operations (a rotate is one instruction here), so the same
+ * bits. */
+__attribute__((target("avx512f"))) static size_t rng4_groups_avx512(rng4 *r, double *out, size_t g0, size_t g1,
+                                                                  r4miss *miss) {
+  __m512i s0 = _mm512_loadu_si512(r->s[0]), s1 = _mm512_loadu_si512(r->s[1]);
+  __m512i s2 = _mm512_loadu_si512(r->s[2]), s3 = _mm512_loadu_si512(r->s[3]);
+  const __m512i m8 = _mm512_set1_epi64(0xff), e52 = _mm512_set1_epi64(0x4330000000000000LL);
+  const __m512d off = _mm512_set1_pd(0x1.8p52);
+  size_t nmiss = 0;
+  for (size_t g = g0; g < g1; g++) {
+    const __m512i a = _mm512_add_epi64(s1, _mm512_slli_epi64(s1, 2)); /* s1 * 5 */
+    const __m512i rr = _mm512_rol_epi64(a, 7);
+    const __m512i t = _mm512_slli_epi64(s1, 17);
+    const __m512i b = _mm512_add_epi64(rr, _mm512_slli_epi64(rr, 3)); /* * 9 */
+    s2 = _mm512_xor_si512(s2, s0);
+    s3 = _mm512_xor_si512(s3, s1);
+    s1 = _mm512_xor_si512(s1, s2);
+    s0 = _mm512_xor_si512(s0, s3);
+    s2 = _mm512_xor_si512(s2, t);
+    s3 = _mm512_rol_epi64(s3, 45);
+    const __m512i li = _mm512_and_si512(b, m8);
+    const __m512d d = _mm512_castsi512_pd(_mm512_or_si512(_mm512_srli_epi64(b, 12), e52));
+    const __m512d w = _mm512_i64gather_pd(li, zx51, 8), lim = _mm512_i64gather_pd(li, zx + 1, 8);
+    const __m512d x = _mm512_mul_pd(_mm512_sub_pd(d, off), w);
+    _mm512_storeu_pd(out + R4_L * g, x);
+    const unsigned ok = _mm512_cmp_pd_mask(_mm512_abs_pd(x), lim, _CMP_LT_OQ);
+    if (__builtin_expect(ok != 0xff, 0)) {
+      uint64_t lv[8];
+      _mm512_storeu_si512(lv, li);
+      for (int l = 0; l < 8; l++)
+        if (!(ok >> l & 1)) miss[nmiss++] = (r4miss){(uint32_t)(R4_L * g) + (uint32_t)l, (uint32_t)lv[l]};
+    }
+  }
+  _mm512_storeu_si512(r->s[0], s0);
+  _mm512_storeu_si512(r->s[1], s1);
+  _mm512_storeu_si512(r->s[2], s2);
+  _mm512_storeu_si512(r->s[3], s3);
+  return nmiss;
+}
 #endif
 
-/* m normals into out, m a multiple of R4_L. */
-static void rng4_normals(rng4 *r, double *out, size_t m) {
-  r4miss miss[R4_L * R4_CHUNK];
+int keeli_simd_level(int cap) {
 #ifdef KEEL_R4_AVX2
-  const int avx2 = __builtin_cpu_supports("avx2");
+  /* (libgcc's check includes the OS's saving of the vector registers) */
+  const int have = __builtin_cpu_supports("avx512f") ? KEELI_SIMD_AVX512
+                   : __builtin_cpu_supports("avx2")  ? KEELI_SIMD_AVX2
+                                                     : KEELI_SIMD_PORTABLE;
+  return have < cap ? have : cap < 0 ? 0 : cap;
+#else
+  (void)cap;
+  return KEELI_SIMD_PORTABLE;
 #endif
+}
+
+/* m normals into out, m a multiple of R4_L. */
+static void rng4_normals(rng4 *r, double *out, size_t m, int vec) {
+  r4miss miss[R4_L * R4_CHUNK];
   for (size_t g0 = 0; g0 < m / R4_L; g0 += R4_CHUNK) {
     const size_t g1 = m / R4_L - g0 < R4_CHUNK ? m / R4_L : g0 + R4_CHUNK;
     size_t nmiss;
 #ifdef KEEL_R4_AVX2
-    if (avx2)
+    if (vec >= KEELI_SIMD_AVX512)
+      nmiss = rng4_groups_avx512(r, out, g0, g1, miss);
+    else if (vec)
       nmiss = rng4_groups_avx2(r, out, g0, g1, miss);
     else
 #endif
@@ -264,23 +317,11 @@ static void rng4_normals(rng4 *r, double *out, size_t m) {
   }
 }
 
-void keeli_mc_lane_normals(uint64_t seed, uint64_t stream, double *out, size_t m, int portable) {
-  (void)portable; /* (a build without the AVX2 path is portable anyway) */
+void keeli_mc_lane_normals(uint64_t seed, uint64_t stream, double *out, size_t m, int cap) {
   zig_init();
   rng4 r;
   rng4_seed(&r, seed, stream);
-  r4miss miss[R4_L * R4_CHUNK];
-  for (size_t g0 = 0; g0 < m / R4_L; g0 += R4_CHUNK) {
-    const size_t g1 = m / R4_L - g0 < R4_CHUNK ? m / R4_L : g0 + R4_CHUNK;
-    size_t nmiss;
-#ifdef KEEL_R4_AVX2
-    if (!portable && __builtin_cpu_supports("avx2"))
-      nmiss = rng4_groups_avx2(&r, out, g0, g1, miss);
-    else
-#endif
-      nmiss = rng4_groups(&r, out, g0, g1, miss);
-    rng4_fix(&r, out, miss, nmiss);
-  }
+  rng4_normals(&r, out, m, keeli_simd_level(cap));
 }
 
 double keel_rng_normal(keel_rng *r) {
@@ -408,9 +449,37 @@ __attribute__((target("avx2"))) static long expb_avx2(const double *x, double *o
 }
 #endif
 
-/* vec: the AVX2 code (the caller checked the CPU has it) */
+#ifdef KEEL_R4_AVX2
+/* expb in AVX-512 vectors, eight values at a time: the same operations
+ * again, so the same bits. */
+__attribute__((target("avx512f"))) static long expb_avx512(const double *x, double *out) {
+  const __m512d shift = _mm512_set1_pd(0x1.8p52), inv = _mm512_set1_pd(0x1.71547652b82fep+6),
+                hi = _mm512_set1_pd(0x1.62e42fefa0000p-7), lo = _mm512_set1_pd(0x1.cf79abc9e3b3ap-46),
+                c2 = _mm512_set1_pd(0.5), c3 = _mm512_set1_pd(1.0 / 6), c4 = _mm512_set1_pd(1.0 / 24),
+                c5 = _mm512_set1_pd(1.0 / 120), lim = _mm512_set1_pd(700);
+  const __m512i m63 = _mm512_set1_epi64(63);
+  long big = 0;
+  for (size_t i = 0; i < EXPB; i += 8) {
+    const __m512d v = _mm512_loadu_pd(x + i);
+    big += __builtin_popcount((unsigned)_mm512_cmp_pd_mask(_mm512_abs_pd(v), lim, _CMP_GT_OQ));
+    __m512d kd = _mm512_add_pd(_mm512_mul_pd(v, inv), shift);
+    const __m512i kb = _mm512_castpd_si512(kd);
+    kd = _mm512_sub_pd(kd, shift);
+    const __m512d r = _mm512_sub_pd(_mm512_sub_pd(v, _mm512_mul_pd(kd, hi)), _mm512_mul_pd(kd, lo));
+    const __m512d p = _mm512_add_pd(c2, _mm512_mul_pd(r, _mm512_add_pd(c3, _mm512_mul_pd(r, _mm512_add_pd(c4, _mm512_mul_pd(r, c5))))));
+    const __m512d q = _mm512_mul_pd(_mm512_mul_pd(r, r), p);
+    const __m512i t = _mm512_i64gather_epi64(_mm512_and_si512(kb, m63), (const long long *)EXP2_J64.u, 8);
+    const __m512d sc = _mm512_castsi512_pd(_mm512_add_epi64(t, _mm512_slli_epi64(_mm512_srli_epi64(kb, 6), 52)));
+    _mm512_storeu_pd(out + i, _mm512_add_pd(sc, _mm512_mul_pd(sc, _mm512_add_pd(r, q))));
+  }
+  return big;
+}
+#endif
+
+/* vec: the SIMD level (the caller checked the CPU has it) */
 static long expb(const double *x, double *out, int vec) {
 #ifdef KEEL_R4_AVX2
+  if (vec >= KEELI_SIMD_AVX512) return expb_avx512(x, out);
   if (vec) return expb_avx2(x, out);
 #endif
   (void)vec;
@@ -428,20 +497,15 @@ static void exp_block(const double *x, double *out, size_t m, int vec) {
   memcpy(out, b, m * sizeof *b);
 }
 
-void keeli_exp_array_with(size_t n, const double *x, double *out, int portable) {
-#ifdef KEEL_R4_AVX2
-  const int vec = !portable && __builtin_cpu_supports("avx2");
-#else
-  const int vec = 0;
-  (void)portable;
-#endif
+void keeli_exp_array_with(size_t n, const double *x, double *out, int cap) {
+  const int vec = keeli_simd_level(cap);
   size_t i = 0;
   for (; i + EXPB <= n; i += EXPB)
     if (expb(x + i, out + i, vec) > 0) exp_block(x + i, out + i, EXPB, vec);
   if (i < n) exp_block(x + i, out + i, n - i, vec);
 }
 
-void keeli_exp_array(size_t n, const double *x, double *out) { keeli_exp_array_with(n, x, out, 0); }
+void keeli_exp_array(size_t n, const double *x, double *out) { keeli_exp_array_with(n, x, out, KEELI_SIMD_BEST); }
 
 /* ---- the generator -------------------------------------------------------- */
 
@@ -463,6 +527,7 @@ struct keel_mc {
   size_t n, nsteps, nstates;
   double *mu, *cov, *fac, *sd; /* per state: n, n x n (per step), factor n x n, sd n */
   double *fact;                /* per state: the factor transposed (its columns as rows) */
+  double *factp;               /* state 0's fact with rows padded to a multiple of 8 by zeros */
   int *tri;                    /* per state: the factor is lower triangular (Cholesky) */
   double *P, *Pcum, *init_cum; /* REGIME */
   double *hist;                /* step log returns, nhist x n, or NULL */
@@ -531,7 +596,7 @@ static void free_scenario_part(keel_mc *g) {
 void keel_mc_free(keel_mc *g) {
   if (!g) return;
   free_scenario_part(g);
-  void *b[] = {g->mu, g->cov, g->fac, g->fact, g->sd, g->tri, g->P, g->Pcum, g->init_cum, g->hist};
+  void *b[] = {g->mu, g->cov, g->fac, g->fact, g->factp, g->sd, g->tri, g->P, g->Pcum, g->init_cum, g->hist};
   keeli_heap h = g->heap;
   for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) keeli_heap_free(&h, b[i]);
   keeli_heap_free(&h, g);
@@ -642,6 +707,7 @@ static keel_mc *mc_alloc(keel_ctx *ctx, keel_mc_kind kind, keel_mc_freq freq, do
       !(g->cov = keeli_calloc(ctx, nstates * n * n, sizeof(double))) ||
       !(g->fac = keeli_calloc(ctx, nstates * n * n, sizeof(double))) ||
       !(g->fact = keeli_calloc(ctx, nstates * n * n, sizeof(double))) ||
+      !(g->factp = keeli_calloc(ctx, n * ((n + 7) / 8 * 8), sizeof(double))) ||
       !(g->sd = keeli_calloc(ctx, nstates * n, sizeof(double))) || !(g->tri = keeli_calloc(ctx, nstates, sizeof(int)))) {
     keel_mc_free(g);
     *st = KEEL_ENOMEM;
@@ -663,6 +729,8 @@ static keel_status finish_moments(keel_ctx *ctx, keel_mc *g) {
     if (st) return st;
     for (size_t i = 0; i < n; i++)
       for (size_t j = 0; j < n; j++) g->fact[k * n * n + j * n + i] = g->fac[k * n * n + i * n + j];
+    if (k == 0)
+      for (size_t j = 0; j < n; j++) memcpy(g->factp + j * ((n + 7) / 8 * 8), g->fact + j * n, n * sizeof(double));
     for (size_t i = 0; i < n; i++) g->sd[k * n + i] = sqrt(g->cov[k * n * n + i * n + i]);
   }
   return KEEL_OK;
@@ -1058,7 +1126,7 @@ static inline void correlated(size_t n, const double *restrict Ft, int tri, cons
 }
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
-#define KEEL_MC_HOT __attribute__((target_clones("avx2", "default")))
+#define KEEL_MC_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define KEEL_MC_HOT
 #endif
@@ -1068,63 +1136,81 @@ static inline void correlated(size_t n, const double *restrict Ft, int tri, cons
  * terms in the same order as correlated() (scale 1), so the bits are the
  * same; the adds run across the steps, so they vectorise. */
 #if defined(__GNUC__) && !defined(__clang__)
-/* The sums of 8 steps in two 4-wide vectors that stay in registers, two
- * rows i at a time: four independent chains of adds, so the adds' latency
- * no longer bounds the loop (one row's chain alone would). */
-typedef double v4d __attribute__((vector_size(32)));
-#define PUT_ROW(i, a0, a1)                                            \
+/* The sums of 8 steps in one 8-wide vector (an AVX-512 register, or two
+ * AVX2 ones) that stays in registers, four rows i at a time (then two,
+ * then one): independent chains of adds, so the adds' latency no longer
+ * bounds the loop (one row's chain alone would). */
+typedef double v8d __attribute__((vector_size(64)));
+#define PUT_ROW(i, a)                                                 \
   do {                                                                \
     double s_[ZB];                                                    \
-    memcpy(s_, &(a0), sizeof(a0));                                    \
-    memcpy(s_ + 4, &(a1), sizeof(a1));                                \
+    memcpy(s_, &(a), sizeof(a));                                      \
     for (size_t b_ = 0; b_ < nb; b_++) r[b_ * n + (i)] = m[i] + s_[b_]; \
   } while (0)
-KEEL_MC_HOT static void correlated_block(size_t n, const double *restrict Ft, int tri, const double *restrict m,
-                                         const double *restrict zt, size_t nb, double *restrict r) {
-  size_t i = 0;
-  for (; i + 2 <= n; i += 2) {
-    v4d a0 = {0, 0, 0, 0}, a1 = {0, 0, 0, 0}, c0 = {0, 0, 0, 0}, c1 = {0, 0, 0, 0};
+KEEL_MC_HOT static void correlated_rows(size_t n, const double *restrict Ft, int tri, const double *restrict m,
+                                        const double *restrict zt, size_t nb, double *restrict r, size_t i) {
+  for (; i + 4 <= n; i += 4) {
+    v8d a = {0}, c = {0}, d = {0}, e = {0}, z;
     const size_t jn = tri ? i + 1 : n;
-    v4d z0, z1;
+    for (size_t j = 0; j < jn; j++) {
+      const double *f = Ft + j * n + i;
+      memcpy(&z, zt + j * ZB, sizeof z);
+      a += f[0] * z;
+      c += f[1] * z;
+      d += f[2] * z;
+      e += f[3] * z;
+    }
+    if (tri) { /* the triangle's last terms: row i + k takes j up to i + k */
+      const double *f = Ft + (i + 1) * n + i;
+      memcpy(&z, zt + (i + 1) * ZB, sizeof z);
+      c += f[1] * z;
+      d += f[2] * z;
+      e += f[3] * z;
+      f += n;
+      memcpy(&z, zt + (i + 2) * ZB, sizeof z);
+      d += f[2] * z;
+      e += f[3] * z;
+      f += n;
+      memcpy(&z, zt + (i + 3) * ZB, sizeof z);
+      e += f[3] * z;
+    }
+    PUT_ROW(i, a);
+    PUT_ROW(i + 1, c);
+    PUT_ROW(i + 2, d);
+    PUT_ROW(i + 3, e);
+  }
+  for (; i + 2 <= n; i += 2) {
+    v8d a = {0}, c = {0}, z;
+    const size_t jn = tri ? i + 1 : n;
     for (size_t j = 0; j < jn; j++) {
       const double f = Ft[j * n + i], h = Ft[j * n + i + 1];
-      memcpy(&z0, zt + j * ZB, sizeof z0);
-      memcpy(&z1, zt + j * ZB + 4, sizeof z1);
-      a0 += f * z0;
-      a1 += f * z1;
-      c0 += h * z0;
-      c1 += h * z1;
+      memcpy(&z, zt + j * ZB, sizeof z);
+      a += f * z;
+      c += h * z;
     }
     if (tri) { /* row i + 1's last term, j = i + 1 */
-      const double h = Ft[(i + 1) * n + i + 1];
-      memcpy(&z0, zt + (i + 1) * ZB, sizeof z0);
-      memcpy(&z1, zt + (i + 1) * ZB + 4, sizeof z1);
-      c0 += h * z0;
-      c1 += h * z1;
+      memcpy(&z, zt + (i + 1) * ZB, sizeof z);
+      c += Ft[(i + 1) * n + i + 1] * z;
     }
-    PUT_ROW(i, a0, a1);
-    PUT_ROW(i + 1, c0, c1);
+    PUT_ROW(i, a);
+    PUT_ROW(i + 1, c);
   }
   if (i < n) {
-    v4d a0 = {0, 0, 0, 0}, a1 = {0, 0, 0, 0};
+    v8d a = {0}, z;
     const size_t jn = tri ? i + 1 : n;
     for (size_t j = 0; j < jn; j++) {
-      const double f = Ft[j * n + i];
-      v4d z0, z1;
-      memcpy(&z0, zt + j * ZB, sizeof z0);
-      memcpy(&z1, zt + j * ZB + 4, sizeof z1);
-      a0 += f * z0;
-      a1 += f * z1;
+      memcpy(&z, zt + j * ZB, sizeof z);
+      a += Ft[j * n + i] * z;
     }
-    PUT_ROW(i, a0, a1);
+    PUT_ROW(i, a);
   }
 }
 #undef PUT_ROW
 #else
-KEEL_MC_HOT static void correlated_block(size_t n, const double *restrict Ft, int tri, const double *restrict m,
-                                         const double *restrict zt, size_t nb, double *restrict r) {
+KEEL_MC_HOT static void correlated_rows(size_t n, const double *restrict Ft, int tri, const double *restrict m,
+                                        const double *restrict zt, size_t nb, double *restrict r, size_t i0) {
   double a[ZB];
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = i0; i < n; i++) {
     for (size_t b = 0; b < ZB; b++) a[b] = 0;
     const size_t jn = tri ? i + 1 : n;
     for (size_t j = 0; j < jn; j++) {
@@ -1135,6 +1221,81 @@ KEEL_MC_HOT static void correlated_block(size_t n, const double *restrict Ft, in
   }
 }
 #endif
+
+#ifdef KEEL_R4_AVX2
+/* correlated_rows in AVX-512, eight rows i at a time: eight sums of
+ * eight steps in registers (each sum's terms in the same order as above,
+ * so the same bits), transposed in registers, so a block's steps are
+ * stored as vectors of up to eight assets instead of single values. Fp is
+ * Ft with its rows padded to n8 (a multiple of 8) by zeros: the sums of
+ * rows past n are zeros, computed and not stored. */
+__attribute__((target("avx512f"))) static void correlated_block_avx512(size_t n, const double *restrict Fp, int tri,
+                                                                     const double *restrict m,
+                                                                     const double *restrict zt, size_t nb,
+                                                                     double *restrict r) {
+  const size_t n8 = (n + 7) / 8 * 8;
+  for (size_t i = 0; i < n; i += 8) {
+    __m512d a[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) a[k] = _mm512_setzero_pd();
+    const size_t jn = tri ? i + 1 : n;
+    for (size_t j = 0; j < jn; j++) {
+      const __m512d z = _mm512_loadu_pd(zt + j * ZB);
+      const double *f = Fp + j * n8 + i;
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; k++) a[k] = _mm512_add_pd(a[k], _mm512_mul_pd(_mm512_set1_pd(f[k]), z));
+    }
+    if (tri) { /* the triangle: row i + k takes j up to i + k */
+#pragma GCC unroll 8
+      for (int d = 1; d < 8; d++) {
+        if (i + (size_t)d >= n) break;
+        const __m512d z = _mm512_loadu_pd(zt + (i + (size_t)d) * ZB);
+        const double *f = Fp + (i + (size_t)d) * n8 + i;
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++)
+          if (k >= d) a[k] = _mm512_add_pd(a[k], _mm512_mul_pd(_mm512_set1_pd(f[k]), z));
+      }
+    }
+    /* 8 x 8 transpose: a[k] lane b -> o[b] lane k */
+    __m512d t[8], u[8], o[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k += 2) {
+      t[k] = _mm512_unpacklo_pd(a[k], a[k + 1]);
+      t[k + 1] = _mm512_unpackhi_pd(a[k], a[k + 1]);
+    }
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k += 4) {
+      u[k] = _mm512_shuffle_f64x2(t[k], t[k + 2], 0x88);
+      u[k + 2] = _mm512_shuffle_f64x2(t[k], t[k + 2], 0xdd);
+      u[k + 1] = _mm512_shuffle_f64x2(t[k + 1], t[k + 3], 0x88);
+      u[k + 3] = _mm512_shuffle_f64x2(t[k + 1], t[k + 3], 0xdd);
+    }
+#pragma GCC unroll 8
+    for (int q = 0; q < 4; q++) {
+      o[q] = _mm512_shuffle_f64x2(u[q], u[q + 4], 0x88);
+      o[q + 4] = _mm512_shuffle_f64x2(u[q], u[q + 4], 0xdd);
+    }
+    const __mmask8 live = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);
+    const __m512d mv = _mm512_maskz_loadu_pd(live, m + i);
+    for (size_t b = 0; b < nb; b++) _mm512_mask_storeu_pd(r + b * n + i, live, _mm512_add_pd(mv, o[b]));
+  }
+}
+#endif
+
+/* The block's rows r = m + F z by the code of level vec (Ft, Fp: the
+ * factor transposed, unpadded and padded). */
+static void correlated_block(size_t n, const double *restrict Ft, const double *restrict Fp, int tri,
+                             const double *restrict m, const double *restrict zt, size_t nb, double *restrict r,
+                             int vec) {
+#ifdef KEEL_R4_AVX2
+  if (vec >= KEELI_SIMD_AVX512) {
+    correlated_block_avx512(n, Fp, tri, m, zt, nb, r);
+    return;
+  }
+#endif
+  (void)vec, (void)Fp;
+  correlated_rows(n, Ft, tri, m, zt, nb, r, 0);
+}
 
 /* The overlays of step t without random draws (volatility, replays,
  * shocks), on row r of state s; corr draws its factor from rng. */
@@ -1175,6 +1336,11 @@ static size_t draw_cum(keel_rng *r, const double *cum, size_t K) {
 
 keel_status keel_mc_path(keel_ctx *ctx, const keel_mc *g, uint64_t seed, uint64_t path, double *logret, double *work,
                          unsigned *states) {
+  return keeli_mc_path_with(ctx, g, seed, path, logret, work, states, KEELI_SIMD_BEST);
+}
+
+keel_status keeli_mc_path_with(keel_ctx *ctx, const keel_mc *g, uint64_t seed, uint64_t path, double *logret,
+                               double *work, unsigned *states, int cap) {
   if (!g || !logret) return keeli_error(ctx, KEEL_EINVAL, "keel_mc_path: generator or output is NULL");
   const size_t n = g->n, T = g->nsteps, K = g->nstates;
   double *own = NULL;
@@ -1193,10 +1359,11 @@ keel_status keel_mc_path(keel_ctx *ctx, const keel_mc *g, uint64_t seed, uint64_
     double *zt = work + 2 * n;
     rng4 r4;
     rng4_seed(&r4, seed, path);
+    const int vec = keeli_simd_level(cap);
     for (size_t t0 = 0; t0 < T; t0 += ZB) {
       const size_t nb = T - t0 < ZB ? T - t0 : ZB;
-      rng4_normals(&r4, zt, ZB * n);
-      correlated_block(n, g->fact, g->tri[0], g->mu, zt, nb, logret + t0 * n);
+      rng4_normals(&r4, zt, ZB * n, vec);
+      correlated_block(n, g->fact, g->factp, g->tri[0], g->mu, zt, nb, logret + t0 * n, vec);
     }
     for (size_t t = 0; t < T; t++) {
       if (states) states[t] = 0;

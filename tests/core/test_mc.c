@@ -86,18 +86,20 @@ static void test_normal_ks(void **state) {
   assert_close(u / m, 0.3, 0, 3 * sqrt(0.3 / m));
 }
 
-/* The normal generator's lane normals: the vector code gives the same bits
- * as the portable code; Kolmogorov-Smirnov and the tail's mass as above;
+/* The normal generator's lane normals: the AVX2 and AVX-512 code give the
+ * same bits as the portable code; Kolmogorov-Smirnov and the tail's mass as above;
  * no correlation between neighbours (lags 1 to 16 cover the 8 lanes and
  * their next draws) within 4 standard errors. */
 static void test_lane_normals(void **state) {
   (void)state;
   const size_t n = 1 << 18;
   double *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
-  keeli_mc_lane_normals(1, 0, x, n, 0);
-  keeli_mc_lane_normals(1, 0, y, n, 1);
-  assert_memory_equal(x, y, n * sizeof *x);
-  keeli_mc_lane_normals(1, 1, y, n, 0);
+  keeli_mc_lane_normals(1, 0, x, n, KEELI_SIMD_PORTABLE);
+  for (int cap = KEELI_SIMD_AVX2; cap <= KEELI_SIMD_BEST; cap++) {
+    keeli_mc_lane_normals(1, 0, y, n, cap);
+    assert_memory_equal(x, y, n * sizeof *x);
+  }
+  keeli_mc_lane_normals(1, 1, y, n, KEELI_SIMD_BEST);
   assert_true(memcmp(x, y, n * sizeof *x) != 0);
   for (size_t lag = 1; lag <= 16; lag++) {
     double s = 0;
@@ -117,6 +119,54 @@ static void test_lane_normals(void **state) {
   assert_true(D * sqrt((double)n) < 1.95);
   free(x);
   free(y);
+}
+
+/* The normal generator's paths by the portable, AVX2 and AVX-512 code:
+ * the same bits, for 1 to 17 assets (groups of eight rows and the rows
+ * past them) and a last block of steps shorter than the rest, with a
+ * Cholesky factor and with the eigen factor of a singular covariance (a
+ * full matrix: the last asset repeats the first). */
+static void test_path_levels_bitwise(void **state) {
+  (void)state;
+  const size_t ns[] = {1, 2, 3, 7, 8, 9, 10, 13, 16, 17};
+  for (int singular = 0; singular < 2; singular++)
+    for (size_t c = 0; c < sizeof ns / sizeof *ns; c++) {
+      const size_t n = ns[c];
+      if (singular && n < 2) continue;
+      double mu[17], cov[289];
+      for (size_t i = 0; i < n; i++) {
+        mu[i] = 0.02 + 0.01 * (double)i;
+        for (size_t j = 0; j < n; j++) {
+          const size_t a = singular && i == n - 1 ? 0 : i, b = singular && j == n - 1 ? 0 : j;
+          const double sa = 0.1 + 0.03 * (double)a, sb = 0.1 + 0.03 * (double)b;
+          cov[i * n + j] = (a == b ? 1 : 0.4) * sa * sb;
+        }
+      }
+      keel_mc_params p;
+      keel_mc_params_default(&p);
+      p.kind = KEEL_MC_NORMAL;
+      p.freq = KEEL_MC_MONTHLY;
+      p.years = 2.75; /* 33 steps */
+      p.nassets = n;
+      p.mu = mu;
+      p.cov = cov;
+      keel_mc *g = NULL;
+      assert_ok(CTX, keel_mc_new(CTX, &p, &g));
+      const size_t T = keel_mc_nsteps(g);
+      double *X = malloc(T * n * sizeof *X), *Y = malloc(T * n * sizeof *Y);
+      for (uint64_t path = 0; path < 3; path++) {
+        assert_ok(CTX, keeli_mc_path_with(CTX, g, 7, path, X, NULL, NULL, KEELI_SIMD_PORTABLE));
+        for (int cap = KEELI_SIMD_AVX2; cap <= KEELI_SIMD_BEST; cap++) {
+          assert_ok(CTX, keeli_mc_path_with(CTX, g, 7, path, Y, NULL, NULL, cap));
+          if (memcmp(X, Y, T * n * sizeof *X))
+            fail_msg("%zu assets (%s), path %d: level %d differs from the portable code", n,
+                     singular ? "singular" : "Cholesky", (int)path, cap);
+        }
+      }
+      free(X);
+      free(Y);
+      keel_mc_free(g);
+    }
 }
 
 /* The normal generator's path is m + F z_t with z the path's lane normals
@@ -168,7 +218,7 @@ static void test_normal_layout(void **state) {
       double *X = malloc(T * n * sizeof *X), *z = malloc(m8 * sizeof *z);
       for (uint64_t path = 0; path < 3; path++) {
         assert_ok(CTX, keel_mc_path(CTX, g, 31, path, X, NULL, NULL));
-        keeli_mc_lane_normals(31, path, z, m8, 0);
+        keeli_mc_lane_normals(31, path, z, m8, KEELI_SIMD_BEST);
         for (size_t t = 0; t < T; t++)
           for (size_t i = 0; i < n; i++) {
             double a = 0;
@@ -200,9 +250,11 @@ static void test_exp_array(void **state) {
   keel_rng r;
   keel_rng_seed(&r, 5, 0);
   for (int k = 0; k < M; k++) u[k] = (k & 1 ? 1500 : 1) * (keel_rng_uniform(&r) - 0.5);
-  keeli_exp_array_with(M - 3, u, a, 0);
-  keeli_exp_array_with(M - 3, u, b, 1);
-  assert_memory_equal(a, b, (M - 3) * sizeof *a);
+  keeli_exp_array_with(M - 3, u, a, KEELI_SIMD_PORTABLE);
+  for (int cap = KEELI_SIMD_AVX2; cap <= KEELI_SIMD_BEST; cap++) {
+    keeli_exp_array_with(M - 3, u, b, cap);
+    assert_memory_equal(a, b, (M - 3) * sizeof *a);
+  }
   free(u);
   free(a);
   free(b);
@@ -746,7 +798,7 @@ static void test_oom(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rng_streams),     cmocka_unit_test(test_normal_ks),
-      cmocka_unit_test(test_exp_array),       cmocka_unit_test(test_lane_normals),       cmocka_unit_test(test_normal_layout),       cmocka_unit_test(test_mvn_moments),
+      cmocka_unit_test(test_exp_array),       cmocka_unit_test(test_lane_normals),       cmocka_unit_test(test_normal_layout), cmocka_unit_test(test_path_levels_bitwise),       cmocka_unit_test(test_mvn_moments),
       cmocka_unit_test(test_t_moments),       cmocka_unit_test(test_semidefinite),
       cmocka_unit_test(test_bad_input),       cmocka_unit_test(test_bootstrap),
       cmocka_unit_test(test_regime),          cmocka_unit_test(test_calibrate),
