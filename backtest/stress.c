@@ -221,7 +221,7 @@ typedef struct worker {
   keel_account_spec local;
   void *handle;
   int has_handle;
-  double *logret, *work, *level;
+  double *block, *work, *level; /* block: the generator's rows of one block of steps */
   uint16_t *hist;   /* npoints x NBINS: the counts since the last spill (16 bits halve the table's cache misses) */
   uint32_t *hist32; /* npoints x NBINS: the counts spilled, or NULL when the worker cannot count 2^16 paths */
   size_t hist_paths; /* paths counted into hist since the last spill */
@@ -340,11 +340,17 @@ static void path_stats(stress *S, worker *w, uint64_t p, const keel_backtest_res
     if (idx >= peak) {
       peak = idx;
       uw = 0;
-    } else if (++uw > uwmax) {
-      uwmax = uw;
+    } else {
+      if (++uw > uwmax) uwmax = uw;
+      /* the drawdown 1 - idx / peak only where it may be a new maximum:
+       * with mdd < 1, idx >= peak (1 - mdd) (1 + 2^-40) puts idx / peak
+       * above 1 - mdd by far more than the roundings, so 1 - idx / peak
+       * rounds to at most mdd (the division skipped is most rows' second) */
+      if (peak > 0 && !(mdd < 1 && idx >= peak * (1 - mdd) * (1 + 0x1p-40))) {
+        const double dd = 1 - idx / peak;
+        if (dd > mdd) mdd = dd;
+      }
     }
-    double dd = peak > 0 ? 1 - idx / peak : 0;
-    if (dd > mdd) mdd = dd;
     costs += c[t];
     if (v[t] > vmax) vmax = v[t];
     if (f[t] > 0) in += f[t];
@@ -446,23 +452,41 @@ static void grow_prices(size_t T, size_t n, const double *restrict gr, double *r
   }
 }
 
-static keel_status run_path(stress *S, worker *w, uint64_t p) {
-  const size_t n = S->n, T = S->T;
-  keel_status st = keel_mc_path(w->ctx, S->g, S->o->seed, p, w->logret, w->work, NULL);
-  if (st) return st;
-  keeli_exp_array(T * n, w->logret, w->logret);
-  double *px = keeli_panel_prices_mut(w->panel) + (S->start + 1) * n, *lv = w->level;
-  memcpy(lv, S->p0, n * sizeof *lv);
-  const double *gr = w->logret;
-  if (S->halted) {
-    for (size_t k = 0; k < T; k++)
+/* One block of the generator's steps into the panel: the growth factors
+ * exp(log return), then the prices (the running level times each row's
+ * factors; NaN where trading is halted). */
+typedef struct grow_ud {
+  const stress *S;
+  double *px, *lv;
+} grow_ud;
+
+static void grow_block(void *ud, size_t t0, size_t nb, double *rows) {
+  const grow_ud *u = ud;
+  const size_t n = u->S->n;
+  keeli_exp_array(nb * n, rows, rows);
+  double *px = u->px + t0 * n, *lv = u->lv;
+  if (u->S->halted) {
+    const unsigned char *h = u->S->halted + t0 * n;
+    for (size_t k = 0; k < nb; k++)
       for (size_t j = 0; j < n; j++) {
-        lv[j] *= gr[k * n + j];
-        px[k * n + j] = S->halted[k * n + j] ? NAN : lv[j];
+        lv[j] *= rows[k * n + j];
+        px[k * n + j] = h[k * n + j] ? NAN : lv[j];
       }
   } else {
-    grow_prices(T, n, gr, lv, px);
+    grow_prices(nb, n, rows, lv, px);
   }
+}
+
+static keel_status run_path(stress *S, worker *w, uint64_t p) {
+  const size_t n = S->n;
+  double *px = keeli_panel_prices_mut(w->panel) + (S->start + 1) * n, *lv = w->level;
+  memcpy(lv, S->p0, n * sizeof *lv);
+  /* the generator's blocks of steps go straight into the panel, so the
+   * path's log returns are never all in memory at once */
+  grow_ud u = {S, px, lv};
+  keel_status st = keeli_mc_path_blocks(w->ctx, S->g, S->o->seed, p, NULL, w->block, w->work, NULL,
+                                        KEELI_SIMD_BEST, grow_block, &u);
+  if (st) return st;
   for (size_t j = 0; j < n; j++)
     if (!(isfinite(lv[j]) && lv[j] > 0))
       return keeli_error(w->ctx, KEEL_ENUMERIC, "stress: path %llu: the price of %s left the range of doubles",
@@ -546,7 +570,7 @@ static void worker_free(stress *S, worker *w) {
   if (w->has_handle && S->o->free_account) S->o->free_account(S->o->account_ud, w->handle);
   keel_panel_free(w->panel);
   if (w->ctx) {
-    keeli_free(w->ctx, w->logret);
+    keeli_free(w->ctx, w->block);
     keeli_free(w->ctx, w->work);
     keeli_free(w->ctx, w->level);
     keeli_free(w->ctx, w->hist);
@@ -586,7 +610,7 @@ static keel_status worker_setup(keel_ctx *ctx, stress *S, worker *w, const keel_
     st = keeli_engine_new(w->ctx, w->panel, &w->local, 0, &w->eng);
   }
   if (!st && S->cost_run) keeli_engine_set_liquidity(w->eng, S->cost_run, S->spread_run);
-  if (!st && (!(w->logret = keeli_alloc_array(w->ctx, S->T * S->n, sizeof(double))) ||
+  if (!st && (!(w->block = keeli_alloc_array(w->ctx, KEELI_MC_BLOCK * S->n, sizeof(double))) ||
               !(w->work = keeli_alloc_array(w->ctx, keel_mc_work_size(S->g) + S->T + 2, sizeof(double))) ||
               !(w->level = keeli_alloc_array(w->ctx, S->n, sizeof(double))) ||
               !(w->hist = keeli_calloc(w->ctx, S->P * NBINS, sizeof(uint16_t))) ||

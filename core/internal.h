@@ -117,6 +117,19 @@ void keeli_mc_lane_normals(uint64_t seed, uint64_t stream, double *out, size_t m
 struct keel_mc;
 keel_status keeli_mc_path_with(keel_ctx *ctx, const struct keel_mc *g, uint64_t seed, uint64_t path, double *logret,
                                double *work, unsigned *states, int cap);
+/* keel_mc_path a block of KEELI_MC_BLOCK steps at a time (the last may be
+ * shorter; a block's values are a multiple of 32, keeli_exp_array's
+ * blocks, whatever the number of assets): fn(ud, t0, nb, rows) after the nb x n log returns of steps
+ * t0 .. t0 + nb - 1 are in rows, which fn may overwrite. The rows are in
+ * out (T x n, the whole path, as keel_mc_path writes it) or, when out is
+ * NULL, in block (KEELI_MC_BLOCK x n, reused), so a caller that consumes
+ * each block keeps the path out of its cache. The same numbers as
+ * keel_mc_path; fn may be NULL. g, and out or block, must not be NULL. */
+#define KEELI_MC_BLOCK 32
+typedef void (*keeli_mc_block_fn)(void *ud, size_t t0, size_t nb, double *rows);
+keel_status keeli_mc_path_blocks(keel_ctx *ctx, const struct keel_mc *g, uint64_t seed, uint64_t path, double *out,
+                                 double *block, double *work, unsigned *states, int cap, keeli_mc_block_fn fn,
+                                 void *ud);
 
 /* The rows of panel h's common window inside [start, end) that are steps
  * of frequency freq (a keel_mc_freq: every row, or the last row of each

@@ -1342,10 +1342,22 @@ keel_status keel_mc_path(keel_ctx *ctx, const keel_mc *g, uint64_t seed, uint64_
 keel_status keeli_mc_path_with(keel_ctx *ctx, const keel_mc *g, uint64_t seed, uint64_t path, double *logret,
                                double *work, unsigned *states, int cap) {
   if (!g || !logret) return keeli_error(ctx, KEEL_EINVAL, "keel_mc_path: generator or output is NULL");
+  return keeli_mc_path_blocks(ctx, g, seed, path, logret, NULL, work, states, cap, NULL, NULL);
+}
+
+_Static_assert(KEELI_MC_BLOCK % ZB == 0, "a block handed out is whole blocks of the generator's steps");
+
+keel_status keeli_mc_path_blocks(keel_ctx *ctx, const keel_mc *g, uint64_t seed, uint64_t path, double *out,
+                                 double *block, double *work, unsigned *states, int cap, keeli_mc_block_fn fn,
+                                 void *ud) {
   const size_t n = g->n, T = g->nsteps, K = g->nstates;
   double *own = NULL;
   if (!work && !(work = own = keeli_alloc_array(ctx, keel_mc_work_size(g), sizeof(double)))) return KEEL_ENOMEM;
   double *z = work;
+  /* the rows of step t: in the path's array, or in the caller's block
+   * buffer of KEELI_MC_BLOCK steps, reused */
+#define ROWS(t) (out ? out + (t) * n : block + (t) % KEELI_MC_BLOCK * n)
+#define BLOCK0(t) ((t) - (t) % KEELI_MC_BLOCK)
   keel_rng rng;
   keel_rng_seed(&rng, seed, path);
   size_t s = 0, idx = 0;
@@ -1355,19 +1367,24 @@ keel_status keeli_mc_path_with(keel_ctx *ctx, const keel_mc *g, uint64_t seed, u
     /* the lanes (rng4), one block of ZB = R4_L steps at a time: draw j of
      * lane b is asset j's normal of step b of the block (zt[j ZB + b], the
      * layout correlated_block reads; in the last block the lanes past the
-     * path's end are drawn and unused), then the block's correlated rows */
+     * path's end are drawn and unused), then the block's correlated rows,
+     * then its steps' overlays (their draws from rng in step order, as
+     * when they followed the whole path) */
     double *zt = work + 2 * n;
     rng4 r4;
     rng4_seed(&r4, seed, path);
     const int vec = keeli_simd_level(cap);
     for (size_t t0 = 0; t0 < T; t0 += ZB) {
       const size_t nb = T - t0 < ZB ? T - t0 : ZB;
+      double *rows = ROWS(t0);
       rng4_normals(&r4, zt, ZB * n, vec);
-      correlated_block(n, g->fact, g->factp, g->tri[0], g->mu, zt, nb, logret + t0 * n, vec);
-    }
-    for (size_t t = 0; t < T; t++) {
-      if (states) states[t] = 0;
-      if (g->act && g->act[t]) overlay_step(g, t, 0, logret + t * n, &rng);
+      correlated_block(n, g->fact, g->factp, g->tri[0], g->mu, zt, nb, rows, vec);
+      for (size_t b = 0; b < nb; b++) {
+        if (states) states[t0 + b] = 0;
+        if (g->act && g->act[t0 + b]) overlay_step(g, t0 + b, 0, rows + b * n, &rng);
+      }
+      const size_t t1 = t0 + nb;
+      if (fn && (t1 % KEELI_MC_BLOCK == 0 || t1 == T)) fn(ud, BLOCK0(t0), t1 - BLOCK0(t0), ROWS(BLOCK0(t0)));
     }
     keeli_free(ctx, own);
     return KEEL_OK;
@@ -1375,7 +1392,7 @@ keel_status keeli_mc_path_with(keel_ctx *ctx, const keel_mc *g, uint64_t seed, u
   if (g->kind == KEEL_MC_REGIME) s = draw_cum(&rng, g->init_cum, K);
   if (g->kind == KEEL_MC_BOOTSTRAP) idx = (size_t)(rng_uniform(&rng) * (double)g->nhist);
   for (size_t t = 0; t < T; t++) {
-    double *r = logret + t * n;
+    double *r = ROWS(t);
     switch (g->kind) {
       case KEEL_MC_NORMAL:
         for (size_t j = 0; j < n; j++) z[j] = rng_normal(&rng);
@@ -1407,7 +1424,10 @@ keel_status keeli_mc_path_with(keel_ctx *ctx, const keel_mc *g, uint64_t seed, u
     /* the overlays of this step: on the deviations from the step mean,
      * then replays, then shocks */
     if (g->act && g->act[t]) overlay_step(g, t, s, r, &rng);
+    if (fn && ((t + 1) % KEELI_MC_BLOCK == 0 || t + 1 == T)) fn(ud, BLOCK0(t), t + 1 - BLOCK0(t), ROWS(BLOCK0(t)));
   }
+#undef ROWS
+#undef BLOCK0
   keeli_free(ctx, own);
   return KEEL_OK;
 }

@@ -653,6 +653,69 @@ static void test_corr_overlay(void **state) {
   keel_mc_free(g);
 }
 
+/* keeli_mc_path_blocks through a reused block buffer gives the numbers of
+ * keel_mc_path, block after block in order (the last one short), for the
+ * normal generator (with and without overlays, a correlation overlay's
+ * draws among them), Student-t and the bootstrap. */
+typedef struct block_copy {
+  double *X;
+  size_t n, next, calls;
+  int bad;
+} block_copy;
+
+static void copy_block(void *ud, size_t t0, size_t nb, double *rows) {
+  block_copy *c = ud;
+  c->bad |= t0 != c->next || nb == 0 || nb > KEELI_MC_BLOCK;
+  memcpy(c->X + t0 * c->n, rows, nb * c->n * sizeof *rows);
+  c->next = t0 + nb;
+  c->calls++;
+}
+
+static void test_path_blocks(void **state) {
+  (void)state;
+  const char *scen[] = {NULL, "crash:EQUITY:-0.3@100d; vol:all:3@50d/40d", "corr:all:0.8@20d/30d"};
+  const size_t T = 250; /* seven blocks of 32 and one of 26 */
+  for (int k = 0; k < 5; k++) {
+    keel_mc *g = NULL;
+    if (k < 4) {
+      g = make_gen(k < 3 ? KEEL_MC_NORMAL : KEEL_MC_STUDENT_T, T, 5);
+      if (k < 3 && scen[k]) {
+        keel_scenario *sc = NULL;
+        assert_ok(CTX, keel_scenario_new(CTX, 3, SYM3, &sc));
+        assert_ok(CTX, keel_scenario_parse(CTX, sc, scen[k]));
+        assert_ok(CTX, keel_mc_set_scenario(CTX, g, sc));
+        keel_scenario_free(sc);
+      }
+    } else {
+      keel_panel *h = sample_panel();
+      keel_mc_calibration c;
+      keel_mc_calibration_default(&c);
+      c.kind = KEEL_MC_BOOTSTRAP;
+      c.years = (double)T / 252;
+      assert_ok(CTX, keel_mc_calibrate(CTX, h, &c, &g));
+      keel_panel_free(h);
+    }
+    const size_t n = keel_mc_nassets(g), steps = keel_mc_nsteps(g);
+    double *X = malloc(steps * n * sizeof *X), *Y = calloc(steps * n, sizeof *Y);
+    double *block = malloc(KEELI_MC_BLOCK * n * sizeof *block);
+    unsigned *sx = malloc(steps * sizeof *sx), *sy = malloc(steps * sizeof *sy);
+    assert_ok(CTX, keel_mc_path(CTX, g, 21, 3, X, NULL, sx));
+    block_copy c = {Y, n, 0, 0, 0};
+    assert_ok(CTX, keeli_mc_path_blocks(CTX, g, 21, 3, NULL, block, NULL, sy, KEELI_SIMD_BEST, copy_block, &c));
+    assert_false(c.bad);
+    assert_int_equal(c.next, steps);
+    assert_int_equal(c.calls, (steps + KEELI_MC_BLOCK - 1) / KEELI_MC_BLOCK);
+    assert_memory_equal(X, Y, steps * n * sizeof *X);
+    assert_memory_equal(sx, sy, steps * sizeof *sx);
+    free(X);
+    free(Y);
+    free(block);
+    free(sx);
+    free(sy);
+    keel_mc_free(g);
+  }
+}
+
 /* The worst window replayed is the history's worst, found here by brute
  * force; liquidity events give their multipliers and halts. */
 static void test_worst_and_liquidity(void **state) {
@@ -798,7 +861,7 @@ static void test_oom(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rng_streams),     cmocka_unit_test(test_normal_ks),
-      cmocka_unit_test(test_exp_array),       cmocka_unit_test(test_lane_normals),       cmocka_unit_test(test_normal_layout), cmocka_unit_test(test_path_levels_bitwise),       cmocka_unit_test(test_mvn_moments),
+      cmocka_unit_test(test_exp_array),       cmocka_unit_test(test_lane_normals),       cmocka_unit_test(test_normal_layout), cmocka_unit_test(test_path_levels_bitwise), cmocka_unit_test(test_path_blocks),       cmocka_unit_test(test_mvn_moments),
       cmocka_unit_test(test_t_moments),       cmocka_unit_test(test_semidefinite),
       cmocka_unit_test(test_bad_input),       cmocka_unit_test(test_bootstrap),
       cmocka_unit_test(test_regime),          cmocka_unit_test(test_calibrate),
