@@ -155,6 +155,7 @@ typedef struct sub_run {
   unsigned char *due_row, *band_row;
   int quiet; /* no DCA, stops, volatility target or on_bar: see quiet_row */
   int avx2;  /* quiet_row may use mark_inside_avx2 */
+  int avx512; /* the quiet stretch may use quiet_stretch_avx512 */
 } sub_run;
 
 typedef struct run {
@@ -1476,6 +1477,18 @@ static inline int quiet_row(run *E, sub_run *S, size_t t) {
 }
 
 #ifdef KEEL_ENGINE_AVX2
+/* S as quiet_row leaves it after rows t0 .. t - 1 of a run of quiet rows
+ * (none when t == t0), the last at prices last and of value V. */
+static inline void stretch_end(run *E, sub_run *S, const double *last, size_t t0, size_t t, double V) {
+  if (t == t0) return;
+  S->px = S->lastp = last;
+  S->vmark = S->vprev = V;
+  S->marked = 1;
+  S->reentered = 0;
+  S->flow_row = S->traded_row = S->costs_row = 0;
+  E->nquiet += t - t0;
+}
+
 /* Rows t, t + 1, ... of the one sub-account S of an account whose rows
  * are all quiet_row's kind (see keeli_engine_run's loop for one
  * sub-account), for a basket under 16 assets with band_inside usable:
@@ -1531,20 +1544,73 @@ __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE size_t quiet_stretch_n
     V = v;
   }
 #undef PX
-  if (t > t0) {
-    S->px = S->lastp = base + (t - 1) * stride;
-    S->vmark = S->vprev = V;
-    S->marked = 1;
-    S->reentered = 0;
-    S->flow_row = S->traded_row = S->costs_row = 0;
-    E->nquiet += t - t0;
+  stretch_end(E, S, base + (t - 1) * stride, t0, t, V);
+  return t;
+}
+
+/* quiet_stretch_n in AVX-512 registers: lanes 0..7 and 8..15 of the
+ * sixteen in two vectors, the second (and a basket under 8 the first)
+ * read and written with a mask for the lanes in the basket. The value's
+ * sum is the same tree (b_k = l_k + l_(k+8) is one add of the two
+ * vectors, c_k = b_k + b_(k+4) one of b's halves, then (c0 + c2) +
+ * (c1 + c3)) and each lane's test the same expression, the lanes past the
+ * basket taken as inside: the same bits. */
+__attribute__((target("avx512f"))) static KEEL_ALWAYS_INLINE size_t quiet_stretch512_n(run *E, sub_run *S,
+                                                                                         keel_backtest_result *r,
+                                                                                         size_t t, size_t n,
+                                                                                         const size_t na) {
+  const size_t stride = E->na_panel, t0 = t;
+  const double *base = E->px + E->start * stride + S->col[0];
+  const __mmask8 m0 = na >= 8 ? 0xff : (__mmask8)((1u << na) - 1),
+                 m1 = na <= 8 ? 0 : (__mmask8)((1u << (na - 8)) - 1);
+  const __m512d h0 = _mm512_maskz_loadu_pd(m0, S->shares), h1 = _mm512_maskz_loadu_pd(m1, S->shares + 8);
+  const __m512d u0 = _mm512_maskz_loadu_pd(m0, S->tau), u1 = _mm512_maskz_loadu_pd(m1, S->tau + 8);
+  const __m512d w0 = _mm512_maskz_loadu_pd(m0, S->bwm), w1 = _mm512_maskz_loadu_pd(m1, S->bwm + 8);
+  const __m512d zero = _mm512_setzero_pd();
+  const double cash = S->cash;
+  double *restrict x = S->x;
+  sub_result *u = S->res;
+  double V = 0;
+  for (; t < n && !S->due_row[t]; t++) {
+    const double *row = base + t * stride;
+    const __m512d x0 = _mm512_mul_pd(h0, _mm512_maskz_loadu_pd(m0, row)),
+                  x1 = _mm512_mul_pd(h1, _mm512_maskz_loadu_pd(m1, row + 8));
+    const __m512d b = _mm512_add_pd(_mm512_add_pd(zero, x0), _mm512_add_pd(zero, x1));
+    const __m256d c = _mm256_add_pd(_mm512_castpd512_pd256(b), _mm512_extractf64x4_pd(b, 1));
+    const __m128d d = _mm_add_pd(_mm256_castpd256_pd128(c), _mm256_extractf128_pd(c, 1));
+    const double v = cash + (_mm_cvtsd_f64(d) + _mm_cvtsd_f64(_mm_unpackhi_pd(d, d)));
+    if (S->band_row[t]) {
+      if (!(v > 0)) break;
+      const __m512d vv = _mm512_set1_pd(v);
+      const __mmask8 in0 = _mm512_mask_cmp_pd_mask(m0, _mm512_abs_pd(_mm512_sub_pd(x0, _mm512_mul_pd(u0, vv))),
+                                                   _mm512_mul_pd(w0, vv), _CMP_LT_OQ),
+                     in1 = _mm512_mask_cmp_pd_mask(m1, _mm512_abs_pd(_mm512_sub_pd(x1, _mm512_mul_pd(u1, vv))),
+                                                   _mm512_mul_pd(w1, vv), _CMP_LT_OQ);
+      if ((in0 | (__mmask8)~m0) != 0xff || (in1 | (__mmask8)~m1) != 0xff) break;
+    }
+    _mm512_mask_storeu_pd(x, m0, x0);
+    if (m1) _mm512_mask_storeu_pd(x + 8, m1, x1);
+    u->values[t] = v;
+    u->cash[t] = cash;
+    u->flows[t] = u->traded[t] = u->costs[t] = 0;
+    r->values[t] = 0.0 + v;
+    r->cash[t] = 0.0 + cash;
+    V = v;
   }
+  stretch_end(E, S, base + (t - 1) * stride, t0, t, V);
   return t;
 }
 
 __attribute__((target("avx2"))) static size_t quiet_stretch(run *E, sub_run *S, keel_backtest_result *r, size_t t,
                                                             size_t n) {
 #define F(k) quiet_stretch_n(E, S, r, t, n, k)
+  SMALL_NA_CASES(S->na, F, t)
+#undef F
+}
+
+__attribute__((target("avx512f"))) static size_t quiet_stretch512(run *E, sub_run *S, keel_backtest_result *r,
+                                                                  size_t t, size_t n) {
+#define F(k) quiet_stretch512_n(E, S, r, t, n, k)
   SMALL_NA_CASES(S->na, F, t)
 #undef F
 }
@@ -1794,6 +1860,7 @@ static keel_status sub_setup(run *E, sub_run *S, const keel_subaccount_spec *sp,
   S->twr_on = sp->nstops > 0;
 #ifdef KEEL_ENGINE_AVX2
   S->avx2 = __builtin_cpu_supports("avx2");
+  S->avx512 = S->avx2 && __builtin_cpu_supports("avx512f");
 #endif
   S->quiet = !sp->ndca && !sp->nstops && !(sp->vol.target > 0) && !(sp->strategy && sp->strategy->ops->on_bar) &&
              !E->op;
@@ -2045,13 +2112,14 @@ void keeli_engine_set_liquidity(keeli_engine *e, const double *cost_mult, const 
 }
 
 void keeli_engine_set_quiet(keeli_engine *e, int on) { e->E.general = !on; }
-void keeli_engine_set_simd(keeli_engine *e, int on) {
+void keeli_engine_set_simd(keeli_engine *e, int cap) {
   for (size_t s = 0; s < e->E.spec->nsubs; s++) {
 #ifdef KEEL_ENGINE_AVX2
-    e->E.subs[s].avx2 = on && __builtin_cpu_supports("avx2");
+    e->E.subs[s].avx2 = cap >= KEELI_SIMD_AVX2 && __builtin_cpu_supports("avx2");
+    e->E.subs[s].avx512 = cap >= KEELI_SIMD_AVX512 && e->E.subs[s].avx2 && __builtin_cpu_supports("avx512f");
 #else
-    (void)on;
-    e->E.subs[s].avx2 = 0;
+    (void)cap;
+    e->E.subs[s].avx2 = e->E.subs[s].avx512 = 0;
 #endif
   }
 }
@@ -2091,7 +2159,7 @@ keel_status keeli_engine_run(keeli_engine *e, keel_ctx *ctx) {
     for (size_t t = 0; t < n; t++) {
 #ifdef KEEL_ENGINE_AVX2
       if (q && t > 0 && S->avx2 && S->na < 16 && S->bw_margin_ok) {
-        const size_t t1 = quiet_stretch(E, S, r, t, n);
+        const size_t t1 = S->avx512 ? quiet_stretch512(E, S, r, t, n) : quiet_stretch(E, S, r, t, n);
         if (t1 == n) break;
         t = t1; /* a row the stretch left: the way below */
       }

@@ -27,11 +27,13 @@ void keeli_engine_set_liquidity(keeli_engine *e, const double *cost_mult, const 
  * act; it gives the same bits as the general steps, which off forces (the
  * tests compare the two). */
 void keeli_engine_set_quiet(keeli_engine *e, int on);
-/* The hand-written AVX2 code (on by default where the CPU has it: the
- * quiet rows' marking and band test, runs of quiet rows, the cost
- * equation's sums) or the portable code everywhere (off); the same bits
- * either way (the tests compare the two). */
-void keeli_engine_set_simd(keeli_engine *e, int on);
+/* The hand-written vector code up to level cap (a KEELI_SIMD_ level of
+ * core/internal.h; the machine's widest by default): AVX2 for the quiet
+ * rows' marking and band test, runs of quiet rows, the cost equation's
+ * sums, and AVX-512 for runs of quiet rows; or the portable code
+ * everywhere (KEELI_SIMD_PORTABLE). The same bits at every level (the
+ * tests compare them). */
+void keeli_engine_set_simd(keeli_engine *e, int cap);
 /* The sub-account rows of the last run that took the quiet path. */
 size_t keeli_engine_quiet_rows(const keeli_engine *e);
 /* Runs the account on the panel's current prices, from a fresh state.

@@ -10,6 +10,7 @@
 
 #include "keel_test.h"
 #include "backtest/engine_internal.h"
+#include "core/internal.h"
 
 static const char *const SYM1[1] = {"X"};
 
@@ -295,15 +296,22 @@ static int check_quiet(void *ud, uint64_t path, const keel_panel *p, size_t star
       assert_memory_equal(&ra[i].costs, &rb[i].costs, sizeof(double));
     }
   }
-  /* quiet rows without the AVX2 code: the same bits */
+  /* quiet rows by the portable code and by AVX2 only (r's engine took
+   * the machine's widest): the same bits */
   keeli_engine_set_quiet(e, 1);
-  keeli_engine_set_simd(e, 0);
-  assert_ok(CTX, keeli_engine_run(e, CTX));
-  same_doubles(keel_backtest_values(r), keel_backtest_values(keeli_engine_result(e)), n, "values (portable)");
-  same_doubles(keel_backtest_cash(r), keel_backtest_cash(keeli_engine_result(e)), n, "cash (portable)");
-  same_doubles(keel_backtest_costs(r), keel_backtest_costs(keeli_engine_result(e)), n, "costs (portable)");
+  for (int cap = KEELI_SIMD_PORTABLE; cap < KEELI_SIMD_BEST; cap++) {
+    keeli_engine_set_simd(e, cap);
+    assert_ok(CTX, keeli_engine_run(e, CTX));
+    char what[48];
+    snprintf(what, sizeof what, "values (vector level %d)", cap);
+    same_doubles(keel_backtest_values(r), keel_backtest_values(keeli_engine_result(e)), n, what);
+    snprintf(what, sizeof what, "cash (vector level %d)", cap);
+    same_doubles(keel_backtest_cash(r), keel_backtest_cash(keeli_engine_result(e)), n, what);
+    snprintf(what, sizeof what, "costs (vector level %d)", cap);
+    same_doubles(keel_backtest_costs(r), keel_backtest_costs(keeli_engine_result(e)), n, what);
+  }
   /* the public run took quiet rows too: run it through an engine to count them */
-  keeli_engine_set_simd(e, 1);
+  keeli_engine_set_simd(e, KEELI_SIMD_BEST);
   assert_ok(CTX, keeli_engine_run(e, CTX));
   q->quiet_rows += keeli_engine_quiet_rows(e);
   same_doubles(keel_backtest_values(r), keel_backtest_values(keeli_engine_result(e)), n, "values (quiet)");
@@ -400,17 +408,28 @@ static void test_quiet_rows_bitwise(void **state) {
   if (q.rebalances < o.npaths * 5) fail_msg("only %zu rebalances", q.rebalances);
   keel_stress_result_free(r);
   /* the first sub-account alone, no holdings recorded: the engine's loop
-   * for one sub-account (the public run, with metrics, takes the general
-   * one) */
+   * for one sub-account and its runs of quiet rows (the public run, with
+   * metrics, takes the general one), for baskets of 3, 8, 9 and 10 assets
+   * (the vector code's whole and partial vectors) */
   a.nsubs = 1;
-  quiet_check q1 = {.spec = &a, .holdings = 0};
   o.record_holdings = 0;
-  o.path_ud = &q1;
-  assert_ok(CTX, keel_stress_run(CTX, &o, &r));
-  assert_int_equal(q1.paths, o.npaths);
-  if (q1.quiet_rows < o.npaths * 300) fail_msg("only %zu quiet rows", q1.quiet_rows);
-  if (q1.rebalances < o.npaths * 2) fail_msg("only %zu rebalances", q1.rebalances);
-  keel_stress_result_free(r);
+  static const size_t cols0[A] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  const size_t sizes[] = {A, 3, 8, 9};
+  for (size_t c = 0; c < sizeof sizes / sizeof *sizes; c++) {
+    const size_t k = sizes[c];
+    double wk[A];
+    for (size_t i = 0; i < k; i++) wk[i] = 1.0 / (double)k;
+    s[0].weights = k == A ? w1 : wk;
+    s[0].nassets = k == A ? 0 : k;
+    s[0].assets = k == A ? NULL : cols0;
+    quiet_check q1 = {.spec = &a, .holdings = 0};
+    o.path_ud = &q1;
+    assert_ok(CTX, keel_stress_run(CTX, &o, &r));
+    assert_int_equal(q1.paths, o.npaths);
+    if (q1.quiet_rows < o.npaths * 250) fail_msg("%zu assets: only %zu quiet rows", k, q1.quiet_rows);
+    if (q1.rebalances < o.npaths * 2) fail_msg("%zu assets: only %zu rebalances", k, q1.rebalances);
+    keel_stress_result_free(r);
+  }
   keel_mc_free(g);
 }
 
