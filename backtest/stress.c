@@ -229,6 +229,7 @@ typedef struct worker {
   size_t nfan;    /* paths in fanb */
   uint32_t *fanlo, *fanhi; /* npoints: the buckets counted lie in [lo, hi] */
   uint32_t *sk;   /* KEEL_STRESS_NSTATS x SK_NB, or NULL with keep_paths */
+  uint32_t sklo[KEEL_STRESS_NSTATS], skhi[KEEL_STRESS_NSTATS]; /* sk's counts lie in [lo, hi] */
   xsum sum[KEEL_STRESS_NSTATS + 2]; /* the statistics, then money in and out */
   size_t nvalid[KEEL_STRESS_NSTATS], n_goal, n_goal_any, n_loss;
   keel_status st;
@@ -288,6 +289,35 @@ static double irr_of(const double *cf, size_t n, double spy, double guess) {
   return pow(q, -spy) - 1;
 }
 
+/* ---- counts zeroed where they are used ------------------------------------
+ *
+ * The tables of counts (fan chart and statistics) are allocated without
+ * clearing: clearing them (or the page faults of fresh memory) costs more
+ * than the counting of a run of a thousand paths, and a run touches only
+ * the buckets around its values. A row's counts are valid in [lo, hi]
+ * (none while lo > hi); widening the range to [a, b] zeroes the buckets it
+ * adds. Anything reading a row reads only its range. */
+typedef struct gaps {
+  uint32_t a0, a1, b0, b1; /* [a0, a1) and [b0, b1): the buckets to zero */
+} gaps;
+
+static inline gaps widen(uint32_t *lo, uint32_t *hi, uint32_t a, uint32_t b) {
+  gaps g = {0, 0, 0, 0};
+  if (*lo > *hi) {
+    g.a0 = a, g.a1 = b + 1;
+    *lo = a, *hi = b;
+    return g;
+  }
+  if (a < *lo) g.a0 = a, g.a1 = *lo, *lo = a;
+  if (b > *hi) g.b0 = *hi + 1, g.b1 = b + 1, *hi = b;
+  return g;
+}
+#define ZERO_GAPS(row, g)                                                                   \
+  do {                                                                                      \
+    memset((row) + (g).a0, 0, ((g).a1 - (g).a0) * sizeof *(row));                          \
+    memset((row) + (g).b0, 0, ((g).b1 - (g).b0) * sizeof *(row));                          \
+  } while (0)
+
 /* The buckets of the paths in fanb into the counts, point by point: a
  * point's buckets of FANQ paths lie close together in its row of counts,
  * so they share cache lines (counting each path's points as it ends would
@@ -310,18 +340,20 @@ static void fan_flush(stress *S, worker *w) {
    * the 32-bit ones first (a worker that may count that many has them) */
   if (w->hist32 && w->hist_paths + m > UINT16_MAX) fan_spill(S, w);
   const uint32_t *restrict fb = w->fanb;
-  uint32_t *restrict flo = w->fanlo, *restrict fhi = w->fanhi;
   for (size_t i = 0; i < P; i++) {
     uint16_t *restrict h = w->hist + i * NBINS;
-    uint32_t lo = flo[i], hi = fhi[i];
+    uint32_t a = (uint32_t)NBINS - 1, b = 0;
     for (size_t k = 0; k < m; k++) {
-      const uint32_t b = fb[k * P + i];
-      h[b]++;
-      lo = b < lo ? b : lo;
-      hi = b > hi ? b : hi;
+      const uint32_t c = fb[k * P + i];
+      a = c < a ? c : a;
+      b = c > b ? c : b;
     }
-    flo[i] = lo;
-    fhi[i] = hi;
+    if (m && (a < w->fanlo[i] || b > w->fanhi[i])) {
+      const gaps g = widen(&w->fanlo[i], &w->fanhi[i], a, b);
+      ZERO_GAPS(h, g);
+      if (w->hist32) ZERO_GAPS(w->hist32 + i * NBINS, g);
+    }
+    for (size_t k = 0; k < m; k++) h[fb[k * P + i]]++;
   }
   w->hist_paths += m;
   w->nfan = 0;
@@ -401,7 +433,15 @@ static void path_stats(stress *S, worker *w, uint64_t p, const keel_backtest_res
     if (isnan(x)) continue;
     w->nvalid[s]++;
     xs_add(&w->sum[s], x);
-    if (w->sk) w->sk[(size_t)s * SK_NB + sk_bucket(x)]++;
+    if (w->sk) {
+      uint32_t *row = w->sk + (size_t)s * SK_NB;
+      const uint32_t b = (uint32_t)sk_bucket(x);
+      if (b < w->sklo[s] || b > w->skhi[s]) {
+        const gaps g = widen(&w->sklo[s], &w->skhi[s], b, b);
+        ZERO_GAPS(row, g);
+      }
+      row[b]++;
+    }
   }
   xs_add(&w->sum[KEEL_STRESS_NSTATS], in);
   xs_add(&w->sum[KEEL_STRESS_NSTATS + 1], out);
@@ -629,15 +669,17 @@ static keel_status worker_setup(keel_ctx *ctx, stress *S, worker *w, const keel_
   if (!st && (!(w->block = keeli_alloc_array(w->ctx, KEELI_MC_BLOCK * S->n, sizeof(double))) ||
               !(w->work = keeli_alloc_array(w->ctx, keel_mc_work_size(S->g) + S->T + 2, sizeof(double))) ||
               !(w->level = keeli_alloc_array(w->ctx, S->n, sizeof(double))) ||
-              !(w->hist = keeli_calloc(w->ctx, S->P * NBINS, sizeof(uint16_t))) ||
-              (S->res->npaths > UINT16_MAX && !(w->hist32 = keeli_calloc(w->ctx, S->P * NBINS, sizeof(uint32_t)))) ||
+              !(w->hist = keeli_alloc_array(w->ctx, S->P * NBINS, sizeof(uint16_t))) ||
+              (S->res->npaths > UINT16_MAX && !(w->hist32 = keeli_alloc_array(w->ctx, S->P * NBINS, sizeof(uint32_t)))) ||
               !(w->fanb = keeli_alloc_array(w->ctx, FANQ * S->P, sizeof(uint32_t))) ||
               !(w->fanlo = keeli_alloc_array(w->ctx, S->P, sizeof(uint32_t))) ||
               !(w->fanhi = keeli_calloc(w->ctx, S->P, sizeof(uint32_t))) ||
-              (!o->keep_paths && !(w->sk = keeli_calloc(w->ctx, (size_t)KEEL_STRESS_NSTATS * SK_NB, sizeof(uint32_t))))))
+              (!o->keep_paths && !(w->sk = keeli_alloc_array(w->ctx, (size_t)KEEL_STRESS_NSTATS * SK_NB, sizeof(uint32_t))))))
     st = KEEL_ENOMEM;
   if (st) return keeli_error(ctx, st, "%s", keel_errmsg(w->ctx));
-  for (size_t i = 0; i < S->P; i++) w->fanlo[i] = (uint32_t)NBINS - 1;
+  /* every range of counts empty (lo > hi) */
+  for (size_t i = 0; i < S->P; i++) w->fanlo[i] = 1, w->fanhi[i] = 0;
+  for (size_t k = 0; k < KEEL_STRESS_NSTATS; k++) w->sklo[k] = 1, w->skhi[k] = 0;
   return KEEL_OK;
 }
 
@@ -664,14 +706,15 @@ static keel_status finish(keel_ctx *ctx, stress *S, worker *ws, int nw) {
   /* each percentile of the fan chart by linear interpolation inside its
    * bucket, over the buckets any worker counted (the rest are 0) */
   for (size_t i = 0; i < P; i++) {
-    size_t b0 = NBINS - 1, b1 = 0;
-    for (int k = 0; k < nw; k++) {
-      if (ws[k].fanlo[i] < b0) b0 = ws[k].fanlo[i];
-      if (ws[k].fanhi[i] > b1) b1 = ws[k].fanhi[i];
-    }
-    memset(h + b0, 0, (b1 + 1 - b0) * sizeof *h);
+    uint32_t b0 = 1, b1 = 0; /* the union of the workers' ranges */
     for (int k = 0; k < nw; k++)
-      for (size_t b = b0; b <= b1; b++)
+      if (ws[k].fanlo[i] <= ws[k].fanhi[i]) {
+        const gaps g = widen(&b0, &b1, ws[k].fanlo[i], ws[k].fanhi[i]);
+        ZERO_GAPS(h, g);
+      }
+    if (b0 > b1) b0 = b1 = 0, h[0] = 0; /* (no paths: cannot happen with N >= 1) */
+    for (int k = 0; k < nw; k++)
+      for (size_t b = ws[k].fanlo[i]; b <= ws[k].fanhi[i]; b++)
         h[b] += ws[k].hist[i * NBINS + b] + (ws[k].hist32 ? ws[k].hist32[i * NBINS + b] : 0);
     for (size_t j = 0; j < KEEL_STRESS_NBANDS; j++) {
       double rank = BAND_P[j] * (double)N, cum = 0, lo, hi;
@@ -706,18 +749,28 @@ static keel_status finish(keel_ctx *ctx, stress *S, worker *ws, int nw) {
     }
     goto out;
   }
-  /* the first worker's counts become the result's */
+  /* the first worker's counts become the result's: its ranges widened to
+   * the union of the workers', the others' counts added over theirs */
   R->sk = ws[0].sk;
   ws[0].sk = NULL;
-  for (int k = 1; k < nw; k++)
-    for (size_t b = 0; b < (size_t)KEEL_STRESS_NSTATS * SK_NB; b++) R->sk[b] += ws[k].sk[b];
   for (int s = 0; s < KEEL_STRESS_NSTATS; s++) {
-    const uint32_t *t = R->sk + (size_t)s * SK_NB;
-    size_t lo = 0, hi = SK_NB;
-    while (lo < hi && !t[lo]) lo++;
-    while (hi > lo && !t[hi - 1]) hi--;
-    R->sk_lo[s] = lo;
-    R->sk_hi[s] = hi;
+    uint32_t *t = R->sk + (size_t)s * SK_NB, lo = ws[0].sklo[s], hi = ws[0].skhi[s];
+    for (int k = 1; k < nw; k++)
+      if (ws[k].sklo[s] <= ws[k].skhi[s]) {
+        const gaps g = widen(&lo, &hi, ws[k].sklo[s], ws[k].skhi[s]);
+        ZERO_GAPS(t, g);
+        for (size_t b = ws[k].sklo[s]; b <= ws[k].skhi[s]; b++) t[b] += ws[k].sk[(size_t)s * SK_NB + b];
+      }
+    /* [sk_lo, sk_hi): the occupied buckets (SK_NB twice when none) */
+    size_t a = SK_NB, e = SK_NB;
+    if (lo <= hi) {
+      a = lo, e = (size_t)hi + 1;
+      while (a < e && !t[a]) a++;
+      while (e > a && !t[e - 1]) e--;
+      if (a == e) a = e = SK_NB;
+    }
+    R->sk_lo[s] = a;
+    R->sk_hi[s] = e;
   }
 out:
   keeli_free(ctx, h);
