@@ -697,32 +697,38 @@ static double q7(const double *s, size_t m, double q) {
 /* The fan chart's bucket b: values [lo, hi). */
 static void fan_bounds(const stress *S, size_t b, double *lo, double *hi) { mag_bounds(S->fan_base + (long)b, lo, hi); }
 
-static keel_status finish(keel_ctx *ctx, stress *S, worker *ws, int nw) {
+static keel_status finish(stress *S, worker *ws, int nw) {
   keel_stress_result *R = S->res;
   const size_t N = R->npaths, P = S->P;
   keel_status st = KEEL_OK;
-  uint32_t *h = keeli_calloc(ctx, NBINS, sizeof *h);
-  if (!h) return KEEL_ENOMEM;
   /* each percentile of the fan chart by linear interpolation inside its
-   * bucket, over the buckets any worker counted (the rest are 0) */
+   * bucket: one sweep up the union of the workers' ranges, the counts
+   * summed over the workers bucket by bucket, each percentile taken at the
+   * first bucket whose cumulative count reaches its rank (or the last) */
   for (size_t i = 0; i < P; i++) {
-    uint32_t b0 = 1, b1 = 0; /* the union of the workers' ranges */
+    uint32_t b0 = 1, b1 = 0;
     for (int k = 0; k < nw; k++)
       if (ws[k].fanlo[i] <= ws[k].fanhi[i]) {
-        const gaps g = widen(&b0, &b1, ws[k].fanlo[i], ws[k].fanhi[i]);
-        ZERO_GAPS(h, g);
+        if (b0 > b1) b0 = ws[k].fanlo[i], b1 = ws[k].fanhi[i];
+        b0 = ws[k].fanlo[i] < b0 ? ws[k].fanlo[i] : b0;
+        b1 = ws[k].fanhi[i] > b1 ? ws[k].fanhi[i] : b1;
       }
-    if (b0 > b1) b0 = b1 = 0, h[0] = 0; /* (no paths: cannot happen with N >= 1) */
-    for (int k = 0; k < nw; k++)
-      for (size_t b = ws[k].fanlo[i]; b <= ws[k].fanhi[i]; b++)
-        h[b] += ws[k].hist[i * NBINS + b] + (ws[k].hist32 ? ws[k].hist32[i * NBINS + b] : 0);
-    for (size_t j = 0; j < KEEL_STRESS_NBANDS; j++) {
-      double rank = BAND_P[j] * (double)N, cum = 0, lo, hi;
-      size_t b = b0;
-      while (b < b1 && cum + h[b] < rank) cum += h[b++];
-      double frac = h[b] ? (rank - cum) / h[b] : 0.5;
-      fan_bounds(S, b, &lo, &hi);
-      R->bands[i * KEEL_STRESS_NBANDS + j] = lo + frac * (hi - lo);
+    if (b0 > b1) b0 = b1 = 0; /* (no paths: cannot happen with N >= 1) */
+    size_t j = 0;
+    double cum = 0;
+    for (size_t b = b0; b <= b1 && j < KEEL_STRESS_NBANDS; b++) {
+      double c = 0;
+      for (int k = 0; k < nw; k++)
+        if (b >= ws[k].fanlo[i] && b <= ws[k].fanhi[i])
+          c += ws[k].hist[i * NBINS + b] + (ws[k].hist32 ? ws[k].hist32[i * NBINS + b] : 0);
+      for (; j < KEEL_STRESS_NBANDS; j++) {
+        const double rank = BAND_P[j] * (double)N;
+        if (b < b1 && cum + c < rank) break;
+        double lo, hi;
+        fan_bounds(S, b, &lo, &hi);
+        R->bands[i * KEEL_STRESS_NBANDS + j] = lo + (c ? (rank - cum) / c : 0.5) * (hi - lo);
+      }
+      cum += c;
     }
   }
   /* sums, counts and buckets of the workers */
@@ -773,7 +779,6 @@ static keel_status finish(keel_ctx *ctx, stress *S, worker *ws, int nw) {
     R->sk_hi[s] = e;
   }
 out:
-  keeli_free(ctx, h);
   return st;
 }
 
@@ -991,7 +996,7 @@ keel_status keel_stress_run(keel_ctx *ctx, const keel_stress_options *o, keel_st
     goto done;
   }
   if (o->progress && reported != N) o->progress(o->progress_ud, N, N);
-  st = finish(ctx, &S, ws, nw);
+  st = finish(&S, ws, nw);
 
 done:
   if (started) {
