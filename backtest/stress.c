@@ -697,40 +697,53 @@ static double q7(const double *s, size_t m, double q) {
 /* The fan chart's bucket b: values [lo, hi). */
 static void fan_bounds(const stress *S, size_t b, double *lo, double *hi) { mag_bounds(S->fan_base + (long)b, lo, hi); }
 
-static keel_status finish(stress *S, worker *ws, int nw) {
+static keel_status finish(keel_ctx *ctx, stress *S, worker *ws, int nw) {
   keel_stress_result *R = S->res;
   const size_t N = R->npaths, P = S->P;
   keel_status st = KEEL_OK;
   /* each percentile of the fan chart by linear interpolation inside its
-   * bucket: one sweep up the union of the workers' ranges, the counts
-   * summed over the workers bucket by bucket, each percentile taken at the
-   * first bucket whose cumulative count reaches its rank (or the last) */
+   * bucket: the workers' counts summed into h over the union of their
+   * ranges (each adding only its own), then one sweep up h taking each
+   * percentile at the first bucket whose cumulative count reaches its
+   * rank (or at the last). The counts are integers, so "cum + h < rank" is
+   * "cum + h < ceil(rank)" in integers. */
+  uint32_t *h = keeli_alloc_array(ctx, NBINS, sizeof *h);
+  if (!h) return KEEL_ENOMEM;
+  double rank[KEEL_STRESS_NBANDS];
+  uint64_t need[KEEL_STRESS_NBANDS];
+  for (size_t j = 0; j < KEEL_STRESS_NBANDS; j++) {
+    rank[j] = BAND_P[j] * (double)N;
+    need[j] = (uint64_t)ceil(rank[j]);
+  }
   for (size_t i = 0; i < P; i++) {
     uint32_t b0 = 1, b1 = 0;
     for (int k = 0; k < nw; k++)
       if (ws[k].fanlo[i] <= ws[k].fanhi[i]) {
-        if (b0 > b1) b0 = ws[k].fanlo[i], b1 = ws[k].fanhi[i];
-        b0 = ws[k].fanlo[i] < b0 ? ws[k].fanlo[i] : b0;
-        b1 = ws[k].fanhi[i] > b1 ? ws[k].fanhi[i] : b1;
+        const gaps g = widen(&b0, &b1, ws[k].fanlo[i], ws[k].fanhi[i]);
+        ZERO_GAPS(h, g);
       }
-    if (b0 > b1) b0 = b1 = 0; /* (no paths: cannot happen with N >= 1) */
+    if (b0 > b1) b0 = b1 = 0, h[0] = 0; /* (no paths: cannot happen with N >= 1) */
+    for (int k = 0; k < nw; k++) {
+      const uint16_t *restrict a = ws[k].hist + i * NBINS;
+      const uint32_t *restrict a32 = ws[k].hist32 ? ws[k].hist32 + i * NBINS : NULL;
+      uint32_t *restrict hh = h;
+      for (size_t b = ws[k].fanlo[i]; b <= ws[k].fanhi[i]; b++) hh[b] += a[b];
+      if (a32)
+        for (size_t b = ws[k].fanlo[i]; b <= ws[k].fanhi[i]; b++) hh[b] += a32[b];
+    }
     size_t j = 0;
-    double cum = 0;
+    uint64_t cum = 0;
     for (size_t b = b0; b <= b1 && j < KEEL_STRESS_NBANDS; b++) {
-      double c = 0;
-      for (int k = 0; k < nw; k++)
-        if (b >= ws[k].fanlo[i] && b <= ws[k].fanhi[i])
-          c += ws[k].hist[i * NBINS + b] + (ws[k].hist32 ? ws[k].hist32[i * NBINS + b] : 0);
-      for (; j < KEEL_STRESS_NBANDS; j++) {
-        const double rank = BAND_P[j] * (double)N;
-        if (b < b1 && cum + c < rank) break;
+      const uint64_t c = h[b];
+      for (; j < KEEL_STRESS_NBANDS && (b == b1 || cum + c >= need[j]); j++) {
         double lo, hi;
         fan_bounds(S, b, &lo, &hi);
-        R->bands[i * KEEL_STRESS_NBANDS + j] = lo + (c ? (rank - cum) / c : 0.5) * (hi - lo);
+        R->bands[i * KEEL_STRESS_NBANDS + j] = lo + (c ? (rank[j] - (double)cum) / (double)c : 0.5) * (hi - lo);
       }
       cum += c;
     }
   }
+  keeli_free(ctx, h);
   /* sums, counts and buckets of the workers */
   xsum tot[KEEL_STRESS_NSTATS + 2];
   memset(tot, 0, sizeof tot);
@@ -996,7 +1009,7 @@ keel_status keel_stress_run(keel_ctx *ctx, const keel_stress_options *o, keel_st
     goto done;
   }
   if (o->progress && reported != N) o->progress(o->progress_ud, N, N);
-  st = finish(&S, ws, nw);
+  st = finish(ctx, &S, ws, nw);
 
 done:
   if (started) {
