@@ -727,9 +727,10 @@ static keel_status finish(keel_ctx *ctx, stress *S, worker *ws, int nw) {
       const uint16_t *restrict a = ws[k].hist + i * NBINS;
       const uint32_t *restrict a32 = ws[k].hist32 ? ws[k].hist32 + i * NBINS : NULL;
       uint32_t *restrict hh = h;
-      for (size_t b = ws[k].fanlo[i]; b <= ws[k].fanhi[i]; b++) hh[b] += a[b];
+      const size_t lo = ws[k].fanlo[i], hi = ws[k].fanhi[i];
+      for (size_t b = lo; b <= hi; b++) hh[b] += a[b];
       if (a32)
-        for (size_t b = ws[k].fanlo[i]; b <= ws[k].fanhi[i]; b++) hh[b] += a32[b];
+        for (size_t b = lo; b <= hi; b++) hh[b] += a32[b];
     }
     size_t j = 0;
     uint64_t cum = 0;
