@@ -1568,9 +1568,9 @@ __attribute__((target("avx512f"))) static KEEL_ALWAYS_INLINE size_t quiet_stretc
   const __m512d w0 = _mm512_maskz_loadu_pd(m0, S->bwm), w1 = _mm512_maskz_loadu_pd(m1, S->bwm + 8);
   const __m512d zero = _mm512_setzero_pd();
   const double cash = S->cash;
-  double *restrict x = S->x;
   sub_result *u = S->res;
   double V = 0;
+  __m512d l0 = zero, l1 = zero; /* the last row's holdings' values, stored once at the end */
   for (; t < n && !S->due_row[t]; t++) {
     const double *row = base + t * stride;
     const __m512d x0 = _mm512_mul_pd(h0, _mm512_maskz_loadu_pd(m0, row)),
@@ -1588,14 +1588,17 @@ __attribute__((target("avx512f"))) static KEEL_ALWAYS_INLINE size_t quiet_stretc
                                                    _mm512_mul_pd(w1, vv), _CMP_LT_OQ);
       if ((in0 | (__mmask8)~m0) != 0xff || (in1 | (__mmask8)~m1) != 0xff) break;
     }
-    _mm512_mask_storeu_pd(x, m0, x0);
-    if (m1) _mm512_mask_storeu_pd(x + 8, m1, x1);
+    l0 = x0, l1 = x1;
     u->values[t] = v;
     u->cash[t] = cash;
     u->flows[t] = u->traded[t] = u->costs[t] = 0;
     r->values[t] = 0.0 + v;
     r->cash[t] = 0.0 + cash;
     V = v;
+  }
+  if (t > t0) {
+    _mm512_mask_storeu_pd(S->x, m0, l0);
+    if (m1) _mm512_mask_storeu_pd(S->x + 8, m1, l1);
   }
   stretch_end(E, S, base + (t - 1) * stride, t0, t, V);
   return t;
