@@ -1517,9 +1517,9 @@ __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE size_t quiet_stretch_n
   (4 * (q) + 4 <= na ? _mm256_loadu_pd((row) + 4 * (q))                                                  \
                      : 4 * (q) < na ? _mm256_maskload_pd((row) + 4 * (q), tail) : zero)
   const double cash = S->cash;
-  double *restrict x = S->x;
   sub_result *u = S->res;
   double V = 0;
+  __m256d l0 = zero, l1 = zero, l2 = zero, l3 = zero; /* the last row's holdings' values, stored at the end */
   for (; t < n && !S->due_row[t]; t++) {
     const double *row = base + t * stride;
     const __m256d x0 = _mm256_mul_pd(h0, PX(row, 0)), x1 = _mm256_mul_pd(h1, PX(row, 1)),
@@ -1532,10 +1532,7 @@ __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE size_t quiet_stretch_n
             (in4(8, na, x2, u2, w2, vv) & in4(12, na, x3, u3, w3, vv))))
         break;
     }
-    if (0 < na) _mm256_storeu_pd(x, x0);
-    if (4 < na) _mm256_storeu_pd(x + 4, x1);
-    if (8 < na) _mm256_storeu_pd(x + 8, x2);
-    if (12 < na) _mm256_storeu_pd(x + 12, x3);
+    l0 = x0, l1 = x1, l2 = x2, l3 = x3;
     u->values[t] = v;
     u->cash[t] = cash;
     u->flows[t] = u->traded[t] = u->costs[t] = 0;
@@ -1544,6 +1541,13 @@ __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE size_t quiet_stretch_n
     V = v;
   }
 #undef PX
+  if (t > t0) {
+    double *x = S->x;
+    if (0 < na) _mm256_storeu_pd(x, l0);
+    if (4 < na) _mm256_storeu_pd(x + 4, l1);
+    if (8 < na) _mm256_storeu_pd(x + 8, l2);
+    if (12 < na) _mm256_storeu_pd(x + 12, l3);
+  }
   stretch_end(E, S, base + (t - 1) * stride, t0, t, V);
   return t;
 }
