@@ -246,6 +246,7 @@ struct stress {
   double *cost_run, *spread_run; /* per run row (T + 1) */
   double *p0;                    /* start prices */
   long fan_base;                 /* the magnitudes' bucket of the fan chart's first */
+  int every_row;                 /* the fan chart's points are rows 0 .. T */
   /* the pool */
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -359,6 +360,31 @@ static void fan_flush(stress *S, worker *w) {
   w->nfan = 0;
 }
 
+/* The fan chart's bucket of each point's value v[rows[i]] (v[i] when rows
+ * is NULL, a loop that vectorises): its magnitude's bucket less base,
+ * within [0, NBINS), 0 for a value not above 0. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void fan_buckets(size_t P, const double *restrict v, const size_t *restrict rows, long base,
+                        uint32_t *restrict out) {
+  if (!rows) {
+    for (size_t i = 0; i < P; i++) {
+      const double x = v[i];
+      long b = x > 0 ? mag_key(x) - base : 0;
+      b = b < 0 ? 0 : b >= (long)NBINS ? (long)NBINS - 1 : b;
+      out[i] = (uint32_t)b;
+    }
+    return;
+  }
+  for (size_t i = 0; i < P; i++) {
+    const double x = v[rows[i]];
+    long b = x > 0 ? mag_key(x) - base : 0;
+    b = b < 0 ? 0 : b >= (long)NBINS ? (long)NBINS - 1 : b;
+    out[i] = (uint32_t)b;
+  }
+}
+
 /* q[t] = (v[t] - f[t]) / v[t - 1] where v[t - 1] > 0, else 1, t = 1 .. T. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
 __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -451,14 +477,7 @@ static void path_stats(stress *S, worker *w, uint64_t p, const keel_backtest_res
   /* the fan chart: every point's bucket now, the counts every FANQ paths
    * (fan_flush) */
   const size_t P = S->P;
-  const long base = S->fan_base;
-  uint32_t *restrict fb = w->fanb + w->nfan * P;
-  for (size_t i = 0; i < P; i++) {
-    const double x = v[R->band_rows[i]];
-    long b = x > 0 ? mag_key(x) - base : 0;
-    b = b < 0 ? 0 : b >= (long)NBINS ? (long)NBINS - 1 : b;
-    fb[i] = (uint32_t)b;
-  }
+  fan_buckets(P, v, S->every_row ? NULL : R->band_rows, S->fan_base, w->fanb + w->nfan * P);
   if (++w->nfan == FANQ) fan_flush(S, w);
   if (R->paths)
     for (size_t i = 0; i < P; i++) R->paths[p * P + i] = v[R->band_rows[i]];
@@ -935,9 +954,11 @@ keel_status keel_stress_run(keel_ctx *ctx, const keel_stress_options *o, keel_st
     st = KEEL_ENOMEM;
     goto done;
   }
+  S.every_row = P == T + 1;
   for (size_t i = 0; i < P; i++) {
     R->band_rows[i] = P == 1 ? T : (size_t)nearbyint((double)i * (double)T / (double)(P - 1));
     R->band_dates[i] = dates[pre + R->band_rows[i]];
+    S.every_row &= R->band_rows[i] == i;
   }
 
   /* the workers, set up here so a bad account fails before any thread */
