@@ -301,6 +301,7 @@ int keeli_simd_level(int cap) {
 
 /* m normals into out, m a multiple of R4_L. */
 static void rng4_normals(rng4 *r, double *out, size_t m, int vec) {
+  (void)vec; /* (a build without the vector code) */
   r4miss miss[R4_L * R4_CHUNK];
   for (size_t g0 = 0; g0 < m / R4_L; g0 += R4_CHUNK) {
     const size_t g1 = m / R4_L - g0 < R4_CHUNK ? m / R4_L : g0 + R4_CHUNK;
