@@ -385,15 +385,20 @@ static void fan_buckets(size_t P, const double *restrict v, const size_t *restri
   }
 }
 
-/* q[t] = (v[t] - f[t]) / v[t - 1] where v[t - 1] > 0, else 1, t = 1 .. T. */
+/* q[t] = (v[t] - f[t]) / v[t - 1] where v[t - 1] > 0, else 1, t = 1 .. T,
+ * and whether any f[t], t = 1 .. T, is not 0: loops the compiler
+ * vectorises. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
-static void step_ratios(size_t T, const double *restrict v, const double *restrict f, double *restrict q) {
+static int step_ratios(size_t T, const double *restrict v, const double *restrict f, double *restrict q) {
   for (size_t t = 1; t <= T; t++) {
     const double d = (v[t] - f[t]) / v[t - 1];
     q[t] = v[t - 1] > 0 ? d : 1.0;
   }
+  int any = 0;
+  for (size_t t = 1; t <= T; t++) any |= f[t] != 0;
+  return any;
 }
 
 static void path_stats(stress *S, worker *w, uint64_t p, const keel_backtest_result *r) {
@@ -408,7 +413,16 @@ static void path_stats(stress *S, worker *w, uint64_t p, const keel_backtest_res
    * exactly 1 where the value before is not above 0): the loop below then
    * waits on no division when it mispredicts a new peak */
   double *restrict q = w->work; /* T + 1 doubles, free until cf below */
-  step_ratios(T, v, f, q);
+  const int later_flows = step_ratios(T, v, f, q);
+  /* money in and out in their own loop, where there are flows (each sum in
+   * the order of the rows, as before) */
+  if (later_flows) {
+    flows = 1;
+    for (size_t t = 1; t <= T; t++) {
+      if (f[t] > 0) in += f[t];
+      if (f[t] < 0) out -= f[t];
+    }
+  }
   for (size_t t = 1; t <= T; t++) {
     idx *= q[t];
     if (idx >= peak) {
@@ -426,10 +440,7 @@ static void path_stats(stress *S, worker *w, uint64_t p, const keel_backtest_res
       }
     }
     costs += c[t];
-    if (v[t] > vmax) vmax = v[t];
-    if (f[t] > 0) in += f[t];
-    if (f[t] < 0) out -= f[t];
-    flows |= f[t] != 0;
+    vmax = v[t] > vmax ? v[t] : vmax; /* (a select: new maxima come at random steps) */
   }
   const double W = v[T], years = R->years;
   double cagr = idx > 0 ? pow(idx, 1 / years) - 1 : -1, irr;
