@@ -228,6 +228,7 @@ typedef struct worker {
   uint32_t *fanb; /* FANQ x npoints: the buckets of the paths not counted yet */
   size_t nfan;    /* paths in fanb */
   uint32_t *fanlo, *fanhi; /* npoints: the buckets counted lie in [lo, hi] */
+  uint32_t *fanbmin, *fanbmax; /* npoints: the least and greatest bucket in fanb */
   uint32_t *sk;   /* KEEL_STRESS_NSTATS x SK_NB, or NULL with keep_paths */
   uint32_t sklo[KEEL_STRESS_NSTATS], skhi[KEEL_STRESS_NSTATS]; /* sk's counts lie in [lo, hi] */
   xsum sum[KEEL_STRESS_NSTATS + 2]; /* the statistics, then money in and out */
@@ -343,12 +344,8 @@ static void fan_flush(stress *S, worker *w) {
   const uint32_t *restrict fb = w->fanb;
   for (size_t i = 0; i < P; i++) {
     uint16_t *restrict h = w->hist + i * NBINS;
-    uint32_t a = (uint32_t)NBINS - 1, b = 0;
-    for (size_t k = 0; k < m; k++) {
-      const uint32_t c = fb[k * P + i];
-      a = c < a ? c : a;
-      b = c > b ? c : b;
-    }
+    const uint32_t a = w->fanbmin[i], b = w->fanbmax[i];
+    w->fanbmin[i] = (uint32_t)NBINS - 1, w->fanbmax[i] = 0;
     if (m && (a < w->fanlo[i] || b > w->fanhi[i])) {
       const gaps g = widen(&w->fanlo[i], &w->fanhi[i], a, b);
       ZERO_GAPS(h, g);
@@ -362,18 +359,21 @@ static void fan_flush(stress *S, worker *w) {
 
 /* The fan chart's bucket of each point's value v[rows[i]] (v[i] when rows
  * is NULL, a loop that vectorises): its magnitude's bucket less base,
- * within [0, NBINS), 0 for a value not above 0. */
+ * within [0, NBINS), 0 for a value not above 0; bmin and bmax keep each
+ * point's least and greatest bucket since the last count. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 static void fan_buckets(size_t P, const double *restrict v, const size_t *restrict rows, long base,
-                        uint32_t *restrict out) {
+                        uint32_t *restrict out, uint32_t *restrict bmin, uint32_t *restrict bmax) {
   if (!rows) {
     for (size_t i = 0; i < P; i++) {
       const double x = v[i];
       long b = x > 0 ? mag_key(x) - base : 0;
       b = b < 0 ? 0 : b >= (long)NBINS ? (long)NBINS - 1 : b;
       out[i] = (uint32_t)b;
+      bmin[i] = (uint32_t)b < bmin[i] ? (uint32_t)b : bmin[i];
+      bmax[i] = (uint32_t)b > bmax[i] ? (uint32_t)b : bmax[i];
     }
     return;
   }
@@ -382,6 +382,8 @@ static void fan_buckets(size_t P, const double *restrict v, const size_t *restri
     long b = x > 0 ? mag_key(x) - base : 0;
     b = b < 0 ? 0 : b >= (long)NBINS ? (long)NBINS - 1 : b;
     out[i] = (uint32_t)b;
+    bmin[i] = (uint32_t)b < bmin[i] ? (uint32_t)b : bmin[i];
+    bmax[i] = (uint32_t)b > bmax[i] ? (uint32_t)b : bmax[i];
   }
 }
 
@@ -488,7 +490,7 @@ static void path_stats(stress *S, worker *w, uint64_t p, const keel_backtest_res
   /* the fan chart: every point's bucket now, the counts every FANQ paths
    * (fan_flush) */
   const size_t P = S->P;
-  fan_buckets(P, v, S->every_row ? NULL : R->band_rows, S->fan_base, w->fanb + w->nfan * P);
+  fan_buckets(P, v, S->every_row ? NULL : R->band_rows, S->fan_base, w->fanb + w->nfan * P, w->fanbmin, w->fanbmax);
   if (++w->nfan == FANQ) fan_flush(S, w);
   if (R->paths)
     for (size_t i = 0; i < P; i++) R->paths[p * P + i] = v[R->band_rows[i]];
@@ -664,6 +666,8 @@ static void worker_free(stress *S, worker *w) {
     keeli_free(w->ctx, w->fanb);
     keeli_free(w->ctx, w->fanlo);
     keeli_free(w->ctx, w->fanhi);
+    keeli_free(w->ctx, w->fanbmin);
+    keeli_free(w->ctx, w->fanbmax);
     keeli_free(w->ctx, w->sk);
   }
   keel_ctx_free(w->ctx);
@@ -704,11 +708,13 @@ static keel_status worker_setup(keel_ctx *ctx, stress *S, worker *w, const keel_
               !(w->fanb = keeli_alloc_array(w->ctx, FANQ * S->P, sizeof(uint32_t))) ||
               !(w->fanlo = keeli_alloc_array(w->ctx, S->P, sizeof(uint32_t))) ||
               !(w->fanhi = keeli_calloc(w->ctx, S->P, sizeof(uint32_t))) ||
+              !(w->fanbmin = keeli_alloc_array(w->ctx, S->P, sizeof(uint32_t))) ||
+              !(w->fanbmax = keeli_calloc(w->ctx, S->P, sizeof(uint32_t))) ||
               (!o->keep_paths && !(w->sk = keeli_alloc_array(w->ctx, (size_t)KEEL_STRESS_NSTATS * SK_NB, sizeof(uint32_t))))))
     st = KEEL_ENOMEM;
   if (st) return keeli_error(ctx, st, "%s", keel_errmsg(w->ctx));
   /* every range of counts empty (lo > hi) */
-  for (size_t i = 0; i < S->P; i++) w->fanlo[i] = 1, w->fanhi[i] = 0;
+  for (size_t i = 0; i < S->P; i++) w->fanlo[i] = 1, w->fanhi[i] = 0, w->fanbmin[i] = (uint32_t)NBINS - 1;
   for (size_t k = 0; k < KEEL_STRESS_NSTATS; k++) w->sklo[k] = 1, w->skhi[k] = 0;
   return KEEL_OK;
 }
