@@ -1478,9 +1478,18 @@ static inline int quiet_row(run *E, sub_run *S, size_t t) {
 
 #ifdef KEEL_ENGINE_AVX2
 /* S as quiet_row leaves it after rows t0 .. t - 1 of a run of quiet rows
- * (none when t == t0), the last at prices last and of value V. */
-static inline void stretch_end(run *E, sub_run *S, const double *last, size_t t0, size_t t, double V) {
+ * (none when t == t0), the last at prices last and of value V; the rows'
+ * cash (unchanged on them) and zero flows, trades and costs are filled in
+ * here, once, rather than row by row. */
+static inline void stretch_end(run *E, sub_run *S, keel_backtest_result *r, const double *last, size_t t0, size_t t,
+                               double V) {
   if (t == t0) return;
+  sub_result *u = S->res;
+  const double cash = S->cash, rc = 0.0 + S->cash;
+  for (size_t k = t0; k < t; k++) u->cash[k] = cash, r->cash[k] = rc;
+  memset(u->flows + t0, 0, (t - t0) * sizeof(double));
+  memset(u->traded + t0, 0, (t - t0) * sizeof(double));
+  memset(u->costs + t0, 0, (t - t0) * sizeof(double));
   S->px = S->lastp = last;
   S->vmark = S->vprev = V;
   S->marked = 1;
@@ -1534,10 +1543,7 @@ __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE size_t quiet_stretch_n
     }
     l0 = x0, l1 = x1, l2 = x2, l3 = x3;
     u->values[t] = v;
-    u->cash[t] = cash;
-    u->flows[t] = u->traded[t] = u->costs[t] = 0;
     r->values[t] = 0.0 + v;
-    r->cash[t] = 0.0 + cash;
     V = v;
   }
 #undef PX
@@ -1548,7 +1554,7 @@ __attribute__((target("avx2"))) static KEEL_ALWAYS_INLINE size_t quiet_stretch_n
     if (8 < na) _mm256_storeu_pd(x + 8, l2);
     if (12 < na) _mm256_storeu_pd(x + 12, l3);
   }
-  stretch_end(E, S, base + (t - 1) * stride, t0, t, V);
+  stretch_end(E, S, r, base + (t - 1) * stride, t0, t, V);
   return t;
 }
 
@@ -1594,17 +1600,14 @@ __attribute__((target("avx512f"))) static KEEL_ALWAYS_INLINE size_t quiet_stretc
     }
     l0 = x0, l1 = x1;
     u->values[t] = v;
-    u->cash[t] = cash;
-    u->flows[t] = u->traded[t] = u->costs[t] = 0;
     r->values[t] = 0.0 + v;
-    r->cash[t] = 0.0 + cash;
     V = v;
   }
   if (t > t0) {
     _mm512_mask_storeu_pd(S->x, m0, l0);
     if (m1) _mm512_mask_storeu_pd(S->x + 8, m1, l1);
   }
-  stretch_end(E, S, base + (t - 1) * stride, t0, t, V);
+  stretch_end(E, S, r, base + (t - 1) * stride, t0, t, V);
   return t;
 }
 
