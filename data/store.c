@@ -153,6 +153,31 @@ static void rollback(keel_store *s) {
   if (!sqlite3_get_autocommit(s->db)) exec(s, "ROLLBACK");
 }
 
+/* A transaction's statements, one at a time: the next one into *q, the
+ * last one finalised first. */
+static int prepare_next(keel_store *s, sqlite3_stmt **q, const char *sql) {
+  sqlite3_finalize(*q);
+  *q = NULL;
+  return sqlite3_prepare_v2(s->db, sql, -1, q, NULL);
+}
+
+/* The end of a transaction of statements in *q: the last finalised, then
+ * COMMIT. Returns an SQLite code. */
+static int tx_commit(keel_store *s, sqlite3_stmt **q) {
+  sqlite3_finalize(*q);
+  *q = NULL;
+  return exec(s, "COMMIT");
+}
+
+/* A failure while doing, inside a transaction: the error (read before the
+ * statement q is finalised), then the rollback. */
+static keel_status tx_fail(keel_ctx *ctx, keel_store *s, sqlite3_stmt *q, const char *doing) {
+  const keel_status st = db_error(ctx, s, doing);
+  sqlite3_finalize(q);
+  rollback(s);
+  return st;
+}
+
 /* Reads one integer from a query; returns an SQLite code. */
 static int query_int(keel_store *s, const char *sql, long long *out) {
   sqlite3_stmt *st;
@@ -570,11 +595,12 @@ static void bind_text_or_null(sqlite3_stmt *q, int col, const char *t) {
 
 /* The schema-2 parts of a run: sub-accounts, their metrics and series,
  * events and optimiser calls. Returns an SQLite code; *q is the statement
- * in use (finalized by the caller on failure). */
+ * in use (the caller's last, finalised first; the caller finalises the last
+ * one, at its commit or on failure). */
 static int save_v2_parts(keel_store *s, sqlite3_int64 id, const keel_run_record *rec, sqlite3_stmt **q,
                          const char **doing) {
   *doing = "inserting sub-accounts";
-  if (sqlite3_prepare_v2(s->db, "INSERT INTO subaccounts VALUES (?1, ?2, ?3, ?4)", -1, q, NULL) != SQLITE_OK)
+  if (prepare_next(s, q, "INSERT INTO subaccounts VALUES (?1, ?2, ?3, ?4)") != SQLITE_OK)
     return SQLITE_ERROR;
   for (size_t k = 0; k < rec->nsubs; k++) {
     sqlite3_reset(*q);
@@ -584,10 +610,8 @@ static int save_v2_parts(keel_store *s, sqlite3_int64 id, const keel_run_record 
     sqlite3_bind_double(*q, 4, rec->subs[k].capital);
     if (sqlite3_step(*q) != SQLITE_DONE) return SQLITE_ERROR;
   }
-  sqlite3_finalize(*q);
-  *q = NULL;
   *doing = "inserting sub-account metrics";
-  if (sqlite3_prepare_v2(s->db, "INSERT INTO sub_metrics VALUES (?1, ?2, ?3, ?4)", -1, q, NULL) != SQLITE_OK)
+  if (prepare_next(s, q, "INSERT INTO sub_metrics VALUES (?1, ?2, ?3, ?4)") != SQLITE_OK)
     return SQLITE_ERROR;
   for (size_t k = 0; k < rec->nsubs; k++)
     for (size_t m = 0; m < rec->subs[k].nmetrics; m++) {
@@ -598,10 +622,8 @@ static int save_v2_parts(keel_store *s, sqlite3_int64 id, const keel_run_record 
       bind_real_or_null(*q, 4, rec->subs[k].metric_values[m]);
       if (sqlite3_step(*q) != SQLITE_DONE) return SQLITE_ERROR;
     }
-  sqlite3_finalize(*q);
-  *q = NULL;
   *doing = "inserting sub-account equity curves";
-  if (sqlite3_prepare_v2(s->db, "INSERT INTO sub_equity VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, q, NULL) != SQLITE_OK)
+  if (prepare_next(s, q, "INSERT INTO sub_equity VALUES (?1, ?2, ?3, ?4, ?5, ?6)") != SQLITE_OK)
     return SQLITE_ERROR;
   for (size_t k = 0; k < rec->nsubs; k++) {
     const keel_run_sub *u = &rec->subs[k];
@@ -622,13 +644,9 @@ static int save_v2_parts(keel_store *s, sqlite3_int64 id, const keel_run_record 
       if (sqlite3_step(*q) != SQLITE_DONE) return SQLITE_ERROR;
     }
   }
-  sqlite3_finalize(*q);
-  *q = NULL;
   *doing = "inserting events";
-  if (sqlite3_prepare_v2(s->db,
-                         "INSERT INTO events(run_id, date, sub, symbol, kind, stop, price, level) "
-                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                         -1, q, NULL) != SQLITE_OK)
+  if (prepare_next(s, q, "INSERT INTO events(run_id, date, sub, symbol, kind, stop, price, level) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") != SQLITE_OK)
     return SQLITE_ERROR;
   for (size_t e = 0; e < rec->nevents; e++) {
     const keel_run_event *ev = &rec->events[e];
@@ -643,13 +661,9 @@ static int save_v2_parts(keel_store *s, sqlite3_int64 id, const keel_run_record 
     bind_real_or_null(*q, 8, ev->level);
     if (sqlite3_step(*q) != SQLITE_DONE) return SQLITE_ERROR;
   }
-  sqlite3_finalize(*q);
-  *q = NULL;
   *doing = "inserting optimiser calls";
-  if (sqlite3_prepare_v2(s->db,
-                         "INSERT INTO optimizer_calls(run_id, date, sub, status, iterations, solves, polished, "
-                         "res_prim, res_dual, ret, vol) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                         -1, q, NULL) != SQLITE_OK)
+  if (prepare_next(s, q, "INSERT INTO optimizer_calls(run_id, date, sub, status, iterations, solves, polished, "
+                         "res_prim, res_dual, ret, vol) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)") != SQLITE_OK)
     return SQLITE_ERROR;
   for (size_t c = 0; c < rec->nopt_calls; c++) {
     const keel_run_opt_call *oc = &rec->opt_calls[c];
@@ -667,10 +681,8 @@ static int save_v2_parts(keel_store *s, sqlite3_int64 id, const keel_run_record 
     bind_real_or_null(*q, 11, oc->vol);
     if (sqlite3_step(*q) != SQLITE_DONE) return SQLITE_ERROR;
   }
-  sqlite3_finalize(*q);
-  *q = NULL;
   *doing = "inserting sub-account weights";
-  if (sqlite3_prepare_v2(s->db, "INSERT INTO sub_weights VALUES (?1, ?2, ?3, ?4, ?5)", -1, q, NULL) != SQLITE_OK)
+  if (prepare_next(s, q, "INSERT INTO sub_weights VALUES (?1, ?2, ?3, ?4, ?5)") != SQLITE_OK)
     return SQLITE_ERROR;
   for (size_t k = 0; k < rec->nweights; k++) {
     const keel_run_weight *w = &rec->weights[k];
@@ -682,8 +694,6 @@ static int save_v2_parts(keel_store *s, sqlite3_int64 id, const keel_run_record 
     sqlite3_bind_double(*q, 5, w->weight);
     if (sqlite3_step(*q) != SQLITE_DONE) return SQLITE_ERROR;
   }
-  sqlite3_finalize(*q);
-  *q = NULL;
   return SQLITE_OK;
 }
 
@@ -729,11 +739,8 @@ keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s, const keel_run_rec
   bind_text_or_null(q, 18, rec->benchmark_symbol);
   if (sqlite3_step(q) != SQLITE_DONE) goto fail;
   sqlite3_int64 id = sqlite3_last_insert_rowid(s->db);
-  sqlite3_finalize(q);
-  q = NULL;
-
   doing = "inserting metrics";
-  if (sqlite3_prepare_v2(s->db, "INSERT INTO metrics VALUES (?1, ?2, ?3)", -1, &q, NULL) != SQLITE_OK) goto fail;
+  if (prepare_next(s, &q, "INSERT INTO metrics VALUES (?1, ?2, ?3)") != SQLITE_OK) goto fail;
   for (size_t k = 0; k < rec->nmetrics; k++) {
     sqlite3_reset(q);
     sqlite3_bind_int64(q, 1, id);
@@ -741,11 +748,11 @@ keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s, const keel_run_rec
     bind_real_or_null(q, 3, rec->metric_values[k]);
     if (sqlite3_step(q) != SQLITE_DONE) goto fail;
   }
-  sqlite3_finalize(q);
-  q = NULL;
-
   doing = "inserting the equity curve";
-  if (sqlite3_prepare_v2(s->db, "INSERT INTO equity(run_id, date, value, cash, flow, benchmark) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, &q, NULL) != SQLITE_OK) goto fail;
+  if (prepare_next(s, &q,
+                   "INSERT INTO equity(run_id, date, value, cash, flow, benchmark) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") !=
+      SQLITE_OK)
+    goto fail;
   for (size_t i = 0; i < rec->npoints; i++) {
     sqlite3_reset(q);
     sqlite3_bind_int64(q, 1, id);
@@ -765,14 +772,9 @@ keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s, const keel_run_rec
       sqlite3_bind_null(q, 6);
     if (sqlite3_step(q) != SQLITE_DONE) goto fail;
   }
-  sqlite3_finalize(q);
-  q = NULL;
-
   doing = "inserting trades";
-  if (sqlite3_prepare_v2(s->db,
-                         "INSERT INTO trades(run_id, date, symbol, reason, shares, price, notional, cost, sub) "
-                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                         -1, &q, NULL) != SQLITE_OK)
+  if (prepare_next(s, &q, "INSERT INTO trades(run_id, date, symbol, reason, shares, price, notional, cost, sub) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)") != SQLITE_OK)
     goto fail;
   for (size_t t = 0; t < rec->ntrades; t++) {
     const keel_trade *tr = &rec->trades[t];
@@ -788,18 +790,13 @@ keel_status keel_store_save_run(keel_ctx *ctx, keel_store *s, const keel_run_rec
     sqlite3_bind_int64(q, 9, (sqlite3_int64)tr->sub);
     if (sqlite3_step(q) != SQLITE_DONE) goto fail;
   }
-  sqlite3_finalize(q);
-  q = NULL;
   if (save_v2_parts(s, id, rec, &q, &doing) != SQLITE_OK) goto fail;
   doing = "committing the run";
-  if (exec(s, "COMMIT") != SQLITE_OK) goto fail;
+  if (tx_commit(s, &q) != SQLITE_OK) goto fail;
   if (run_id) *run_id = id;
   return KEEL_OK;
 fail:
-  st = db_error(ctx, s, doing);
-  sqlite3_finalize(q);
-  rollback(s);
-  return st;
+  return tx_fail(ctx, s, q, doing);
 }
 
 keel_status keel_store_has_job(keel_ctx *ctx, keel_store *s, const char *job_hash, int *found) {
@@ -895,10 +892,8 @@ keel_status keel_store_save_stress(keel_ctx *ctx, keel_store *s, const keel_stre
   bind_real_or_null(q, 15, rec->mean_in);
   bind_real_or_null(q, 16, rec->mean_out);
   if (sqlite3_step(q) != SQLITE_DONE) goto fail;
-  sqlite3_finalize(q);
-  q = NULL;
   doing = "inserting the stress statistics";
-  if (sqlite3_prepare_v2(s->db, "INSERT INTO stress_stats VALUES (?1, ?2, ?3, ?4)", -1, &q, NULL) != SQLITE_OK)
+  if (prepare_next(s, &q, "INSERT INTO stress_stats VALUES (?1, ?2, ?3, ?4)") != SQLITE_OK)
     goto fail;
   for (size_t i = 0; i < rec->nstats; i++)
     for (size_t m = 0; m < rec->nmeasures; m++) {
@@ -909,11 +904,8 @@ keel_status keel_store_save_stress(keel_ctx *ctx, keel_store *s, const keel_stre
       bind_real_or_null(q, 4, rec->stat_values[i * rec->nmeasures + m]);
       if (sqlite3_step(q) != SQLITE_DONE) goto fail;
     }
-  sqlite3_finalize(q);
-  q = NULL;
   doing = "inserting the fan chart";
-  if (sqlite3_prepare_v2(s->db, "INSERT INTO stress_bands VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", -1, &q, NULL) !=
-      SQLITE_OK)
+  if (prepare_next(s, &q, "INSERT INTO stress_bands VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") != SQLITE_OK)
     goto fail;
   for (size_t i = 0; i < rec->npoints; i++) {
     sqlite3_reset(q);
@@ -923,10 +915,8 @@ keel_status keel_store_save_stress(keel_ctx *ctx, keel_store *s, const keel_stre
     for (int b = 0; b < 5; b++) bind_real_or_null(q, 4 + b, rec->bands[i * 5 + (size_t)b]);
     if (sqlite3_step(q) != SQLITE_DONE) goto fail;
   }
-  sqlite3_finalize(q);
-  q = NULL;
   doing = "inserting the terminal wealth histogram";
-  if (sqlite3_prepare_v2(s->db, "INSERT INTO stress_hist VALUES (?1, ?2, ?3, ?4, ?5)", -1, &q, NULL) != SQLITE_OK)
+  if (prepare_next(s, &q, "INSERT INTO stress_hist VALUES (?1, ?2, ?3, ?4, ?5)") != SQLITE_OK)
     goto fail;
   for (size_t i = 0; i < rec->nhist; i++) {
     sqlite3_reset(q);
@@ -937,17 +927,12 @@ keel_status keel_store_save_stress(keel_ctx *ctx, keel_store *s, const keel_stre
     sqlite3_bind_double(q, 5, isfinite(rec->hist_share[i]) ? rec->hist_share[i] : 0);
     if (sqlite3_step(q) != SQLITE_DONE) goto fail;
   }
-  sqlite3_finalize(q);
-  q = NULL;
   doing = "committing the stress run";
-  if (exec(s, "COMMIT") != SQLITE_OK) goto fail;
+  if (tx_commit(s, &q) != SQLITE_OK) goto fail;
   if (run_id) *run_id = id;
   return KEEL_OK;
 fail:
-  st = db_error(ctx, s, doing);
-  sqlite3_finalize(q);
-  rollback(s);
-  return st;
+  return tx_fail(ctx, s, q, doing);
 }
 
 /* ---- optimisations (schema version 4) --------------------------------------- */
@@ -997,11 +982,8 @@ keel_status keel_store_save_optimization(keel_ctx *ctx, keel_store *s, const kee
                        rec->current_vol};
   for (int k = 0; k < 8; k++) bind_real_or_null(q, 5 + k, rec->weights || k >= 6 ? pv[k] : NAN);
   if (sqlite3_step(q) != SQLITE_DONE) goto fail;
-  sqlite3_finalize(q);
-  q = NULL;
   doing = "inserting the assets";
-  if (sqlite3_prepare_v2(s->db, "INSERT INTO opt_assets VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", -1, &q, NULL) !=
-      SQLITE_OK)
+  if (prepare_next(s, &q, "INSERT INTO opt_assets VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") != SQLITE_OK)
     goto fail;
   for (size_t i = 0; i < rec->nassets; i++) {
     sqlite3_reset(q);
@@ -1015,10 +997,8 @@ keel_status keel_store_save_optimization(keel_ctx *ctx, keel_store *s, const kee
     bind_opt_real(q, 8, rec->risk_contrib, i);
     if (sqlite3_step(q) != SQLITE_DONE) goto fail;
   }
-  sqlite3_finalize(q);
-  q = NULL;
   doing = "inserting the frontier";
-  if (sqlite3_prepare_v2(s->db, "INSERT INTO opt_frontier VALUES (?1, ?2, ?3, ?4)", -1, &q, NULL) != SQLITE_OK)
+  if (prepare_next(s, &q, "INSERT INTO opt_frontier VALUES (?1, ?2, ?3, ?4)") != SQLITE_OK)
     goto fail;
   for (size_t k = 0; k < rec->npoints; k++) {
     sqlite3_reset(q);
@@ -1028,12 +1008,9 @@ keel_status keel_store_save_optimization(keel_ctx *ctx, keel_store *s, const kee
     sqlite3_bind_double(q, 4, rec->frontier_vol[k]);
     if (sqlite3_step(q) != SQLITE_DONE) goto fail;
   }
-  sqlite3_finalize(q);
-  q = NULL;
   if (rec->frontier_weights) {
     doing = "inserting the frontier's weights";
-    if (sqlite3_prepare_v2(s->db, "INSERT INTO opt_frontier_weights VALUES (?1, ?2, ?3, ?4)", -1, &q, NULL) !=
-        SQLITE_OK)
+    if (prepare_next(s, &q, "INSERT INTO opt_frontier_weights VALUES (?1, ?2, ?3, ?4)") != SQLITE_OK)
       goto fail;
     for (size_t k = 0; k < rec->npoints; k++)
       for (size_t i = 0; i < rec->nassets; i++) {
@@ -1046,16 +1023,11 @@ keel_status keel_store_save_optimization(keel_ctx *ctx, keel_store *s, const kee
         sqlite3_bind_double(q, 4, w);
         if (sqlite3_step(q) != SQLITE_DONE) goto fail;
       }
-    sqlite3_finalize(q);
-    q = NULL;
   }
   doing = "committing the optimisation";
-  if (exec(s, "COMMIT") != SQLITE_OK) goto fail;
+  if (tx_commit(s, &q) != SQLITE_OK) goto fail;
   if (run_id) *run_id = id;
   return KEEL_OK;
 fail:
-  st = db_error(ctx, s, doing);
-  sqlite3_finalize(q);
-  rollback(s);
-  return st;
+  return tx_fail(ctx, s, q, doing);
 }
