@@ -44,14 +44,7 @@ static void metric_values(const keel_metrics *m, double *out) {
 /* The panel row of the run's first point. */
 static int first_row(const keel_panel *panel, keel_date d0, size_t *row) {
   const keel_date *pd = keel_panel_dates(panel);
-  size_t lo = 0, hi = keel_panel_ndates(panel);
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (pd[mid] < d0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
+  const size_t lo = keeli_date_lower_bound(pd, keel_panel_ndates(panel), d0);
   if (lo == keel_panel_ndates(panel) || pd[lo] != d0) return -1;
   *row = lo;
   return 0;

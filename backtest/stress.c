@@ -707,14 +707,14 @@ static keel_status worker_setup(keel_ctx *ctx, stress *S, worker *w, const keel_
               (S->res->npaths > UINT16_MAX && !(w->hist32 = keeli_alloc_array(w->ctx, S->P * NBINS, sizeof(uint32_t)))) ||
               !(w->fanb = keeli_alloc_array(w->ctx, FANQ * S->P, sizeof(uint32_t))) ||
               !(w->fanlo = keeli_alloc_array(w->ctx, S->P, sizeof(uint32_t))) ||
-              !(w->fanhi = keeli_calloc(w->ctx, S->P, sizeof(uint32_t))) ||
+              !(w->fanhi = keeli_alloc_array(w->ctx, S->P, sizeof(uint32_t))) ||
               !(w->fanbmin = keeli_alloc_array(w->ctx, S->P, sizeof(uint32_t))) ||
-              !(w->fanbmax = keeli_calloc(w->ctx, S->P, sizeof(uint32_t))) ||
+              !(w->fanbmax = keeli_alloc_array(w->ctx, S->P, sizeof(uint32_t))) ||
               (!o->keep_paths && !(w->sk = keeli_alloc_array(w->ctx, (size_t)KEEL_STRESS_NSTATS * SK_NB, sizeof(uint32_t))))))
     st = KEEL_ENOMEM;
   if (st) return keeli_error(ctx, st, "%s", keel_errmsg(w->ctx));
   /* every range of counts empty (lo > hi) */
-  for (size_t i = 0; i < S->P; i++) w->fanlo[i] = 1, w->fanhi[i] = 0, w->fanbmin[i] = (uint32_t)NBINS - 1;
+  for (size_t i = 0; i < S->P; i++) w->fanlo[i] = 1, w->fanhi[i] = 0, w->fanbmin[i] = (uint32_t)NBINS - 1, w->fanbmax[i] = 0;
   for (size_t k = 0; k < KEEL_STRESS_NSTATS; k++) w->sklo[k] = 1, w->skhi[k] = 0;
   return KEEL_OK;
 }

@@ -3,6 +3,7 @@
  * H. Hinnant, "chrono-Compatible Low-Level Date Algorithms" (2013). */
 #include <stdio.h>
 
+#include "core/internal.h"
 #include "keel/date.h"
 
 static int is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
@@ -74,4 +75,16 @@ int keel_date_parse(const char *s, size_t len, keel_date *out) {
     return -1;
   }
   return keel_date_from_ymd(y, m, d, out);
+}
+
+size_t keeli_date_lower_bound(const keel_date *d, size_t n, keel_date x) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if (d[mid] < x)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "keel/ctx.h"
+#include "keel/date.h"
 #include "keel/matrix.h"
 
 /* An allocator as kept by objects that outlive their context. */
@@ -95,6 +96,10 @@ void keeli_band_widths(const struct keel_band *b, size_t n, const double *t, dou
  * KEEL_FNV_OFFSET. */
 #define KEEL_FNV_OFFSET 0xcbf29ce484222325ULL
 unsigned long long keeli_fnv1a(unsigned long long h, const void *data, size_t n);
+
+/* The first index of the ascending dates d[0 .. n) whose date is not
+ * before x (n when none). In core/date.c. */
+size_t keeli_date_lower_bound(const keel_date *d, size_t n, keel_date x);
 
 /* qsort comparator of doubles, ascending (NaN-free input). In core/mc.c. */
 int keeli_cmp_double(const void *a, const void *b);

@@ -448,9 +448,7 @@ __attribute__((target("avx2"))) static long expb_avx2(const double *x, double *o
   }
   return big;
 }
-#endif
 
-#ifdef KEEL_R4_AVX2
 /* expb in AVX-512 vectors, eight values at a time: the same operations
  * again, so the same bits. */
 __attribute__((target("avx512f"))) static long expb_avx512(const double *x, double *out) {

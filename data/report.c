@@ -434,14 +434,7 @@ static double metric(const bt *b, const char *name) {
 }
 
 static size_t point_of(const bt *b, keel_date d) {
-  size_t lo = 0, hi = b->n;
-  while (lo < hi) {
-    size_t m = lo + (hi - lo) / 2;
-    if (b->dates[m] < d)
-      lo = m + 1;
-    else
-      hi = m;
-  }
+  const size_t lo = keeli_date_lower_bound(b->dates, b->n, d);
   return lo < b->n ? lo : b->n - 1;
 }
 

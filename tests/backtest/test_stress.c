@@ -477,14 +477,8 @@ static void test_fan_counts_past_16_bits(void **state) {
   const char *sym[1] = {"A"};
   const double w[1] = {1};
   keel_subaccount_spec sub;
-  keel_subaccount_spec_default(&sub);
-  sub.weights = w;
-  sub.capital = 1000;
-  sub.costs.use_lots = 0;
   keel_account_spec a;
-  keel_account_spec_default(&a);
-  a.nsubs = 1;
-  a.subs = &sub;
+  hold_spec(&a, &sub, w);
   keel_stress_options o;
   keel_stress_options_default(&o);
   o.gen = g;

@@ -121,6 +121,22 @@ static void test_lane_normals(void **state) {
   free(y);
 }
 
+/* A normal generator of n assets over 33 monthly steps (2.75 years: four
+ * blocks of 8 steps and one of 1). */
+static keel_mc *monthly_normal(size_t n, const double *mu, const double *cov) {
+  keel_mc_params p;
+  keel_mc_params_default(&p);
+  p.kind = KEEL_MC_NORMAL;
+  p.freq = KEEL_MC_MONTHLY;
+  p.years = 2.75;
+  p.nassets = n;
+  p.mu = mu;
+  p.cov = cov;
+  keel_mc *g = NULL;
+  assert_ok(CTX, keel_mc_new(CTX, &p, &g));
+  return g;
+}
+
 /* The normal generator's paths by the portable, AVX2 and AVX-512 code:
  * the same bits, for 1 to 17 assets (groups of eight rows and the rows
  * past them) and a last block of steps shorter than the rest, with a
@@ -142,16 +158,7 @@ static void test_path_levels_bitwise(void **state) {
           cov[i * n + j] = (a == b ? 1 : 0.4) * sa * sb;
         }
       }
-      keel_mc_params p;
-      keel_mc_params_default(&p);
-      p.kind = KEEL_MC_NORMAL;
-      p.freq = KEEL_MC_MONTHLY;
-      p.years = 2.75; /* 33 steps */
-      p.nassets = n;
-      p.mu = mu;
-      p.cov = cov;
-      keel_mc *g = NULL;
-      assert_ok(CTX, keel_mc_new(CTX, &p, &g));
+      keel_mc *g = monthly_normal(n, mu, cov);
       const size_t T = keel_mc_nsteps(g);
       double *X = malloc(T * n * sizeof *X), *Y = malloc(T * n * sizeof *Y);
       for (uint64_t path = 0; path < 3; path++) {
@@ -190,16 +197,7 @@ static void test_normal_layout(void **state) {
           cov[i * n + j] = i == j ? si * sj : diag ? 0 : 0.4 * si * sj;
         }
       }
-      keel_mc_params p;
-      keel_mc_params_default(&p);
-      p.kind = KEEL_MC_NORMAL;
-      p.freq = KEEL_MC_MONTHLY;
-      p.years = 2.75; /* 33 steps: four blocks of 8 and one of 1 */
-      p.nassets = n;
-      p.mu = mu;
-      p.cov = cov;
-      keel_mc *g = NULL;
-      assert_ok(CTX, keel_mc_new(CTX, &p, &g));
+      keel_mc *g = monthly_normal(n, mu, cov);
       const size_t T = keel_mc_nsteps(g);
       assert_int_equal(T, 33);
       const double *m = keel_mc_step_mean(g, 0), *C = keel_mc_step_cov(g, 0);
