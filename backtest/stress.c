@@ -361,30 +361,28 @@ static void fan_flush(stress *S, worker *w) {
  * is NULL, a loop that vectorises): its magnitude's bucket less base,
  * within [0, NBINS), 0 for a value not above 0; bmin and bmax keep each
  * point's least and greatest bucket since the last count. */
+static inline uint32_t fan_bucket(double x, long base) {
+  long b = x > 0 ? mag_key(x) - base : 0;
+  return (uint32_t)(b < 0 ? 0 : b >= (long)NBINS ? (long)NBINS - 1 : b);
+}
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(KEEL_NO_CLONES)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 static void fan_buckets(size_t P, const double *restrict v, const size_t *restrict rows, long base,
                         uint32_t *restrict out, uint32_t *restrict bmin, uint32_t *restrict bmax) {
-  if (!rows) {
+#define PUT(i, b) (out[i] = (b), bmin[i] = (b) < bmin[i] ? (b) : bmin[i], bmax[i] = (b) > bmax[i] ? (b) : bmax[i])
+  if (!rows)
     for (size_t i = 0; i < P; i++) {
-      const double x = v[i];
-      long b = x > 0 ? mag_key(x) - base : 0;
-      b = b < 0 ? 0 : b >= (long)NBINS ? (long)NBINS - 1 : b;
-      out[i] = (uint32_t)b;
-      bmin[i] = (uint32_t)b < bmin[i] ? (uint32_t)b : bmin[i];
-      bmax[i] = (uint32_t)b > bmax[i] ? (uint32_t)b : bmax[i];
+      const uint32_t b = fan_bucket(v[i], base);
+      PUT(i, b);
     }
-    return;
-  }
-  for (size_t i = 0; i < P; i++) {
-    const double x = v[rows[i]];
-    long b = x > 0 ? mag_key(x) - base : 0;
-    b = b < 0 ? 0 : b >= (long)NBINS ? (long)NBINS - 1 : b;
-    out[i] = (uint32_t)b;
-    bmin[i] = (uint32_t)b < bmin[i] ? (uint32_t)b : bmin[i];
-    bmax[i] = (uint32_t)b > bmax[i] ? (uint32_t)b : bmax[i];
-  }
+  else
+    for (size_t i = 0; i < P; i++) {
+      const uint32_t b = fan_bucket(v[rows[i]], base);
+      PUT(i, b);
+    }
+#undef PUT
 }
 
 /* q[t] = (v[t] - f[t]) / v[t - 1] where v[t - 1] > 0, else 1, t = 1 .. T,
